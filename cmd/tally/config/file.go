@@ -1,0 +1,22 @@
+package config
+
+import (
+	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/ingest/enrich"
+	"github.com/tally-analytics/tally/rules"
+	"github.com/tally-analytics/tally/store"
+)
+
+// File is tally.yaml as written by its owner.
+type File struct {
+	Listen       string                 `yaml:"listen"`
+	ClickHouse   store.Config           `yaml:"clickhouse"`
+	Collector    ingest.CollectorConfig `yaml:"collector"`
+	Sites        []ingest.Site          `yaml:"sites"`
+	APITokens    []ingest.Token         `yaml:"api_tokens"`
+	GeoIP        enrich.GeoIPConfig     `yaml:"geoip"`
+	Privacy      enrich.PrivacyConfig   `yaml:"privacy"`
+	Events       []ingest.Definition    `yaml:"events"`
+	Destinations []rules.Destination    `yaml:"destinations"`
+	Rules        []rules.Rule           `yaml:"rules"`
+}

@@ -1,0 +1,35 @@
+package ingest
+
+import "time"
+
+// Site is one website allowed to send completions through the snippet.
+type Site struct {
+	ID      string   `yaml:"id"`
+	Domains []string `yaml:"domains"` // allowed origins (host names) for /e and t.js
+	// CookieDomain is the Domain attribute of the visitor cookie; empty means
+	// host-only.
+	CookieDomain string `yaml:"cookie_domain"`
+	// CookieDays is the visitor cookie's lifetime; 0 means 390 days (13 months,
+	// the longest lifetime common consent regimes accept).
+	CookieDays int `yaml:"cookie_days"`
+}
+
+// Token is one API bearer token.
+type Token struct {
+	Name  string `yaml:"name"`
+	Token string `yaml:"token"`
+}
+
+// CollectorConfig tunes the HTTP collector.
+type CollectorConfig struct {
+	// EventPath is the snippet's collection path; empty means /e.
+	EventPath string `yaml:"event_path"`
+	// MaxBodyBytes bounds a request body; 0 means 1 MiB (a full API batch of
+	// 500 completions with 50 properties of 256 characters is about 7 MB, so
+	// the API path allows 16 MiB).
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// SessionTimeout ends a browser session after inactivity; 0 means 30 min.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For/Forwarded is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}

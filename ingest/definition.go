@@ -1,0 +1,255 @@
+package ingest
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of §4, counted in Unicode characters.
+const (
+	MaxEventNameLen       = 50
+	MaxLabelLen           = 100
+	MaxPropertyNameLen    = 50
+	MaxPropertiesPerEvent = 50  // custom properties per definition
+	MaxPropsPerCompletion = 50  // properties per completion
+	MaxValueLen           = 256 // property value
+	MaxLongValueLen       = 1024
+	MaxBatch              = 500
+	MaxFutureSkew         = 5 * time.Minute
+)
+
+// PropertyType is the type of a defined property.
+type PropertyType string
+
+const (
+	TypeString      PropertyType = "string"
+	TypeNumber      PropertyType = "number"
+	TypeDatetime    PropertyType = "datetime"
+	TypeDate        PropertyType = "date"
+	TypeEnumeration PropertyType = "enumeration"
+	TypeBool        PropertyType = "bool"
+)
+
+var propertyTypes = []PropertyType{TypeString, TypeNumber, TypeDatetime, TypeDate, TypeEnumeration, TypeBool}
+
+// Definition is one event definition from the config.
+type Definition struct {
+	Name        string     `yaml:"name"`
+	Label       string     `yaml:"label"`
+	Description string     `yaml:"description"`
+	Object      string     `yaml:"object"` // contact | company | deal | ticket | custom object name
+	Properties  []Property `yaml:"properties"`
+	Capture     []Capture  `yaml:"capture"`
+}
+
+// Property is one typed property of a definition.
+type Property struct {
+	Name        string       `yaml:"name"`
+	Label       string       `yaml:"label"`
+	Description string       `yaml:"description"`
+	Type        PropertyType `yaml:"type"`
+	Options     []string     `yaml:"options"`
+}
+
+// Capture is a no-code trigger the snippet runs: exactly one of Clicked (a CSS
+// selector) or Visited (a URL path pattern, * matching any run of characters).
+type Capture struct {
+	Clicked string `yaml:"clicked"`
+	Visited string `yaml:"visited"`
+}
+
+// FieldError is one problem with one field, named by its path
+// ("inputs[3].properties.year", "events[0].properties[2].name").
+type FieldError struct {
+	Path    string
+	Code    string // e.g. VALUE_TOO_LONG, UNKNOWN_PROPERTY, INVALID_NAME
+	Message string
+}
+
+func (e FieldError) Error() string { return e.Path + ": " + e.Message }
+
+func fieldErr(path, code, format string, args ...any) FieldError {
+	return FieldError{Path: path, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+var internalName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// PageViewEvent is the built-in event the snippet records for page views.
+const PageViewEvent = "page_view"
+
+// Property returns the defined property with that name.
+func (d *Definition) Property(name string) (*Property, bool) {
+	for i := range d.Properties {
+		if d.Properties[i].Name == name {
+			return &d.Properties[i], true
+		}
+	}
+	return nil, false
+}
+
+// Check validates a definition against the limits of §4; path is where it
+// sits in the config (e.g. "events[2]").
+func (d *Definition) Check(path string) []FieldError {
+	var errs []FieldError
+	errs = append(errs, checkName(path+".name", "event", d.Name, MaxEventNameLen)...)
+	if d.Name == PageViewEvent {
+		errs = append(errs, fieldErr(path+".name", "RESERVED_NAME", "event name %q is built in and cannot be redefined", d.Name))
+	}
+	if n := utf8.RuneCountInString(d.Label); n > MaxLabelLen {
+		errs = append(errs, fieldErr(path+".label", "LABEL_TOO_LONG", "label is %d characters; the limit is %d", n, MaxLabelLen))
+	}
+	if len(d.Properties) > MaxPropertiesPerEvent {
+		errs = append(errs, fieldErr(path+".properties", "TOO_MANY_PROPERTIES", "event %q defines %d properties; the limit is %d", d.Name, len(d.Properties), MaxPropertiesPerEvent))
+	}
+	seen := map[string]int{}
+	for i, p := range d.Properties {
+		pp := fmt.Sprintf("%s.properties[%d]", path, i)
+		errs = append(errs, checkName(pp+".name", "property", p.Name, MaxPropertyNameLen)...)
+		if j, dup := seen[p.Name]; dup && p.Name != "" {
+			errs = append(errs, fieldErr(pp+".name", "DUPLICATE_PROPERTY", "property %q is already defined at properties[%d]", p.Name, j))
+		}
+		seen[p.Name] = i
+		if strings.HasPrefix(p.Name, "hs_") {
+			errs = append(errs, fieldErr(pp+".name", "RESERVED_NAME", "property names starting with hs_ are reserved for standard properties"))
+		}
+		errs = append(errs, p.check(pp)...)
+	}
+	for i, c := range d.Capture {
+		cp := fmt.Sprintf("%s.capture[%d]", path, i)
+		if (c.Clicked == "") == (c.Visited == "") {
+			errs = append(errs, fieldErr(cp, "INVALID_CAPTURE", "a capture trigger needs exactly one of clicked (CSS selector) or visited (URL path pattern)"))
+		}
+		if c.Visited != "" && !strings.HasPrefix(c.Visited, "/") && !strings.Contains(c.Visited, "://") {
+			errs = append(errs, fieldErr(cp+".visited", "INVALID_CAPTURE", "visited pattern %q must start with / or be a full URL", c.Visited))
+		}
+	}
+	return errs
+}
+
+func (p *Property) check(path string) []FieldError {
+	var errs []FieldError
+	known := false
+	for _, t := range propertyTypes {
+		known = known || p.Type == t
+	}
+	if !known {
+		errs = append(errs, fieldErr(path+".type", "INVALID_TYPE", "unknown property type %q; use one of string, number, datetime, date, enumeration, bool", p.Type))
+	}
+	if p.Type == TypeEnumeration {
+		if len(p.Options) == 0 {
+			errs = append(errs, fieldErr(path+".options", "MISSING_OPTIONS", "enumeration property %q needs at least one option", p.Name))
+		}
+		for i, o := range p.Options {
+			if o == "" || strings.Contains(o, ";") {
+				errs = append(errs, fieldErr(fmt.Sprintf("%s.options[%d]", path, i), "INVALID_OPTION", "option %q must be non-empty and must not contain ';' (the multi-value separator)", o))
+			}
+		}
+	} else if len(p.Options) > 0 {
+		errs = append(errs, fieldErr(path+".options", "UNEXPECTED_OPTIONS", "options are only for enumeration properties; %q is %s", p.Name, p.Type))
+	}
+	if n := utf8.RuneCountInString(p.Label); n > MaxPropertyNameLen {
+		errs = append(errs, fieldErr(path+".label", "LABEL_TOO_LONG", "property label is %d characters; the limit is %d", n, MaxPropertyNameLen))
+	}
+	return errs
+}
+
+func checkName(path, what, name string, max int) []FieldError {
+	switch n := utf8.RuneCountInString(name); {
+	case n == 0:
+		return []FieldError{fieldErr(path, "MISSING_NAME", "%s name is required", what)}
+	case n > max:
+		return []FieldError{fieldErr(path, "NAME_TOO_LONG", "%s name %q is %d characters; the limit is %d", what, name, n, max)}
+	case !internalName.MatchString(name):
+		return []FieldError{fieldErr(path, "INVALID_NAME", "%s name %q must start with a letter and use only a-z, 0-9 and _", what, name)}
+	}
+	return nil
+}
+
+// MaxLen is the longest value the property may hold: 1,024 characters when
+// its name contains url, referrer or link, else 256.
+func MaxLen(propertyName string) int {
+	if strings.Contains(propertyName, "url") || strings.Contains(propertyName, "referrer") || strings.Contains(propertyName, "link") {
+		return MaxLongValueLen
+	}
+	return MaxValueLen
+}
+
+// Normalize checks a raw string value against the property's type and returns
+// its stored form: numbers in shortest decimal form, datetimes as epoch
+// milliseconds, dates as YYYY-MM-DD, bools as true/false, enumerations as the
+// options given (joined by ';'). Length limits are checked by the caller.
+func (p *Property) Normalize(v string) (string, error) {
+	switch p.Type {
+	case TypeString:
+		return v, nil
+	case TypeNumber:
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return "", fmt.Errorf("%q is not a finite decimal number", v)
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64), nil
+	case TypeDatetime:
+		t, err := ParseTime(v)
+		if err != nil {
+			return "", err
+		}
+		return strconv.FormatInt(t.UnixMilli(), 10), nil
+	case TypeDate:
+		t, err := ParseTime(v)
+		if err != nil {
+			return "", err
+		}
+		if t.Hour() != 0 || t.Minute() != 0 || t.Second() != 0 || t.Nanosecond() != 0 {
+			return "", fmt.Errorf("%q is not a date (ISO date or epoch milliseconds at midnight UTC)", v)
+		}
+		return t.Format("2006-01-02"), nil
+	case TypeBool:
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "true":
+			return "true", nil
+		case "false":
+			return "false", nil
+		}
+		return "", fmt.Errorf("%q is not a bool (true or false)", v)
+	case TypeEnumeration:
+		parts := strings.Split(v, ";")
+		for _, part := range parts {
+			ok := false
+			for _, o := range p.Options {
+				ok = ok || part == o
+			}
+			if !ok {
+				return "", fmt.Errorf("%q is not one of the options %s", part, strings.Join(p.Options, ", "))
+			}
+		}
+		return v, nil
+	}
+	return "", fmt.Errorf("property has unknown type %q", p.Type)
+}
+
+// ParseTime reads epoch milliseconds or ISO 8601 (RFC 3339, with or without
+// fractional seconds or zone, or a bare date) and returns UTC time truncated
+// to milliseconds.
+func ParseTime(v string) (time.Time, error) {
+	s := strings.TrimSpace(v)
+	if s == "" {
+		return time.Time{}, fmt.Errorf("empty time")
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if ms < 0 || ms > 253402300799999 { // 9999-12-31T23:59:59.999Z
+			return time.Time{}, fmt.Errorf("%q is out of range for epoch milliseconds", v)
+		}
+		return time.UnixMilli(ms).UTC(), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05.999999999Z0700", "2006-01-02 15:04:05.999999999", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC().Truncate(time.Millisecond), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not epoch milliseconds or ISO 8601", v)
+}

@@ -1,0 +1,3 @@
+// Package store keeps completions in ClickHouse: the schema and its
+// versioned migrations, the typed per-event views, and the batching writer.
+package store
