@@ -156,9 +156,11 @@ type RejectionSink interface {
 
 // Deduper answers whether an (event name, event id) pair is new, and marks it
 // seen. First wins: a later completion with the same pair is acknowledged but
-// neither stored nor forwarded.
+// neither stored nor forwarded. Forget undoes FirstSeen for completions the
+// Sink then refused, so that the client's retry is not taken for a duplicate.
 type Deduper interface {
 	FirstSeen(eventName, eventID string) bool
+	Forget(eventName, eventID string)
 }
 
 // EnrichFunc fills c.Enrichment (and may anonymise c.Client.IP).

@@ -45,6 +45,9 @@ type Definition struct {
 	Object      string     `yaml:"object"` // contact | company | deal | ticket | custom object name
 	Properties  []Property `yaml:"properties"`
 	Capture     []Capture  `yaml:"capture"`
+	// MatchingProperty names a property whose value identifies the record
+	// (HubSpot's customMatchingId); it ranks above objectId, email and utk.
+	MatchingProperty string `yaml:"matching_property"`
 }
 
 // Property is one typed property of a definition.
@@ -118,6 +121,11 @@ func (d *Definition) Check(path string) []FieldError {
 			errs = append(errs, fieldErr(pp+".name", "RESERVED_NAME", "property names starting with hs_ are reserved for standard properties"))
 		}
 		errs = append(errs, p.check(pp)...)
+	}
+	if d.MatchingProperty != "" {
+		if _, ok := d.Property(d.MatchingProperty); !ok {
+			errs = append(errs, fieldErr(path+".matching_property", "UNKNOWN_PROPERTY", "matching_property %q is not a property of event %q", d.MatchingProperty, d.Name))
+		}
 	}
 	for i, c := range d.Capture {
 		cp := fmt.Sprintf("%s.capture[%d]", path, i)

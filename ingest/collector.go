@@ -1,0 +1,268 @@
+package ingest
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is what the collector needs from main.
+type Config struct {
+	CollectorConfig
+	Sites       []Site
+	Tokens      []Token
+	Definitions []Definition
+
+	Sink       Sink
+	Rejections RejectionSink
+	Dedup      Deduper
+	Enrich     EnrichFunc // may be nil
+	// Scripts builds the per-site tracker served at /t.js; nil serves none.
+	Scripts ScriptSource
+	// Ready reports whether the collector's dependencies can take traffic
+	// (/readyz); nil means always ready.
+	Ready func(ctx context.Context) error
+	// Metrics is served at /metrics; nil serves none.
+	Metrics http.Handler
+	// Extra mounts further routes (the demo page, later APIs); may be nil.
+	Extra func(app *fiber.App)
+
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time // nil means time.Now
+}
+
+// ScriptSource yields the built tracker script of a site.
+type ScriptSource interface {
+	Script(site string) (Script, bool)
+}
+
+// Script is a built, minified tracker with its gzip form and entity tag.
+type Script struct {
+	JS     []byte
+	Gzip   []byte
+	ETag   string
+	Digest string
+}
+
+// Collector serves every ingest path over HTTP.
+type Collector struct {
+	cfg     Config
+	catalog *Catalog
+	sites   map[string]*Site
+	app     *fiber.App
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *collectorMetrics
+}
+
+type collectorMetrics struct {
+	accepted   *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
+	truncated  prometheus.Counter
+	duplicates prometheus.Counter
+}
+
+// Default sizes, with their reasons.
+const (
+	// defaultBrowserBody: a snippet batch holds at most a few dozen
+	// completions of at most 50 × 1,024 characters; 1 MiB is ample.
+	defaultBrowserBody = 1 << 20
+	// apiBody: 500 completions × 50 properties × 256 characters ≈ 6.4 MB
+	// plus keys and JSON quoting, so 16 MiB.
+	apiBody = 16 << 20
+)
+
+// NewCollector builds the collector and its routes.
+func NewCollector(cfg Config) (*Collector, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.EventPath == "" {
+		cfg.EventPath = "/e"
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = defaultBrowserBody
+	}
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = 30 * time.Minute
+	}
+	c := &Collector{
+		cfg:     cfg,
+		catalog: NewCatalog(cfg.Definitions),
+		sites:   make(map[string]*Site, len(cfg.Sites)),
+		log:     cfg.Log,
+		now:     cfg.Now,
+		metrics: newCollectorMetrics(cfg.Registerer),
+	}
+	for i := range cfg.Sites {
+		c.sites[cfg.Sites[i].ID] = &cfg.Sites[i]
+	}
+	c.app = fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		BodyLimit:             max(apiBody, cfg.MaxBodyBytes),
+		ErrorHandler:          c.errorHandler,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+	})
+	c.routes()
+	return c, nil
+}
+
+func newCollectorMetrics(reg prometheus.Registerer) *collectorMetrics {
+	m := &collectorMetrics{
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_completions_accepted_total", Help: "Completions accepted, by source.",
+		}, []string{"source"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_completions_rejected_total", Help: "Rejected completions and dropped properties, by reason.",
+		}, []string{"reason"}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tally_completions_truncated_total", Help: "Completions stored with a value cut or a property dropped.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tally_completions_duplicate_total", Help: "Completions acknowledged but not stored again (event id seen before).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.accepted, m.rejected, m.truncated, m.duplicates)
+	}
+	return m
+}
+
+func (c *Collector) routes() {
+	app := c.app
+	app.Get("/healthz", func(ctx *fiber.Ctx) error { return ctx.SendString("ok") })
+	app.Get("/readyz", c.readyz)
+	if c.cfg.Metrics != nil {
+		app.Get("/metrics", adaptor.HTTPHandler(c.cfg.Metrics))
+	}
+	api := app.Group("/events/v3", c.requireToken)
+	api.Post("/send", c.sendOne)
+	api.Post("/send/batch", c.sendBatch)
+	api.Get("/event-definitions", c.listDefinitions)
+	api.Get("/event-definitions/:name", c.getDefinition)
+	c.browserRoutes(app)
+	if c.cfg.Extra != nil {
+		c.cfg.Extra(app)
+	}
+}
+
+// App returns the fiber app (for Listen and for tests' app.Test).
+func (c *Collector) App() *fiber.App { return c.app }
+
+// Catalog returns the event definitions the collector validates against.
+func (c *Collector) Catalog() *Catalog { return c.catalog }
+
+// Shutdown stops accepting connections and waits for handlers in flight.
+func (c *Collector) Shutdown(ctx context.Context) error {
+	return c.app.ShutdownWithContext(ctx)
+}
+
+func (c *Collector) readyz(ctx *fiber.Ctx) error {
+	if c.cfg.Ready != nil {
+		rctx, cancel := context.WithTimeout(ctx.UserContext(), 2*time.Second)
+		defer cancel()
+		if err := c.cfg.Ready(rctx); err != nil {
+			return ctx.Status(fiber.StatusServiceUnavailable).SendString("not ready: " + err.Error())
+		}
+	}
+	return ctx.SendString("ready")
+}
+
+// requireToken checks the API bearer token in constant time.
+func (c *Collector) requireToken(ctx *fiber.Ctx) error {
+	auth := ctx.Get(fiber.HeaderAuthorization)
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	if ok && tok != "" {
+		for _, t := range c.cfg.Tokens {
+			if t.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(t.Token)) == 1 {
+				ctx.Locals("token", t.Name)
+				return ctx.Next()
+			}
+		}
+	}
+	return writeEnvelope(ctx, fiber.StatusUnauthorized, envelope{
+		Category: "INVALID_AUTHENTICATION",
+		Message:  "Authentication credentials not found or invalid: send Authorization: Bearer <token> with a token from api_tokens.",
+	})
+}
+
+// accept runs accepted completions through dedup, enrichment and the Sink.
+// It returns how many were new. On ErrFull nothing of cs is kept and the
+// dedup marks are undone, so the client's retry is accepted.
+func (c *Collector) accept(ctx context.Context, cs []Completion) (int, error) {
+	fresh := cs[:0:0]
+	for i := range cs {
+		if c.cfg.Dedup != nil && !c.cfg.Dedup.FirstSeen(cs[i].EventName, cs[i].EventID) {
+			c.metrics.duplicates.Inc()
+			continue
+		}
+		fresh = append(fresh, cs[i])
+	}
+	if len(fresh) == 0 {
+		return 0, nil
+	}
+	for i := range fresh {
+		if c.cfg.Enrich != nil {
+			c.cfg.Enrich(&fresh[i])
+		}
+	}
+	if err := c.cfg.Sink.Write(ctx, fresh); err != nil {
+		if c.cfg.Dedup != nil {
+			for i := range fresh {
+				c.cfg.Dedup.Forget(fresh[i].EventName, fresh[i].EventID)
+			}
+		}
+		return 0, err
+	}
+	for i := range fresh {
+		c.metrics.accepted.WithLabelValues(string(fresh[i].Source)).Inc()
+		if len(fresh[i].Truncated) > 0 {
+			c.metrics.truncated.Inc()
+		}
+	}
+	return len(fresh), nil
+}
+
+// reject records rejected input; it never blocks.
+func (c *Collector) reject(rs []Rejection) {
+	for _, r := range rs {
+		c.metrics.rejected.WithLabelValues(r.Reason).Inc()
+	}
+	if c.cfg.Rejections != nil && len(rs) > 0 {
+		c.cfg.Rejections.Reject(rs)
+	}
+}
+
+// errSinkFull maps ErrFull onto 503 with Retry-After in the error handler.
+func (c *Collector) errorHandler(ctx *fiber.Ctx, err error) error {
+	var fe *fiber.Error
+	switch {
+	case errors.Is(err, ErrFull):
+		ctx.Set(fiber.HeaderRetryAfter, "5")
+		return writeEnvelope(ctx, fiber.StatusServiceUnavailable, envelope{
+			Category: "RATE_LIMITS", Message: "tally is not taking completions right now; retry after 5 seconds",
+		})
+	case errors.As(err, &fe):
+		if fe.Code == fiber.StatusRequestEntityTooLarge {
+			return writeEnvelope(ctx, fe.Code, envelope{Category: "VALIDATION_ERROR", Message: "request body is larger than the limit"})
+		}
+		return writeEnvelope(ctx, fe.Code, envelope{Category: "VALIDATION_ERROR", Message: fe.Message})
+	default:
+		c.log.Error("request failed", "path", ctx.Path(), "err", err)
+		return writeEnvelope(ctx, fiber.StatusInternalServerError, envelope{Category: "INTERNAL_ERROR", Message: "internal error"})
+	}
+}

@@ -1,0 +1,425 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+)
+
+// APIInput is HubSpot's BehavioralEventHttpCompletionRequest.
+type APIInput struct {
+	EventName  string                     `json:"eventName"`
+	Properties map[string]json.RawMessage `json:"properties"`
+	OccurredAt json.RawMessage            `json:"occurredAt"`
+	UUID       string                     `json:"uuid"`
+	Email      string                     `json:"email"`
+	UTK        string                     `json:"utk"`
+	ObjectID   json.RawMessage            `json:"objectId"`
+}
+
+type apiBatch struct {
+	Inputs []json.RawMessage `json:"inputs"`
+}
+
+// MaxEventIDLen bounds a client-supplied event id.
+const MaxEventIDLen = 128
+
+// ParseAPIInput turns one HubSpot-style input into a completion, or returns
+// every problem it has, each path prefixed by path ("inputs[3]").
+func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Source) (Completion, []FieldError) {
+	p := func(field string) string {
+		if path == "" {
+			return field
+		}
+		return path + "." + field
+	}
+	var in APIInput
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&in); err != nil {
+		return Completion{}, []FieldError{fieldErr(pathOr(path, "body"), "INVALID_JSON", "not a valid completion object: %v", err)}
+	}
+	c := Completion{Source: src, ReceivedAt: now.UTC(), Consent: Consent{Analytics: true, Ads: true}}
+	var errs []FieldError
+
+	def, ok := cat.Lookup(in.EventName)
+	switch {
+	case in.EventName == "":
+		errs = append(errs, fieldErr(p("eventName"), "REQUIRED", "eventName is required"))
+	case !ok:
+		errs = append(errs, fieldErr(p("eventName"), "UNKNOWN_EVENT", "event %q is not defined in the config", in.EventName))
+	default:
+		c.EventName = def.Name
+	}
+
+	c.OccurredAt = c.ReceivedAt.Truncate(time.Millisecond)
+	if ts := jsonScalar(in.OccurredAt); ts != "" {
+		t, err := ParseTime(ts)
+		switch {
+		case err != nil:
+			errs = append(errs, fieldErr(p("occurredAt"), "INVALID_TIME", "occurredAt: %v", err))
+		case t.After(now.Add(MaxFutureSkew)):
+			errs = append(errs, fieldErr(p("occurredAt"), "FUTURE_TIME", "occurredAt %s is more than 5 minutes in the future", t.Format(time.RFC3339)))
+		default:
+			c.OccurredAt = t
+		}
+	}
+
+	switch n := utf8.RuneCountInString(in.UUID); {
+	case in.UUID == "":
+		c.EventID = uuid.NewString()
+	case n > MaxEventIDLen:
+		errs = append(errs, fieldErr(p("uuid"), "VALUE_TOO_LONG", "uuid is %d characters; the limit is %d", n, MaxEventIDLen))
+	default:
+		c.EventID = in.UUID
+	}
+
+	// Identifiers, highest precedence first: objectId, email, utk. Each one
+	// sent must be valid; at least one is required.
+	c.ObjectID = jsonScalar(in.ObjectID)
+	if in.Email != "" {
+		if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email {
+			errs = append(errs, fieldErr(p("email"), "INVALID_EMAIL", "email %q is not a valid address", in.Email))
+		}
+		c.Identity.Email = in.Email
+	}
+	c.VisitorID = in.UTK
+	if c.ObjectID == "" && in.Email == "" && in.UTK == "" && !hasMatchingID(def, in.Properties) {
+		errs = append(errs, fieldErr(pathOr(path, "body"), "MISSING_IDENTIFIER", "one of objectId, email or utk is required"))
+	}
+
+	if def != nil {
+		props := make([]Prop, 0, len(in.Properties))
+		for k, v := range in.Properties {
+			s, ok := propScalar(v)
+			if !ok {
+				errs = append(errs, fieldErr(p("properties."+k), "INVALID_VALUE", "property %q must be a string, number or bool", k))
+				continue
+			}
+			props = append(props, Prop{Name: k, Value: s})
+		}
+		errs = append(errs, ApplyProperties(&c, def, props, Strict, p("properties"))...)
+	}
+	return c, errs
+}
+
+func pathOr(path, alt string) string {
+	if path == "" {
+		return alt
+	}
+	return path
+}
+
+// hasMatchingID reports whether the definition's custom matching property
+// was sent (it identifies the record ahead of every other identifier).
+func hasMatchingID(def *Definition, props map[string]json.RawMessage) bool {
+	if def == nil || def.MatchingProperty == "" {
+		return false
+	}
+	v, ok := props[def.MatchingProperty]
+	s, _ := propScalar(v)
+	return ok && s != ""
+}
+
+// jsonScalar reads a JSON string or number as text; null or absent is "".
+func jsonScalar(raw json.RawMessage) string {
+	s, _ := propScalar(raw)
+	return s
+}
+
+// propScalar reads a property value: HubSpot sends strings, but numbers and
+// bools are taken as their JSON text. Objects and arrays are refused.
+func propScalar(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", true
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", false
+		}
+		return s, true
+	case '{', '[':
+		return "", false
+	}
+	if _, err := strconv.ParseFloat(string(raw), 64); err == nil || string(raw) == "true" || string(raw) == "false" {
+		return string(raw), true
+	}
+	return "", false
+}
+
+func (c *Collector) sendOne(ctx *fiber.Ctx) error {
+	body := ctx.Body()
+	comp, errs := ParseAPIInput(c.catalog, body, "", c.now(), SourceAPI)
+	if len(errs) > 0 {
+		return c.validationFailed(ctx, body, []int{0}, [][]FieldError{errs}, []string{comp.EventName})
+	}
+	if _, err := c.accept(ctx.UserContext(), []Completion{comp}); err != nil {
+		return err
+	}
+	return ctx.SendStatus(fiber.StatusNoContent)
+}
+
+func (c *Collector) sendBatch(ctx *fiber.Ctx) error {
+	body := ctx.Body()
+	var b apiBatch
+	if err := json.Unmarshal(body, &b); err != nil {
+		return c.validationFailed(ctx, body, []int{-1}, [][]FieldError{{fieldErr("inputs", "INVALID_JSON", "body is not {\"inputs\": [...]}: %v", err)}}, []string{""})
+	}
+	switch {
+	case len(b.Inputs) == 0:
+		return c.validationFailed(ctx, body, []int{-1}, [][]FieldError{{fieldErr("inputs", "REQUIRED", "inputs must hold at least one completion")}}, []string{""})
+	case len(b.Inputs) > MaxBatch:
+		return c.validationFailed(ctx, body, []int{-1}, [][]FieldError{{fieldErr("inputs", "BATCH_TOO_LARGE", "%d inputs sent; the limit is %d per batch", len(b.Inputs), MaxBatch)}}, []string{""})
+	}
+	now := c.now()
+	comps := make([]Completion, 0, len(b.Inputs))
+	var bad []int
+	var badErrs [][]FieldError
+	var badNames []string
+	seen := make(map[[2]string]bool, len(b.Inputs))
+	for i, raw := range b.Inputs {
+		comp, errs := ParseAPIInput(c.catalog, raw, fmt.Sprintf("inputs[%d]", i), now, SourceAPI)
+		if len(errs) > 0 {
+			bad, badErrs, badNames = append(bad, i), append(badErrs, errs), append(badNames, comp.EventName)
+			continue
+		}
+		key := [2]string{comp.EventName, comp.EventID}
+		if seen[key] { // the same event id twice in one batch: first wins
+			c.metrics.duplicates.Inc()
+			continue
+		}
+		seen[key] = true
+		comps = append(comps, comp)
+	}
+	if len(bad) > 0 {
+		inputs := make([][]byte, len(b.Inputs))
+		for i, r := range b.Inputs {
+			inputs[i] = r
+		}
+		return c.validationFailedBatch(ctx, inputs, bad, badErrs, badNames)
+	}
+	if _, err := c.accept(ctx.UserContext(), comps); err != nil {
+		return err
+	}
+	return ctx.SendStatus(fiber.StatusNoContent)
+}
+
+// validationFailed answers 400 with the envelope for a single-input body.
+func (c *Collector) validationFailed(ctx *fiber.Ctx, body []byte, idx []int, errs [][]FieldError, names []string) error {
+	return c.validationFailedBatch(ctx, [][]byte{body}, idx, errs, names)
+}
+
+// validationFailedBatch records the rejections and answers HubSpot's error
+// envelope listing every failing item and field.
+func (c *Collector) validationFailedBatch(ctx *fiber.Ctx, inputs [][]byte, idx []int, errs [][]FieldError, names []string) error {
+	now := c.now().UTC()
+	var details []errorDetail
+	var rejs []Rejection
+	for k, i := range idx {
+		payload := ""
+		if i >= 0 && i < len(inputs) {
+			payload = boundPayload(inputs[i])
+		} else if len(inputs) > 0 {
+			payload = boundPayload(inputs[0])
+		}
+		for _, e := range errs[k] {
+			details = append(details, detailOf(e))
+			rejs = append(rejs, Rejection{At: now, Source: SourceAPI, EventName: names[k], Reason: e.Code, Field: e.Path, Payload: payload})
+		}
+	}
+	c.reject(rejs)
+	msg := fmt.Sprintf("%d problem(s) in the request; nothing was stored. First: %s", len(details), details[0].In+": "+details[0].Message)
+	return writeEnvelope(ctx, fiber.StatusBadRequest, envelope{Category: "VALIDATION_ERROR", Message: msg, Errors: details})
+}
+
+func boundPayload(b []byte) string {
+	if len(b) > MaxRejectionPayload {
+		b = b[:MaxRejectionPayload]
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// envelope is HubSpot's error body (ModelError).
+type envelope struct {
+	Status        string              `json:"status"`
+	Category      string              `json:"category"`
+	SubCategory   string              `json:"subCategory,omitempty"`
+	CorrelationID string              `json:"correlationId"`
+	Message       string              `json:"message"`
+	Errors        []errorDetail       `json:"errors,omitempty"`
+	Context       map[string][]string `json:"context,omitempty"`
+	Links         map[string]string   `json:"links,omitempty"`
+}
+
+// errorDetail is HubSpot's ErrorDetail.
+type errorDetail struct {
+	Message     string              `json:"message"`
+	In          string              `json:"in,omitempty"`
+	Code        string              `json:"code,omitempty"`
+	SubCategory string              `json:"subCategory,omitempty"`
+	Context     map[string][]string `json:"context,omitempty"`
+}
+
+func detailOf(e FieldError) errorDetail {
+	name := e.Path
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		name = name[i+1:]
+	}
+	return errorDetail{Message: e.Message, In: e.Path, Code: e.Code, SubCategory: subCategoryOf(e.Code), Context: map[string][]string{name: {e.Message}}}
+}
+
+func subCategoryOf(code string) string {
+	switch code {
+	case "VALUE_TOO_LONG", "TOO_MANY_PROPERTIES", "BATCH_TOO_LARGE":
+		return "LIMIT_EXCEEDED"
+	case "REQUIRED", "MISSING_IDENTIFIER":
+		return "MISSING_REQUIRED_FIELD"
+	case "UNKNOWN_EVENT", "UNKNOWN_PROPERTY":
+		return "UNKNOWN_FIELD"
+	}
+	return "INVALID_INPUT"
+}
+
+func writeEnvelope(ctx *fiber.Ctx, status int, e envelope) error {
+	e.Status = "error"
+	if e.CorrelationID == "" {
+		e.CorrelationID = uuid.NewString()
+	}
+	ctx.Set("X-Correlation-Id", e.CorrelationID)
+	return ctx.Status(status).JSON(e)
+}
+
+// definitionView is HubSpot's ExternalBehavioralEventTypeDefinition, as much
+// of it as tally's config describes.
+type definitionView struct {
+	ID                 string            `json:"id"`
+	Name               string            `json:"name"`
+	FullyQualifiedName string            `json:"fullyQualifiedName"`
+	Labels             map[string]string `json:"labels"`
+	Description        string            `json:"description,omitempty"`
+	PrimaryObject      string            `json:"primaryObject"`
+	Archived           bool              `json:"archived"`
+	Associations       []any             `json:"associations"`
+	ObjectTypeID       string            `json:"objectTypeId"`
+	Properties         []propertyView    `json:"properties"`
+	TrackingType       string            `json:"trackingType"`
+}
+
+type propertyView struct {
+	Name        string       `json:"name"`
+	Label       string       `json:"label"`
+	Type        string       `json:"type"`
+	FieldType   string       `json:"fieldType"`
+	Description string       `json:"description"`
+	GroupName   string       `json:"groupName"`
+	Options     []optionView `json:"options"`
+	Archived    bool         `json:"archived"`
+	Hidden      bool         `json:"hidden"`
+}
+
+type optionView struct {
+	Label        string `json:"label"`
+	Value        string `json:"value"`
+	DisplayOrder int    `json:"displayOrder"`
+	Hidden       bool   `json:"hidden"`
+}
+
+var objectTypeIDs = map[string]string{"contact": "0-1", "company": "0-2", "deal": "0-3", "ticket": "0-5"}
+
+func viewOf(d *Definition) definitionView {
+	obj := d.Object
+	if obj == "" {
+		obj = "contact"
+	}
+	typeID, ok := objectTypeIDs[obj]
+	if !ok {
+		typeID = "2-" + obj
+	}
+	tracking := "MANUAL"
+	if len(d.Capture) > 0 {
+		tracking = "CLICKED_ELEMENT"
+		if d.Capture[0].Visited != "" {
+			tracking = "VISITED_URL"
+		}
+	}
+	label := d.Label
+	if label == "" {
+		label = d.Name
+	}
+	v := definitionView{
+		ID: d.Name, Name: d.Name, FullyQualifiedName: d.Name,
+		Labels: map[string]string{"singular": label}, Description: d.Description,
+		PrimaryObject: strings.ToUpper(obj), Associations: []any{}, ObjectTypeID: typeID,
+		Properties: []propertyView{}, TrackingType: tracking,
+	}
+	for _, p := range d.Properties {
+		pl := p.Label
+		if pl == "" {
+			pl = p.Name
+		}
+		pv := propertyView{Name: p.Name, Label: pl, Type: hubspotType(p.Type), FieldType: fieldType(p.Type),
+			Description: p.Description, GroupName: "event_properties", Options: []optionView{}}
+		for i, o := range p.Options {
+			pv.Options = append(pv.Options, optionView{Label: o, Value: o, DisplayOrder: i})
+		}
+		v.Properties = append(v.Properties, pv)
+	}
+	sort.Slice(v.Properties, func(i, j int) bool { return v.Properties[i].Name < v.Properties[j].Name })
+	return v
+}
+
+func hubspotType(t PropertyType) string {
+	switch t {
+	case TypeDatetime, TypeDate:
+		return string(t)
+	case TypeBool:
+		return "bool"
+	}
+	return string(t)
+}
+
+func fieldType(t PropertyType) string {
+	switch t {
+	case TypeNumber:
+		return "number"
+	case TypeDatetime, TypeDate:
+		return "date"
+	case TypeEnumeration:
+		return "select"
+	case TypeBool:
+		return "booleancheckbox"
+	}
+	return "text"
+}
+
+func (c *Collector) listDefinitions(ctx *fiber.Ctx) error {
+	defs := c.catalog.Definitions()
+	search := ctx.Query("searchString")
+	results := make([]definitionView, 0, len(defs))
+	for _, d := range defs {
+		if search == "" || strings.Contains(d.Name, search) {
+			results = append(results, viewOf(d))
+		}
+	}
+	return ctx.JSON(fiber.Map{"results": results, "total": len(results)})
+}
+
+func (c *Collector) getDefinition(ctx *fiber.Ctx) error {
+	name := strings.Clone(ctx.Params("name"))
+	d, ok := c.catalog.Lookup(name)
+	if !ok || d.Name == PageViewEvent {
+		return writeEnvelope(ctx, fiber.StatusNotFound, envelope{Category: "OBJECT_NOT_FOUND", Message: fmt.Sprintf("event definition %q does not exist", name)})
+	}
+	return ctx.JSON(viewOf(d))
+}

@@ -1,0 +1,226 @@
+package ingest
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// Mode says how over-limit input is treated.
+type Mode int
+
+const (
+	// Strict rejects a completion with any problem (API and import paths).
+	Strict Mode = iota
+	// Lenient truncates long values and drops extra, unknown or malformed
+	// properties, recording each cut in Completion.Truncated (snippet path).
+	Lenient
+)
+
+// Catalog is the set of event definitions completions are checked against,
+// including the built-in page_view event.
+type Catalog struct {
+	defs map[string]*Definition
+}
+
+// NewCatalog indexes definitions by name. It assumes they passed Check.
+func NewCatalog(defs []Definition) *Catalog {
+	c := &Catalog{defs: make(map[string]*Definition, len(defs)+1)}
+	c.defs[PageViewEvent] = &Definition{Name: PageViewEvent, Label: "Page view", Object: "contact"}
+	for i := range defs {
+		c.defs[defs[i].Name] = &defs[i]
+	}
+	return c
+}
+
+// Lookup finds a definition by internal name or HubSpot's fully qualified
+// pe<digits>_<name> form.
+func (c *Catalog) Lookup(name string) (*Definition, bool) {
+	if d, ok := c.defs[name]; ok {
+		return d, true
+	}
+	if d, ok := c.defs[stripPortalPrefix(name)]; ok {
+		return d, true
+	}
+	return nil, false
+}
+
+// Definitions returns the configured definitions (without page_view), sorted by name.
+func (c *Catalog) Definitions() []*Definition {
+	out := make([]*Definition, 0, len(c.defs))
+	for _, d := range c.defs {
+		if d.Name != PageViewEvent {
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// stripPortalPrefix turns pe1234567_viewed_car into viewed_car.
+func stripPortalPrefix(name string) string {
+	if !strings.HasPrefix(name, "pe") {
+		return name
+	}
+	i := 2
+	for i < len(name) && name[i] >= '0' && name[i] <= '9' {
+		i++
+	}
+	if i == 2 || i >= len(name) || name[i] != '_' {
+		return name
+	}
+	return name[i+1:]
+}
+
+// ApplyProperties checks raw properties against def and fills c.Props (and,
+// for HubSpot's hs_* default properties, the standard fields they map onto).
+// path prefixes every FieldError ("inputs[3].properties").
+//
+// Names differing only by case are not an error (§4): names are sorted
+// ascending as sent, the first 50 kept, lower-cased, and among equal names the
+// last one wins. In Strict mode any problem returns errors and c is not to be
+// used; in Lenient mode problems cut or drop the offending property, each cut
+// is recorded in c.Truncated, and the returned errors say what was dropped.
+func ApplyProperties(c *Completion, def *Definition, raw []Prop, mode Mode, path string) []FieldError {
+	var errs []FieldError
+	sort.SliceStable(raw, func(i, j int) bool { return raw[i].Name < raw[j].Name })
+	if len(raw) > MaxPropsPerCompletion {
+		if mode == Strict {
+			return []FieldError{fieldErr(path, "TOO_MANY_PROPERTIES", "%d properties sent; the limit is %d per completion", len(raw), MaxPropsPerCompletion)}
+		}
+		for _, p := range raw[MaxPropsPerCompletion:] {
+			c.Truncated = append(c.Truncated, p.Name+": dropped, over 50 properties")
+			errs = append(errs, fieldErr(path+"."+p.Name, "TOO_MANY_PROPERTIES", "dropped: over %d properties", MaxPropsPerCompletion))
+		}
+		raw = raw[:MaxPropsPerCompletion]
+	}
+	byName := make(map[string]string, len(raw))
+	order := make([]string, 0, len(raw))
+	for _, p := range raw {
+		n := strings.ToLower(p.Name)
+		if _, dup := byName[n]; !dup {
+			order = append(order, n)
+		}
+		byName[n] = p.Value
+	}
+	sort.Strings(order)
+	props := make([]Prop, 0, len(order))
+	for _, name := range order {
+		v := byName[name]
+		fp := path + "." + name
+		if n := utf8.RuneCountInString(v); n > MaxLen(name) {
+			if mode == Strict {
+				errs = append(errs, fieldErr(fp, "VALUE_TOO_LONG", "value of %q is %d characters; the limit is %d", name, n, MaxLen(name)))
+				continue
+			}
+			v = truncateRunes(v, MaxLen(name))
+			c.Truncated = append(c.Truncated, fmt.Sprintf("%s: cut from %d to %d characters", name, n, MaxLen(name)))
+		}
+		if strings.HasPrefix(name, "hs_") {
+			if !applyStandard(c, name, v) {
+				if _, known := hubspotDefaults[name]; !known {
+					errs = append(errs, droppedOrRejected(c, mode, fp, "UNKNOWN_PROPERTY", fmt.Sprintf("%q is not a HubSpot default property", name)))
+					continue
+				}
+				props = append(props, Prop{Name: name, Value: v})
+			}
+			continue
+		}
+		prop, ok := def.Property(name)
+		if !ok {
+			errs = append(errs, droppedOrRejected(c, mode, fp, "UNKNOWN_PROPERTY", fmt.Sprintf("property %q is not defined on event %q", name, def.Name)))
+			continue
+		}
+		nv, err := prop.Normalize(v)
+		if err != nil {
+			errs = append(errs, droppedOrRejected(c, mode, fp, "INVALID_VALUE", fmt.Sprintf("%s property %q: %v", prop.Type, name, err)))
+			continue
+		}
+		props = append(props, Prop{Name: name, Value: nv})
+	}
+	c.Props = props
+	return errs
+}
+
+func droppedOrRejected(c *Completion, mode Mode, path, code, msg string) FieldError {
+	if mode == Lenient {
+		name := path[strings.LastIndexByte(path, '.')+1:]
+		c.Truncated = append(c.Truncated, name+": dropped, "+msg)
+	}
+	return FieldError{Path: path, Code: code, Message: msg}
+}
+
+func truncateRunes(s string, n int) string {
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
+	}
+	return s
+}
+
+// hubspotDefaults are HubSpot's default event properties, accepted on every
+// event. Those with a standard field map onto it (applyStandard); the others
+// are stored as properties under their hs_ name.
+var hubspotDefaults = map[string]struct{}{
+	"hs_asset_description": {}, "hs_asset_type": {}, "hs_asset_title": {}, "hs_browser": {}, "hs_campaign_id": {},
+	"hs_city": {}, "hs_country": {}, "hs_device_name": {}, "hs_device_type": {}, "hs_element_class": {},
+	"hs_element_id": {}, "hs_element_text": {}, "hs_language": {}, "hs_link_href": {},
+	"hs_operating_system": {}, "hs_operating_version": {}, "hs_page_content_type": {}, "hs_page_id": {},
+	"hs_page_title": {}, "hs_page_url": {}, "hs_parent_module_id": {}, "hs_referrer": {}, "hs_region": {},
+	"hs_screen_height": {}, "hs_screen_width": {}, "hs_touchpoint_source": {}, "hs_tracking_name": {},
+	"hs_user_agent": {}, "hs_utm_campaign": {}, "hs_utm_content": {}, "hs_utm_medium": {},
+	"hs_utm_source": {}, "hs_utm_term": {},
+}
+
+// applyStandard maps a HubSpot default property onto tally's standard field;
+// it reports false for those that have none.
+func applyStandard(c *Completion, name, v string) bool {
+	e := &c.Enrichment
+	var dst *string
+	switch name {
+	case "hs_page_url":
+		dst = &c.Page.URL
+	case "hs_referrer":
+		dst = &c.Page.Referrer
+	case "hs_page_title":
+		dst = &c.Page.Title
+	case "hs_user_agent":
+		dst = &c.Client.UserAgent
+	case "hs_language":
+		dst = &c.Client.Language
+	case "hs_browser":
+		dst = &e.Browser
+	case "hs_operating_system":
+		dst = &e.OS
+	case "hs_operating_version":
+		dst = &e.OSVersion
+	case "hs_device_type":
+		dst = &e.DeviceType
+	case "hs_city":
+		dst = &e.City
+	case "hs_region":
+		dst = &e.Region
+	case "hs_country":
+		dst = &e.Country
+	case "hs_touchpoint_source":
+		dst = &e.TouchpointSource
+	case "hs_utm_source":
+		dst = &e.UTMSource
+	case "hs_utm_medium":
+		dst = &e.UTMMedium
+	case "hs_utm_campaign":
+		dst = &e.UTMCampaign
+	case "hs_utm_term":
+		dst = &e.UTMTerm
+	case "hs_utm_content":
+		dst = &e.UTMContent
+	default:
+		return false
+	}
+	*dst = v
+	return true
+}
