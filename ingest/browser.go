@@ -1,7 +1,657 @@
 package ingest
 
-import "github.com/gofiber/fiber/v2"
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+)
+
+// Cookie names the collector sets. The visitor cookie is HttpOnly: the
+// snippet never needs the id, only the server does, and an id JS cannot read
+// is one third-party scripts on the page cannot read either.
+const (
+	VisitorCookie = "_tally_id"
+	SessionCookie = "_tally_ses"
+)
+
+// Cookie and script defaults, with their reasons.
+const (
+	// defaultCookieDays: 390 days (13 months), the longest lifetime common
+	// consent regimes accept; browsers clamp any cookie to 400 days.
+	defaultCookieDays = 390
+	maxCookieDays     = 400
+	// scriptMaxAge: the script carries the site's capture triggers and
+	// mirror rules, so a config change must reach browsers within minutes;
+	// 5 min × must-revalidate, and the ETag makes the revalidation a 304.
+	scriptMaxAge = 5 * 60
+	// preflightMaxAge: 24 h, the most Chromium honours for preflight caching
+	// (Firefox allows more, but 24 h is plenty for a path that normally
+	// sends no preflight at all: text/plain bodies are CORS-simple).
+	preflightMaxAge = 24 * 60 * 60
+	// maxBrowserEvents bounds one snippet batch: the snippet sends at most
+	// 100 queued completions at once (its retry queue's cap).
+	maxBrowserEvents = 100
+	// maxTraitLen bounds an identify trait (an email, a phone number, a
+	// name); traits are not properties, but the same 256-character limit
+	// keeps one bad call from bloating every following completion.
+	maxTraitLen = MaxValueLen
+)
 
 // browserRoutes mounts the snippet's paths: the tracker script and the
 // collection endpoint.
-func (c *Collector) browserRoutes(app *fiber.App) {}
+func (c *Collector) browserRoutes(app *fiber.App) {
+	app.Get("/t.js", c.serveScript)
+	app.Options(c.cfg.EventPath, c.preflight)
+	app.Post(c.cfg.EventPath, c.collect)
+}
+
+// clientIP is the address the request came from, copied out of fiber's
+// buffers. Proxy headers are not believed here; trusted-proxy handling
+// replaces this in one place.
+func (c *Collector) clientIP(ctx *fiber.Ctx) string {
+	return strings.Clone(ctx.IP())
+}
+
+// serveScript answers GET /t.js[?site=ID] with the site's built tracker:
+// gzip when accepted, an ETag per representation, and a short max-age with
+// must-revalidate so config changes reach browsers quickly while repeat
+// visits cost a 304.
+func (c *Collector) serveScript(ctx *fiber.Ctx) error {
+	if c.cfg.Scripts == nil {
+		return fiber.NewError(fiber.StatusNotFound, "no tracker is configured")
+	}
+	site := ctx.Query("site")
+	if site == "" && len(c.cfg.Sites) == 1 {
+		site = c.cfg.Sites[0].ID
+	}
+	s, ok := c.cfg.Scripts.Script(site)
+	if !ok {
+		ctx.Set(fiber.HeaderCacheControl, "no-store")
+		return ctx.Status(fiber.StatusNotFound).SendString("/* tally: unknown site; load /t.js?site=<id> with a site id from tally.yaml */\n")
+	}
+	body, etag := s.JS, s.ETag
+	gz := len(s.Gzip) > 0 && acceptsGzip(ctx.Get(fiber.HeaderAcceptEncoding))
+	if gz {
+		body, etag = s.Gzip, gzipETag(s.ETag)
+	}
+	ctx.Set(fiber.HeaderContentType, "application/javascript; charset=utf-8")
+	ctx.Set(fiber.HeaderCacheControl, "public, max-age="+strconv.Itoa(scriptMaxAge)+", must-revalidate")
+	ctx.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	ctx.Set(fiber.HeaderETag, etag)
+	ctx.Set("X-Content-Type-Options", "nosniff")
+	if etagMatches(ctx.Get(fiber.HeaderIfNoneMatch), etag) {
+		return ctx.SendStatus(fiber.StatusNotModified)
+	}
+	if gz {
+		ctx.Set(fiber.HeaderContentEncoding, "gzip")
+	}
+	return ctx.Send(body)
+}
+
+// gzipETag gives the gzip representation its own strong tag, as HTTP asks
+// of a different byte sequence: "abc" becomes "abc-gz".
+func gzipETag(etag string) string {
+	if strings.HasSuffix(etag, `"`) {
+		return etag[:len(etag)-1] + `-gz"`
+	}
+	return etag + "-gz"
+}
+
+func acceptsGzip(ae string) bool {
+	for _, part := range strings.Split(ae, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.TrimSpace(name) != "*" {
+			continue
+		}
+		if q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q="); ok {
+			if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == strings.TrimPrefix(etag, "W/") {
+			return true
+		}
+	}
+	return false
+}
+
+// originHost returns the host (without port) of an Origin header or a
+// Referer URL; "" when there is none or it does not parse.
+func originHost(v string) string {
+	if v == "" || v == "null" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
+}
+
+// AllowsHost reports whether host is one of the site's domains. A domain
+// "*.example.com" admits every subdomain of example.com (not example.com
+// itself, which is listed on its own).
+func (s *Site) AllowsHost(host string) bool {
+	if host == "" {
+		return false
+	}
+	for _, d := range s.Domains {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if rest, ok := strings.CutPrefix(d, "*."); ok {
+			if strings.HasSuffix(host, "."+rest) {
+				return true
+			}
+			continue
+		}
+		if host == d {
+			return true
+		}
+	}
+	return false
+}
+
+// anySiteAllows is the preflight's answer: the request has no body yet, so
+// the origin is checked against every site; the POST is checked against the
+// batch's own site.
+func (c *Collector) anySiteAllows(host string) bool {
+	for i := range c.cfg.Sites {
+		if c.cfg.Sites[i].AllowsHost(host) {
+			return true
+		}
+	}
+	return false
+}
+
+// corsHeaders allows a configured origin to read the answer and to send and
+// receive cookies. The Origin is echoed, never "*", because credentials are
+// allowed.
+func corsHeaders(ctx *fiber.Ctx, origin string) {
+	ctx.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+	ctx.Set(fiber.HeaderAccessControlAllowCredentials, "true")
+}
+
+// preflight answers OPTIONS on the event path. The snippet sends text/plain
+// and needs none; it is here for clients that send application/json.
+func (c *Collector) preflight(ctx *fiber.Ctx) error {
+	ctx.Vary(fiber.HeaderOrigin)
+	origin := ctx.Get(fiber.HeaderOrigin)
+	if !c.anySiteAllows(originHost(origin)) {
+		return ctx.SendStatus(fiber.StatusForbidden)
+	}
+	corsHeaders(ctx, strings.Clone(origin))
+	ctx.Set(fiber.HeaderAccessControlAllowMethods, "POST, OPTIONS")
+	ctx.Set(fiber.HeaderAccessControlAllowHeaders, "Content-Type")
+	ctx.Set(fiber.HeaderAccessControlMaxAge, strconv.Itoa(preflightMaxAge))
+	return ctx.SendStatus(fiber.StatusNoContent)
+}
+
+// browserFacts is what the /e handler copies out of the request before
+// parsing, so nothing of fiber's reused buffers reaches a Completion.
+type browserFacts struct {
+	origin    string
+	host      string // Origin's host, or the Referer's when Origin is absent
+	userAgent string
+	language  string
+	ip        string
+	gpc       bool
+	secure    bool
+	visitor   string // _tally_id cookie as sent
+	session   string // _tally_ses cookie as sent
+}
+
+func (c *Collector) factsOf(ctx *fiber.Ctx) browserFacts {
+	f := browserFacts{
+		origin:    strings.Clone(ctx.Get(fiber.HeaderOrigin)),
+		userAgent: strings.Clone(ctx.Get(fiber.HeaderUserAgent)),
+		language:  firstLanguage(ctx.Get(fiber.HeaderAcceptLanguage)),
+		ip:        c.clientIP(ctx),
+		gpc:       ctx.Get("Sec-GPC") == "1",
+		secure:    ctx.Protocol() == "https",
+		visitor:   strings.Clone(ctx.Cookies(VisitorCookie)),
+		session:   strings.Clone(ctx.Cookies(SessionCookie)),
+	}
+	f.host = originHost(f.origin)
+	if f.origin == "" {
+		f.host = originHost(ctx.Get(fiber.HeaderReferer))
+	}
+	return f
+}
+
+// firstLanguage returns the first tag of an Accept-Language header, copied.
+func firstLanguage(al string) string {
+	tag, _, _ := strings.Cut(al, ",")
+	tag, _, _ = strings.Cut(tag, ";")
+	tag = strings.TrimSpace(tag)
+	if len(tag) > 35 || tag == "*" { // BCP 47 tags in practice fit 35 bytes
+		return ""
+	}
+	return strings.Clone(tag)
+}
+
+// collect answers POST /e: a snippet batch. Every good completion of the
+// batch is stored even when others in it are malformed or unknown; those go
+// to rejections. The answer is 204 as soon as the Sink has the batch.
+func (c *Collector) collect(ctx *fiber.Ctx) error {
+	ctx.Vary(fiber.HeaderOrigin)
+	f := c.factsOf(ctx)
+	now := c.now()
+	body := ctx.Body()
+	if len(body) > c.cfg.MaxBodyBytes {
+		return fiber.NewError(fiber.StatusRequestEntityTooLarge, "snippet batch is larger than the limit")
+	}
+	batch, err := ParseBrowserBatch(c.catalog, body, BrowserContext{
+		Now: now, UserAgent: f.userAgent, Language: f.language, IP: f.ip, GPC: f.gpc,
+	})
+	site := c.siteOf(batch.Site)
+	if site == nil || !site.AllowsHost(f.host) {
+		// Unknown site or a foreign origin: no CORS headers, so the page
+		// cannot read the answer, and nothing is stored.
+		c.reject([]Rejection{{At: now.UTC(), Site: batch.Site, Source: SourceBrowser, Reason: "FORBIDDEN_ORIGIN",
+			Field: "origin", Payload: boundPayload([]byte(f.origin))}})
+		return ctx.SendStatus(fiber.StatusForbidden)
+	}
+	if f.origin != "" {
+		corsHeaders(ctx, f.origin)
+	}
+	if err != nil {
+		c.reject([]Rejection{{At: now.UTC(), Site: site.ID, Source: SourceBrowser, Reason: "INVALID_JSON",
+			Field: "body", Payload: boundPayload(body)}})
+		return ctx.SendStatus(fiber.StatusBadRequest)
+	}
+	for i := range batch.Rejections {
+		batch.Rejections[i].Site = site.ID
+	}
+	c.reject(batch.Rejections)
+
+	if len(batch.Completions) == 0 {
+		return ctx.SendStatus(fiber.StatusNoContent)
+	}
+	visitor, session := c.identifyBrowser(ctx, site, f, batch.Analytics, now)
+	for i := range batch.Completions {
+		comp := &batch.Completions[i]
+		comp.Site = site.ID
+		if comp.Consent.Analytics {
+			comp.VisitorID, comp.SessionID = visitor, session
+		}
+	}
+	if _, err := c.accept(ctx.UserContext(), batch.Completions); err != nil {
+		return err
+	}
+	return ctx.SendStatus(fiber.StatusNoContent)
+}
+
+func (c *Collector) siteOf(id string) *Site {
+	if id == "" && len(c.cfg.Sites) == 1 {
+		return &c.cfg.Sites[0]
+	}
+	return c.sites[id]
+}
+
+// identifyBrowser sets or clears the visitor and session cookies and
+// returns their ids. With analytics consent the visitor id is the cookie's
+// (minted here on the first hit, so it is a server-set cookie that Safari
+// does not cap at 7 days) and the session cookie is refreshed on every hit,
+// so it lapses after SessionTimeout of inactivity. Without consent both are
+// cleared and the completions are anonymous.
+func (c *Collector) identifyBrowser(ctx *fiber.Ctx, site *Site, f browserFacts, analytics bool, now time.Time) (visitor, session string) {
+	base := fiber.Cookie{Path: "/", Domain: site.CookieDomain, Secure: f.secure, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode}
+	if !analytics {
+		for _, name := range []string{VisitorCookie, SessionCookie} {
+			if (name == VisitorCookie && f.visitor != "") || (name == SessionCookie && f.session != "") {
+				ck := base
+				ck.Name, ck.Value, ck.MaxAge, ck.Expires = name, "", -1, time.Unix(0, 0)
+				ctx.Cookie(&ck)
+			}
+		}
+		return "", ""
+	}
+	visitor, session = f.visitor, f.session
+	if !validID(visitor) {
+		visitor = uuid.NewString()
+	}
+	if !validID(session) {
+		session = uuid.NewString()
+	}
+	days := site.CookieDays
+	if days <= 0 {
+		days = defaultCookieDays
+	}
+	days = min(days, maxCookieDays)
+	vc := base
+	vc.Name, vc.Value, vc.MaxAge = VisitorCookie, visitor, days*24*60*60
+	vc.Expires = now.Add(time.Duration(days) * 24 * time.Hour)
+	ctx.Cookie(&vc)
+	sc := base
+	sc.Name, sc.Value, sc.MaxAge = SessionCookie, session, int(c.cfg.SessionTimeout/time.Second)
+	sc.Expires = now.Add(c.cfg.SessionTimeout)
+	ctx.Cookie(&sc)
+	return visitor, session
+}
+
+// validID accepts the ids tally mints (UUIDs) and nothing that could carry
+// markup or bloat rows: 8–64 characters of [A-Za-z0-9-].
+func validID(s string) bool {
+	if len(s) < 8 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// BrowserContext is what the request says beside its body.
+type BrowserContext struct {
+	Now       time.Time
+	UserAgent string
+	Language  string // from Accept-Language; the snippet's own value wins
+	IP        string
+	GPC       bool // Sec-GPC: 1, an opt-out of ads use
+}
+
+// BrowserBatch is a parsed snippet batch.
+type BrowserBatch struct {
+	Site        string
+	Completions []Completion
+	Rejections  []Rejection
+	// Analytics is the visitor's analytics consent as of the batch's last
+	// completion; it decides whether the visitor cookie is set or cleared.
+	Analytics bool
+}
+
+// browserBody is the snippet's wire format:
+//
+//	{"site":"shop","sent":1700000000123,"lang":"en-GB","events":[
+//	  {"id":"<uuid>","name":"viewed_car","ts":1700000000000,
+//	   "props":{"make":"volvo","year":2020},
+//	   "url":"https://…","ref":"https://…","title":"…",
+//	   "consent":{"analytics":true,"ads":false},
+//	   "traits":{"email":"a@b.com"},"fbp":"fb.1.…","fbc":"fb.1.…"}]}
+//
+// Events are decoded one by one from raw JSON so that one malformed item
+// cannot lose the others.
+type browserBody struct {
+	Site   string            `json:"site"`
+	Sent   json.RawMessage   `json:"sent"`
+	Lang   string            `json:"lang"`
+	Events []json.RawMessage `json:"events"`
+}
+
+type browserEvent struct {
+	ID      string                     `json:"id"`
+	Name    string                     `json:"name"`
+	TS      json.RawMessage            `json:"ts"`
+	Props   map[string]json.RawMessage `json:"props"`
+	URL     string                     `json:"url"`
+	Ref     string                     `json:"ref"`
+	Title   string                     `json:"title"`
+	Consent *struct {
+		Analytics *bool `json:"analytics"`
+		Ads       *bool `json:"ads"`
+	} `json:"consent"`
+	Traits map[string]json.RawMessage `json:"traits"`
+	Fbp    string                     `json:"fbp"`
+	Fbc    string                     `json:"fbc"`
+}
+
+// ParseBrowserBatch turns a snippet batch into completions, in Lenient mode:
+// long values are cut and unknown, extra or malformed properties dropped,
+// each cut recorded in the completion's Truncated (and each drop also as a
+// rejection); an unknown event or a malformed item becomes a rejection while
+// the rest of the batch is kept. It returns an error only when the body is
+// not a batch at all. It owns all memory it returns (body may be reused).
+//
+// Occurred time: the snippet stamps each completion with the browser's
+// clock and the batch with the browser's send time; the difference between
+// send time and receive time is the clock skew (plus transit), and is added
+// back, so a browser whose clock is hours off still records when things
+// happened by the server's clock. The result is clamped to at most
+// MaxFutureSkew ahead of receive time.
+func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBatch, error) {
+	var b browserBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return BrowserBatch{}, fmt.Errorf("parse snippet batch: %w", err)
+	}
+	now := bc.Now.UTC()
+	out := BrowserBatch{Site: b.Site, Analytics: true}
+	var skew time.Duration
+	if sent := jsonScalar(b.Sent); sent != "" {
+		if t, err := ParseTime(sent); err == nil {
+			skew = now.Sub(t)
+		}
+	}
+	lang := bc.Language
+	if l := strings.TrimSpace(b.Lang); l != "" && len(l) <= 35 {
+		lang = l
+	}
+	events := b.Events
+	if len(events) > maxBrowserEvents {
+		for i := maxBrowserEvents; i < len(events); i++ {
+			out.Rejections = append(out.Rejections, Rejection{At: now, Source: SourceBrowser, Reason: "BATCH_TOO_LARGE",
+				Field: fmt.Sprintf("events[%d]", i), Payload: boundPayload(events[i])})
+		}
+		events = events[:maxBrowserEvents]
+	}
+	seen := make(map[[2]string]bool, len(events))
+	for i, raw := range events {
+		path := fmt.Sprintf("events[%d]", i)
+		comp, rejs, ok := parseBrowserEvent(cat, raw, path, now, skew, bc, lang)
+		out.Rejections = append(out.Rejections, rejs...)
+		if !ok {
+			continue
+		}
+		out.Analytics = comp.Consent.Analytics
+		key := [2]string{comp.EventName, comp.EventID}
+		if seen[key] {
+			continue // the same completion twice in one batch: first wins
+		}
+		seen[key] = true
+		out.Completions = append(out.Completions, comp)
+	}
+	return out, nil
+}
+
+func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, skew time.Duration, bc BrowserContext, lang string) (Completion, []Rejection, bool) {
+	rej := func(name, code, field string) Rejection {
+		return Rejection{At: now, Source: SourceBrowser, EventName: name, Reason: code, Field: field, Payload: boundPayload(raw)}
+	}
+	var e browserEvent
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return Completion{}, []Rejection{rej("", "INVALID_JSON", path)}, false
+	}
+	def, ok := cat.Lookup(e.Name)
+	if !ok {
+		code := "UNKNOWN_EVENT"
+		if e.Name == "" {
+			code = "REQUIRED"
+		}
+		return Completion{}, []Rejection{rej(clip(e.Name, MaxEventNameLen+16), code, path+".name")}, false
+	}
+	c := Completion{
+		EventName:  def.Name,
+		Source:     SourceBrowser,
+		ReceivedAt: now,
+		Consent:    Consent{Analytics: true, Ads: !bc.GPC},
+		Client:     Client{IP: bc.IP, UserAgent: clip(bc.UserAgent, MaxLongValueLen), Language: lang},
+	}
+	if e.Consent != nil {
+		if e.Consent.Analytics != nil {
+			c.Consent.Analytics = *e.Consent.Analytics
+		}
+		if e.Consent.Ads != nil {
+			c.Consent.Ads = *e.Consent.Ads && !bc.GPC
+		}
+	}
+	switch {
+	case e.ID == "":
+		// The snippet always sends one; a hand-made request without one
+		// still counts, but cannot be deduplicated on retry.
+		c.EventID = uuid.NewString()
+	case utf8.RuneCountInString(e.ID) > MaxEventIDLen:
+		return Completion{}, []Rejection{rej(def.Name, "VALUE_TOO_LONG", path+".id")}, false
+	default:
+		c.EventID = e.ID
+	}
+
+	c.OccurredAt = now.Truncate(time.Millisecond)
+	if ts := jsonScalar(e.TS); ts != "" {
+		if t, err := ParseTime(ts); err == nil {
+			t = t.Add(skew).Truncate(time.Millisecond)
+			if limit := now.Add(MaxFutureSkew); t.After(limit) {
+				t = now.Truncate(time.Millisecond)
+			}
+			c.OccurredAt = t
+		}
+	}
+
+	c.Page.URL = cutField(&c, "url", e.URL, MaxLongValueLen)
+	c.Page.Referrer = cutField(&c, "referrer", e.Ref, MaxLongValueLen)
+	c.Page.Title = cutField(&c, "page_title", e.Title, MaxValueLen)
+
+	var rejs []Rejection
+	props := make([]Prop, 0, len(e.Props))
+	for k, v := range e.Props {
+		s, ok := browserScalar(v)
+		if !ok {
+			c.Truncated = append(c.Truncated, k+": dropped, not a string, number, bool or list")
+			rejs = append(rejs, rej(def.Name, "INVALID_VALUE", path+".props."+k))
+			continue
+		}
+		props = append(props, Prop{Name: k, Value: s})
+	}
+	for _, fe := range ApplyProperties(&c, def, props, Lenient, path+".props") {
+		rejs = append(rejs, rej(def.Name, fe.Code, fe.Path))
+	}
+	applyTraits(&c, e.Traits)
+	if c.Consent.Ads {
+		c.Identity.Fbp = metaCookie(e.Fbp)
+		c.Identity.Fbc = metaCookie(e.Fbc)
+		if c.Identity.Fbc == "" {
+			c.Identity.Fbc = fbcFromURL(c.Page.URL, c.OccurredAt)
+		}
+	}
+	return c, rejs, true
+}
+
+// cutField cuts a standard field to n characters, recording the cut.
+func cutField(c *Completion, name, v string, n int) string {
+	v = strings.ToValidUTF8(v, "\uFFFD")
+	if l := utf8.RuneCountInString(v); l > n {
+		c.Truncated = append(c.Truncated, fmt.Sprintf("%s: cut from %d to %d characters", name, l, n))
+		return truncateRunes(v, n)
+	}
+	return v
+}
+
+func clip(s string, n int) string {
+	return truncateRunes(strings.ToValidUTF8(s, "\uFFFD"), n)
+}
+
+// browserScalar reads a snippet property value: a string, number or bool as
+// its text, or a list of them joined by ';' (an enumeration's multi-value
+// form).
+func browserScalar(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '[' {
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return "", false
+		}
+		parts := make([]string, 0, len(items))
+		for _, it := range items {
+			s, ok := propScalar(it)
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ";"), true
+	}
+	return propScalar(raw)
+}
+
+// applyTraits copies identify traits onto the completion's identity. A
+// trait that is too long or not an address (email) is dropped and recorded.
+func applyTraits(c *Completion, traits map[string]json.RawMessage) {
+	id := &c.Identity
+	dst := map[string]*string{
+		"email": &id.Email, "phone": &id.Phone, "external_id": &id.ExternalID,
+		"first_name": &id.FirstName, "last_name": &id.LastName, "city": &id.City,
+		"state": &id.State, "zip": &id.Zip, "country": &id.Country,
+	}
+	for k, raw := range traits {
+		p, known := dst[k]
+		if !known {
+			c.Truncated = append(c.Truncated, "traits."+clip(k, MaxPropertyNameLen)+": dropped, not a known trait")
+			continue
+		}
+		v, ok := propScalar(raw)
+		v = strings.TrimSpace(v)
+		switch {
+		case !ok:
+			c.Truncated = append(c.Truncated, "traits."+k+": dropped, not a string or number")
+			continue
+		case utf8.RuneCountInString(v) > maxTraitLen:
+			c.Truncated = append(c.Truncated, fmt.Sprintf("traits.%s: dropped, longer than %d characters", k, maxTraitLen))
+			continue
+		case k == "email" && v != "":
+			if a, err := mail.ParseAddress(v); err != nil || a.Address != v {
+				c.Truncated = append(c.Truncated, "traits.email: dropped, not an email address")
+				continue
+			}
+		}
+		*p = v
+	}
+}
+
+// metaCookie accepts an _fbp/_fbc value in Meta's fb.<index>.<ms>.<value>
+// form and drops anything else (it is forwarded as-is).
+func metaCookie(v string) string {
+	if len(v) > 256 || !strings.HasPrefix(v, "fb.") || strings.Count(v, ".") < 3 {
+		return ""
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] >= 0x7f || v[i] == '"' || v[i] == '<' || v[i] == '>' {
+			return ""
+		}
+	}
+	return v
+}
+
+// fbcFromURL builds _fbc as fb.1.<ms>.<fbclid> when the page URL carries an
+// fbclid and the snippet sent no _fbc. The fbclid keeps its case: Meta
+// compares it case-sensitively.
+func fbcFromURL(pageURL string, at time.Time) string {
+	u, err := url.Parse(pageURL)
+	if err != nil {
+		return ""
+	}
+	id := u.Query().Get("fbclid")
+	if id == "" || len(id) > 200 {
+		return ""
+	}
+	return metaCookie("fb.1." + strconv.FormatInt(at.UnixMilli(), 10) + "." + id)
+}
