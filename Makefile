@@ -1,0 +1,47 @@
+# tally: `make run` starts the collector with the example config and a demo
+# page; `make test` runs every test. Both install what is missing first.
+
+GO        ?= go
+CONFIG    ?= examples/tally.yaml
+GOTEST    ?= $(GO) test
+TESTFLAGS ?= -timeout 25m
+HUBSPOT_CLIENT := ingest/testdata/hubspot-client
+
+.PHONY: run test deps test-deps build bench fuzz check load clean
+
+run: deps
+	$(GO) run ./cmd/tally serve -config $(CONFIG)
+
+test: test-deps
+	$(GOTEST) $(TESTFLAGS) ./...
+
+build:
+	$(GO) build -o bin/tally ./cmd/tally
+
+check:
+	$(GO) run ./cmd/tally check -config $(CONFIG)
+
+deps:
+	@.ci/install-deps
+	@$(GO) mod download
+
+test-deps:
+	@.ci/install-deps test
+	@$(GO) mod download
+	@cd $(HUBSPOT_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+
+# Benchmarks of the hot paths (validate+encode, enrichment, hashing).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./ingest/... ./store/... ./rules/...
+
+# Short fuzzing of every parser; FUZZTIME=5m for longer.
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin var
