@@ -1,0 +1,4 @@
+package capi
+
+// ParseResponse exposes parseResponse to the external tests.
+var ParseResponse = parseResponse
