@@ -9,7 +9,11 @@ import (
 
 // File is tally.yaml as written by its owner.
 type File struct {
-	Listen       string                 `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// DataDir holds tally's local state: the managed ClickHouse server's data
+	// (DataDir/clickhouse), the forwarding outbox and rule state. Empty means
+	// ./var.
+	DataDir      string                 `yaml:"data_dir"`
 	ClickHouse   store.Config           `yaml:"clickhouse"`
 	Collector    ingest.CollectorConfig `yaml:"collector"`
 	Sites        []ingest.Site          `yaml:"sites"`
