@@ -1,13 +1,216 @@
 package rules
 
-// Destination is one configured forwarding target.
+import (
+	"log/slog"
+	"strings"
+)
+
+// Destination types and modes.
+const (
+	TypeMetaCAPI = "meta_capi"
+
+	ModeWebsite         = "website"
+	ModeConversionLeads = "conversion_leads"
+)
+
+// Defaults for a Meta destination.
+const (
+	// DefaultGraphURL is Meta's Graph API host; tests point graph_url at a
+	// local stand-in.
+	DefaultGraphURL = "https://graph.facebook.com"
+	// DefaultAPIVersion is the Graph version used when api_version is empty:
+	// v25.0 was released 2026-02-18 and expires 2028-07-29, so it outlives
+	// v24.0, whose Marketing API support ends 2026-10-06.
+	DefaultAPIVersion = "v25.0"
+)
+
+// Destination is one configured forwarding target (destinations[] in
+// tally.yaml).
 type Destination struct {
 	Name string `yaml:"name"`
+	// Type is the kind of destination; only meta_capi exists.
 	Type string `yaml:"type"`
+
+	PixelID     string `yaml:"pixel_id"`     // the pixel or dataset id events are posted to
+	AccessToken string `yaml:"access_token"` // a secret: reference it as ${ENV_NAME}; never logged
+	APIVersion  string `yaml:"api_version"`  // empty means DefaultAPIVersion
+	GraphURL    string `yaml:"graph_url"`    // empty means DefaultGraphURL
+	// TestEventCode routes events to Events Manager's Test Events tab. Such
+	// events are still used for ads measurement: remove it in production.
+	TestEventCode string `yaml:"test_event_code"`
+	// PartnerAgent names the sending platform to Meta; empty means none.
+	PartnerAgent string `yaml:"partner_agent"`
+	// Mode is website (browser events mirrored by the server) or
+	// conversion_leads (CRM stages of Lead Ads leads); empty means website.
+	Mode string `yaml:"mode"`
+	// LeadEventSource names the CRM for conversion_leads ("HubSpot",
+	// "Salesforce", "In-house CRM"); required in that mode.
+	LeadEventSource string `yaml:"lead_event_source"`
 }
 
-// Rule is one configured forwarding rule.
+// WithDefaults returns d with empty optional fields set to their defaults.
+func (d Destination) WithDefaults() Destination {
+	if d.APIVersion == "" {
+		d.APIVersion = DefaultAPIVersion
+	}
+	if d.GraphURL == "" {
+		d.GraphURL = DefaultGraphURL
+	}
+	if d.Mode == "" {
+		d.Mode = ModeWebsite
+	}
+	return d
+}
+
+// LogValue keeps the access token out of logs.
+func (d Destination) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("name", d.Name),
+		slog.String("type", d.Type),
+		slog.String("pixel_id", d.PixelID),
+		slog.String("mode", d.Mode),
+		slog.Bool("test_event_code", d.TestEventCode != ""),
+	)
+}
+
+// Rule is one configured forwarding rule (rules[] in tally.yaml): completions
+// that match When are forwarded as Forward says.
 type Rule struct {
-	Name    string `yaml:"name"`
-	Enabled *bool  `yaml:"enabled"`
+	Name string `yaml:"name"`
+	// Enabled defaults to true; a rule forwards only completions received
+	// after it was (last) enabled.
+	Enabled *bool   `yaml:"enabled"`
+	When    When    `yaml:"when"`
+	Forward Forward `yaml:"forward"`
+}
+
+// IsEnabled reports whether the rule is on (enabled: true or absent).
+func (r *Rule) IsEnabled() bool { return r.Enabled == nil || *r.Enabled }
+
+// When selects completions: one of the events, from one of the sites (all
+// sites when empty), where every filter of Where holds and, when Any is
+// given, every filter of at least one of its groups holds.
+type When struct {
+	Event  string   `yaml:"event"`
+	Events []string `yaml:"events"`
+	Sites  []string `yaml:"sites"`
+	Where  []Filter `yaml:"where"`
+	Any    []Group  `yaml:"any"`
+}
+
+// EventNames is Event and Events together.
+func (w *When) EventNames() []string {
+	if w.Event != "" {
+		return append([]string{w.Event}, w.Events...)
+	}
+	return w.Events
+}
+
+// Group is one alternative of When.Any: all its filters must hold.
+type Group struct {
+	Where []Filter `yaml:"where"`
+}
+
+// Filter is one property condition, in HubSpot's vocabulary of operations
+// (see Op). Value is for single-valued operations, Values for is_any_of,
+// is_none_of and is_between (low, high).
+type Filter struct {
+	Property string   `yaml:"property"`
+	Op       Op       `yaml:"op"`
+	Value    *string  `yaml:"value"`
+	Values   []string `yaml:"values"`
+}
+
+// Forward says where a matching completion goes and how it is mapped.
+type Forward struct {
+	To string `yaml:"to"`
+	// EventName is Meta's event name: a standard one (Lead, Purchase, …,
+	// tracked with fbq('track')) or a custom one (fbq('trackCustom')), at
+	// most 50 characters. For conversion_leads it is the CRM stage.
+	EventName string `yaml:"event_name"`
+	Value     *Value `yaml:"value"`
+	Currency  string `yaml:"currency"` // ISO 4217, e.g. EUR
+	// Share lists the user data sent (ShareItems); nothing else leaves.
+	Share   []string     `yaml:"share"`
+	Consent *ConsentGate `yaml:"consent"`
+	// MirrorInBrowser makes the snippet call fbq with the same event name,
+	// event id, value and currency that the server forwards.
+	MirrorInBrowser bool `yaml:"mirror_in_browser"`
+	// LeadID says where a conversion_leads event's Lead Ads id is; without
+	// it the completion's object id is used.
+	LeadID *LeadID `yaml:"lead_id"`
+}
+
+// Value is the conversion value: Fixed, or Property's number with Default
+// when the property is missing, not a number or not positive.
+type Value struct {
+	Fixed    *float64 `yaml:"fixed"`
+	Property string   `yaml:"property"`
+	Default  *float64 `yaml:"default"`
+}
+
+// ConsentGate is a property that must hold a value for the rule to forward
+// (compared like is_equal_to), on top of the visitor's ads consent.
+type ConsentGate struct {
+	Property string `yaml:"property"`
+	Equals   string `yaml:"equals"`
+}
+
+// LeadID names the property holding a Lead Ads lead id (15–17 digits).
+type LeadID struct {
+	Property string `yaml:"property"`
+}
+
+// Share items: what user data a rule may send.
+const (
+	ShareEmail      = "email"
+	SharePhone      = "phone"
+	ShareFirstName  = "first_name"
+	ShareLastName   = "last_name"
+	ShareCity       = "city"
+	ShareState      = "state"
+	ShareZip        = "zip"
+	ShareCountry    = "country"
+	ShareExternalID = "external_id"
+	ShareClientIP   = "client_ip"
+	ShareUserAgent  = "user_agent"
+	ShareFbp        = "fbp"
+	ShareFbc        = "fbc"
+)
+
+// ShareItems are the valid entries of forward.share.
+var shareItems = []string{
+	ShareEmail, SharePhone, ShareFirstName, ShareLastName, ShareCity, ShareState,
+	ShareZip, ShareCountry, ShareExternalID, ShareClientIP, ShareUserAgent, ShareFbp, ShareFbc,
+}
+
+// standardEvents are Meta's standard pixel events (Meta Pixel reference);
+// any other name is custom and tracked with fbq('trackCustom').
+var standardEvents = []string{
+	"AddPaymentInfo", "AddToCart", "AddToWishlist", "CompleteRegistration",
+	"Contact", "CustomizeProduct", "Donate", "FindLocation", "InitiateCheckout",
+	"Lead", "PageView", "Purchase", "Schedule", "Search", "StartTrial",
+	"SubmitApplication", "Subscribe", "ViewContent",
+}
+
+// IsStandardEvent reports whether name is one of Meta's standard events,
+// spelled exactly (Meta's names are case-exact).
+func IsStandardEvent(name string) bool {
+	for _, s := range standardEvents {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// standardEventFold returns the standard event that name equals ignoring
+// case, for a hint when a config spells one in the wrong case.
+func standardEventFold(name string) (string, bool) {
+	for _, s := range standardEvents {
+		if strings.EqualFold(s, name) {
+			return s, true
+		}
+	}
+	return "", false
 }

@@ -1,3 +1,20 @@
-// Package rules decides which completions are forwarded where, and maps each
-// onto the destination's event.
+// Package rules decides which accepted completions are forwarded where, and
+// maps each onto the destination's event: the destinations and rules
+// sections of tally.yaml (Check validates them with YAML paths), the typed
+// filter matcher (see Op for the semantics, shared with the browser mirror
+// in snippet/src/mirror.js), the completion → Meta server event mapping, and
+// the Engine that runs the rules on the write path.
+//
+// A rule forwards only completions received after it was enabled in its
+// current form; the Engine keeps those times in a small JSON state file
+// under its data dir, written atomically. Bots are never forwarded, imports
+// only on a deliberate replay, and nothing without ads consent.
+//
+// Backpressure: the Engine holds nothing itself. Write hands every match to
+// the Forwarder synchronously; when Enqueue fails (the forward spool is
+// full) Write returns the error and the caller decides.
+//
+// It must not talk to any destination itself (rules/capi does), must not
+// import ingest's HTTP side (fiber), store or snippet, and must not log
+// customer information or access tokens.
 package rules

@@ -1,0 +1,95 @@
+package rules
+
+import (
+	"slices"
+
+	"github.com/tally-analytics/tally/ingest"
+)
+
+// BrowserRule is one mirror_in_browser rule as the snippet receives it
+// (snippet/src/mirror.js reads it). Keys are short because every site's
+// script carries its rules.
+type BrowserRule struct {
+	Rule     string            `json:"r"`           // rule name, for the snippet's debug hook
+	Events   []string          `json:"e"`           // tally event names
+	Where    []BrowserFilter   `json:"w,omitempty"` // all must hold
+	Any      [][]BrowserFilter `json:"a,omitempty"` // when given, one group must hold entirely
+	Name     string            `json:"n"`           // Meta event name
+	Custom   bool              `json:"c,omitempty"` // fbq('trackCustom') instead of fbq('track')
+	Value    *BrowserValue     `json:"v,omitempty"`
+	Currency string            `json:"$,omitempty"`
+	Consent  *BrowserFilter    `json:"g,omitempty"` // the rule's consent gate, as an is_equal_to filter
+}
+
+// BrowserFilter is a filter with what the browser needs to normalise the
+// raw property value exactly as the server does: its type and, for
+// enumerations, the options.
+type BrowserFilter struct {
+	Property string              `json:"p"`
+	Type     ingest.PropertyType `json:"t"`
+	Op       Op                  `json:"o"`
+	Values   []string            `json:"v,omitempty"` // normalised (numbers shortest, datetimes epoch ms, dates YYYY-MM-DD)
+	Options  []string            `json:"x,omitempty"`
+}
+
+// BrowserValue is the value mapping: Fixed, or Property with Default.
+type BrowserValue struct {
+	Fixed    *float64 `json:"f,omitempty"`
+	Property string   `json:"p,omitempty"`
+	Default  *float64 `json:"d,omitempty"`
+}
+
+// BrowserRules returns the enabled mirror_in_browser rules that apply to
+// the site, for snippet.Config.Mirrors; nil when there are none.
+func (e *Engine) BrowserRules(site string) any {
+	var out []BrowserRule
+	for _, r := range e.rules {
+		if br, ok := browserRule(r.compiled, site); ok {
+			out = append(out, br)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func browserRule(r *compiled, site string) (BrowserRule, bool) {
+	fw := &r.rule.Forward
+	if !fw.MirrorInBrowser || r.dest.Mode != ModeWebsite {
+		return BrowserRule{}, false
+	}
+	if len(r.rule.When.Sites) > 0 && !slices.Contains(r.rule.When.Sites, site) {
+		return BrowserRule{}, false
+	}
+	br := BrowserRule{
+		Rule:   r.name,
+		Events: r.events,
+		Where:  browserFilters(r.where),
+		Name:   fw.EventName,
+		Custom: !IsStandardEvent(fw.EventName),
+	}
+	for _, g := range r.any {
+		br.Any = append(br.Any, browserFilters(g))
+	}
+	if v := fw.Value; v != nil {
+		br.Value = &BrowserValue{Fixed: v.Fixed, Property: v.Property, Default: v.Default}
+		br.Currency = fw.Currency
+	}
+	if r.consent != nil {
+		f := browserFilters([]*filter{r.consent})[0]
+		br.Consent = &f
+	}
+	return br, true
+}
+
+func browserFilters(fs []*filter) []BrowserFilter {
+	out := make([]BrowserFilter, len(fs))
+	for i, f := range fs {
+		out[i] = BrowserFilter{Property: f.prop, Type: f.typ, Op: f.op, Values: f.canon}
+		if f.typ == ingest.TypeEnumeration {
+			out[i].Options = f.opts
+		}
+	}
+	return out
+}

@@ -1,0 +1,209 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/rules/capi"
+)
+
+// Config is what the engine needs from tally.yaml and the deployment.
+type Config struct {
+	Rules        []Rule
+	Destinations []Destination
+	Definitions  []ingest.Definition
+	// DataDir holds the engine's state file (StateFile): when each rule was
+	// enabled. Required.
+	DataDir string
+	// Replay forwards imported completions, and completions received before
+	// a rule was enabled, too. It is for a deliberate replay run only: Meta
+	// still refuses events older than 7 days.
+	Replay bool
+}
+
+// Forwarder takes a mapped event for delivery (capi.Forwarder). Enqueue
+// returns once the event is durable, or an error (the spool is full).
+type Forwarder interface {
+	Enqueue(ctx context.Context, destination, rule string, ev capi.Event) error
+}
+
+// Skipped is a completion a rule matched but did not forward because of
+// consent; it becomes a deliveries row with status skipped_consent.
+type Skipped struct {
+	EventID     string
+	Rule        string
+	Destination string
+	EventName   string // Meta's event name, as it would have been sent
+	Status      string // StatusSkippedConsent
+	Message     string // which gate failed
+	At          time.Time
+}
+
+// StatusSkippedConsent is the deliveries status of a Skipped.
+const StatusSkippedConsent = "skipped_consent"
+
+// SkipFunc records a Skipped. It must not block for long: it runs on the
+// write path.
+type SkipFunc func(ctx context.Context, s Skipped)
+
+// Engine decides, for each accepted completion, which rules forward it,
+// maps it, and hands the event to the Forwarder. It starts no goroutines.
+type Engine struct {
+	rules []*active
+	all   []*compiled // every valid rule, enabled or not (browser rules use enabled ones)
+	fwd   Forwarder
+	skip  SkipFunc
+	log   *slog.Logger
+	cfg   Config
+
+	outcomes *prometheus.CounterVec
+}
+
+// active is an enabled rule with the time it was enabled.
+type active struct {
+	*compiled
+	enabledAt time.Time
+}
+
+// NewEngine compiles the rules (a config that fails Check is an error),
+// loads the state file and records the enabled-at time of every rule that
+// is newly enabled or changed, then saves the state before returning, so
+// a crash cannot move an enabled-at time later. reg may be nil.
+func NewEngine(cfg Config, fwd Forwarder, skip SkipFunc, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("rules engine: data dir is required for the rules state")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rules, errs := compile(cfg.Rules, cfg.Destinations, cfg.Definitions)
+	if len(errs) > 0 {
+		es := make([]error, len(errs))
+		for i, e := range errs {
+			es[i] = e
+		}
+		return nil, fmt.Errorf("rules config: %w", errors.Join(es...))
+	}
+	e := &Engine{all: rules, fwd: fwd, skip: skip, log: log, cfg: cfg,
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_rule_matches_total",
+			Help: "Completions matched by a rule, by rule and outcome (enqueued, skipped_consent, enqueue_failed).",
+		}, []string{"rule", "outcome"}),
+	}
+	if reg != nil {
+		if err := reg.Register(e.outcomes); err != nil {
+			return nil, fmt.Errorf("register rules metrics: %w", err)
+		}
+	}
+
+	path := filepath.Join(cfg.DataDir, StateFile)
+	st, err := loadState(path)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	next := state{Version: 1, Rules: map[string]ruleRecord{}}
+	changed := false
+	for _, r := range rules {
+		if !r.rule.IsEnabled() {
+			continue
+		}
+		h, err := ruleHash(&r.rule)
+		if err != nil {
+			return nil, err
+		}
+		rec, ok := st.Rules[r.name]
+		if !ok || rec.Hash != h {
+			rec = ruleRecord{Hash: h, EnabledAt: now}
+			changed = true
+			log.Info("rule enabled: forwards completions received from now on", "rule", r.name, "destination", r.dest.Name, "enabled_at", now)
+		}
+		next.Rules[r.name] = rec
+		e.rules = append(e.rules, &active{compiled: r, enabledAt: rec.EnabledAt})
+	}
+	// Rules removed or disabled are forgotten: enabling one again starts
+	// from that moment.
+	for name := range st.Rules {
+		if _, ok := next.Rules[name]; !ok {
+			changed = true
+			log.Info("rule disabled", "rule", name)
+		}
+	}
+	if changed {
+		if err := saveState(path, next); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// EnabledAt returns when the named rule was enabled (in its current form).
+func (e *Engine) EnabledAt(rule string) (time.Time, bool) {
+	for _, r := range e.rules {
+		if r.name == rule {
+			return r.enabledAt, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// Write offers accepted completions to every enabled rule (ingest.Sink).
+// Bots are never forwarded; imports only on a replay. A match without ads
+// consent, or failing the rule's consent gate, is recorded as skipped. Every
+// match is tried even when one Enqueue fails; the failures are returned
+// joined (each wrapping the Forwarder's error, e.g. the spool's ErrFull).
+// A caller that retries the completion may enqueue the other matches again:
+// Meta deduplicates repeats by event id.
+func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
+	var errs []error
+	for i := range cs {
+		c := &cs[i]
+		if c.Enrichment.IsBot {
+			continue
+		}
+		if c.Source == ingest.SourceImport && !e.cfg.Replay {
+			continue
+		}
+		for _, r := range e.rules {
+			if !e.cfg.Replay && c.ReceivedAt.Before(r.enabledAt) {
+				continue
+			}
+			if !r.matches(c) {
+				continue
+			}
+			if msg := consentFailure(r.compiled, c); msg != "" {
+				e.outcomes.WithLabelValues(r.name, StatusSkippedConsent).Inc()
+				if e.skip != nil {
+					e.skip(ctx, Skipped{EventID: c.EventID, Rule: r.name, Destination: r.dest.Name,
+						EventName: r.rule.Forward.EventName, Status: StatusSkippedConsent, Message: msg, At: time.Now().UTC()})
+				}
+				continue
+			}
+			if err := e.fwd.Enqueue(ctx, r.dest.Name, r.name, r.Event(c)); err != nil {
+				e.outcomes.WithLabelValues(r.name, "enqueue_failed").Inc()
+				errs = append(errs, fmt.Errorf("forward event %s by rule %q: %w", c.EventID, r.name, err))
+				continue
+			}
+			e.outcomes.WithLabelValues(r.name, "enqueued").Inc()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// consentFailure says which consent gate c fails for r, or "" when none.
+func consentFailure(r *compiled, c *ingest.Completion) string {
+	if !c.Consent.Ads {
+		return "no ads consent"
+	}
+	if !r.consentOK(c) {
+		return fmt.Sprintf("consent property %s is not %q", r.rule.Forward.Consent.Property, r.rule.Forward.Consent.Equals)
+	}
+	return ""
+}

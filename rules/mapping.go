@@ -1,0 +1,162 @@
+package rules
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/rules/capi"
+)
+
+// matches reports whether c satisfies the rule's when (event, site and
+// filters). Consent and the rule's consent gate are checked separately.
+func (r *compiled) matches(c *ingest.Completion) bool {
+	if !slices.Contains(r.events, c.EventName) {
+		return false
+	}
+	if len(r.rule.When.Sites) > 0 && !slices.Contains(r.rule.When.Sites, c.Site) {
+		return false
+	}
+	return matchFilters(r.where, r.any, c.Prop)
+}
+
+// matchFilters is the pure matcher over a property lookup.
+func matchFilters(where []*filter, any [][]*filter, prop func(string) (string, bool)) bool {
+	for _, f := range where {
+		if !f.match(prop(f.prop)) {
+			return false
+		}
+	}
+	if len(any) == 0 {
+		return true
+	}
+	for _, g := range any {
+		ok := true
+		for _, f := range g {
+			if !f.match(prop(f.prop)) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// consentOK reports whether the rule's consent gate holds for c.
+func (r *compiled) consentOK(c *ingest.Completion) bool {
+	if r.consent == nil {
+		return true
+	}
+	return r.consent.match(c.Prop(r.consent.prop))
+}
+
+// value is the conversion value for c, or nil when the rule maps none (or
+// the property is unusable and there is no default).
+func (r *compiled) value(prop func(string) (string, bool)) *float64 {
+	v := r.rule.Forward.Value
+	if v == nil {
+		return nil
+	}
+	if v.Fixed != nil {
+		f := *v.Fixed
+		return &f
+	}
+	if s, ok := prop(v.Property); ok {
+		if f, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil && f > 0 && !math.IsInf(f, 0) {
+			return &f
+		}
+	}
+	if v.Default != nil {
+		f := *v.Default
+		return &f
+	}
+	return nil
+}
+
+// shares reports whether the rule lets item leave tally.
+func (r *compiled) shares(item string) bool { return slices.Contains(r.rule.Forward.Share, item) }
+
+// Event maps c onto the Meta server event the rule forwards.
+func (r *compiled) Event(c *ingest.Completion) capi.Event {
+	fw := &r.rule.Forward
+	ev := capi.Event{
+		EventName: fw.EventName,
+		EventTime: c.OccurredAt.Unix(),
+		EventID:   c.EventID,
+	}
+	ev.UserData = r.userData(c)
+
+	var cd capi.CustomData
+	custom := false
+	if v := r.value(c.Prop); v != nil {
+		cd.Value = v
+		cd.Currency = fw.Currency
+		custom = true
+	}
+	if r.dest.Mode == ModeConversionLeads {
+		ev.ActionSource = capi.ActionSystemGenerated
+		cd.EventSource = "crm"
+		cd.LeadEventSource = r.dest.LeadEventSource
+		custom = true
+		ev.UserData.LeadID = r.leadID(c)
+	} else {
+		ev.ActionSource = capi.ActionWebsite
+		ev.EventSourceURL = c.Page.URL
+	}
+	if custom {
+		ev.CustomData = &cd
+	}
+	return ev
+}
+
+// userData hashes what the rule shares of c's identity and adds the
+// as-is fields it shares. The person's country informs phone and zip
+// normalisation even when the country itself is not shared.
+func (r *compiled) userData(c *ingest.Completion) capi.UserData {
+	id := capi.Identity{Country: c.Identity.Country}
+	if id.Country == "" {
+		id.Country = c.Enrichment.Country // GeoIP's guess beats none
+	}
+	pick := func(item, v string) string {
+		if r.shares(item) {
+			return v
+		}
+		return ""
+	}
+	id.Email = pick(ShareEmail, c.Identity.Email)
+	id.Phone = pick(SharePhone, c.Identity.Phone)
+	id.FirstName = pick(ShareFirstName, c.Identity.FirstName)
+	id.LastName = pick(ShareLastName, c.Identity.LastName)
+	id.City = pick(ShareCity, c.Identity.City)
+	id.State = pick(ShareState, c.Identity.State)
+	id.Zip = pick(ShareZip, c.Identity.Zip)
+	id.ExternalID = pick(ShareExternalID, c.Identity.ExternalID)
+	ud := capi.HashedUserData(id)
+	if !r.shares(ShareCountry) {
+		ud.Country = nil
+	}
+	ud.ClientIPAddress = pick(ShareClientIP, c.Client.IP)
+	ud.ClientUserAgent = pick(ShareUserAgent, c.Client.UserAgent)
+	ud.Fbp = pick(ShareFbp, c.Identity.Fbp)
+	ud.Fbc = pick(ShareFbc, c.Identity.Fbc)
+	return ud
+}
+
+// leadID reads the Lead Ads id from the configured property, else from the
+// completion's object id; 0 (left out) when it is not an integer.
+func (r *compiled) leadID(c *ingest.Completion) int64 {
+	s := c.ObjectID
+	if l := r.rule.Forward.LeadID; l != nil {
+		s, _ = c.Prop(l.Property)
+	}
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return 0
+}
