@@ -49,9 +49,9 @@ func loadVectors(t testing.TB) []vector {
 func TestVectors(t *testing.T) {
 	key := func(f Field, in string) string { return string(f) + "|" + in }
 	deviations := map[string]deviation{
-		key(FieldPhone, "650.555.1234"):      {"6505551234", "doc: remove symbols; the SDK keeps dots"},
-		key(FieldLastName, "O'Brien"):        {"obrien", "doc: names without punctuation"},
-		key(FieldCity, "Coeur d'Alene"):      {"coeurdalene", "doc: city without punctuation"},
+		key(FieldPhone, "650.555.1234"):     {"6505551234", "doc: remove symbols; the SDK keeps dots"},
+		key(FieldLastName, "O'Brien"):       {"obrien", "doc: names without punctuation"},
+		key(FieldCity, "Coeur d'Alene"):     {"coeurdalene", "doc: city without punctuation"},
 		key(FieldState, "California"):       {"ca", "doc: US states as 2-letter ANSI code"},
 		key(FieldCountry, "USA"):            {"us", "doc: ISO alpha-2; alpha-3 is mapped rather than dropped"},
 		key(FieldDateOfBirth, "1990-01-31"): {"19900131", "doc: YYYYMMDD digits"},
