@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -54,11 +55,16 @@ func (c *Collector) browserRoutes(app *fiber.App) {
 	app.Post(c.cfg.EventPath, c.collect)
 }
 
-// clientIP is the address the request came from, copied out of fiber's
-// buffers. Proxy headers are not believed here; trusted-proxy handling
-// replaces this in one place.
+// clientIP is the address the request came from: the peer, or the first
+// untrusted hop of X-Forwarded-For/Forwarded when the peer is a trusted
+// proxy. The result is a new string, never fiber's buffer.
 func (c *Collector) clientIP(ctx *fiber.Ctx) string {
-	return strings.Clone(ctx.IP())
+	peer, _ := netip.AddrFromSlice(ctx.Context().RemoteIP())
+	ip := c.proxies.ClientIP(peer.Unmap(), string(ctx.Request().Header.Peek(fiber.HeaderXForwardedFor)), string(ctx.Request().Header.Peek("Forwarded")))
+	if !ip.IsValid() {
+		return ""
+	}
+	return ip.String()
 }
 
 // serveScript answers GET /t.js[?site=ID] with the site's built tracker:
@@ -262,6 +268,19 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 	batch, err := ParseBrowserBatch(c.catalog, body, BrowserContext{
 		Now: now, UserAgent: f.userAgent, Language: f.language, IP: f.ip, GPC: f.gpc,
 	})
+	if err != nil {
+		// Not a batch at all, so its site is unknown: any configured origin
+		// may hear so (the snippet does not retry a 400).
+		if !c.anySiteAllows(f.host) {
+			return ctx.SendStatus(fiber.StatusForbidden)
+		}
+		if f.origin != "" {
+			corsHeaders(ctx, f.origin)
+		}
+		c.reject([]Rejection{{At: now.UTC(), Site: c.siteIDOf(f.host), Source: SourceBrowser, Reason: "INVALID_JSON",
+			Field: "body", Payload: boundPayload(body)}})
+		return ctx.SendStatus(fiber.StatusBadRequest)
+	}
 	site := c.siteOf(batch.Site)
 	if site == nil || !site.AllowsHost(f.host) {
 		// Unknown site or a foreign origin: no CORS headers, so the page
@@ -272,11 +291,6 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 	}
 	if f.origin != "" {
 		corsHeaders(ctx, f.origin)
-	}
-	if err != nil {
-		c.reject([]Rejection{{At: now.UTC(), Site: site.ID, Source: SourceBrowser, Reason: "INVALID_JSON",
-			Field: "body", Payload: boundPayload(body)}})
-		return ctx.SendStatus(fiber.StatusBadRequest)
 	}
 	for i := range batch.Rejections {
 		batch.Rejections[i].Site = site.ID
@@ -298,6 +312,17 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 		return err
 	}
 	return ctx.SendStatus(fiber.StatusNoContent)
+}
+
+// siteIDOf names the first site whose domains admit host, for recording a
+// rejection whose body did not say.
+func (c *Collector) siteIDOf(host string) string {
+	for i := range c.cfg.Sites {
+		if c.cfg.Sites[i].AllowsHost(host) {
+			return c.cfg.Sites[i].ID
+		}
+	}
+	return ""
 }
 
 func (c *Collector) siteOf(id string) *Site {
