@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -58,6 +59,7 @@ type Collector struct {
 	cfg     Config
 	catalog *Catalog
 	sites   map[string]*Site
+	proxies *ProxyTrust
 	app     *fiber.App
 	log     *slog.Logger
 	now     func() time.Time
@@ -98,7 +100,12 @@ func NewCollector(cfg Config) (*Collector, error) {
 	if cfg.SessionTimeout == 0 {
 		cfg.SessionTimeout = 30 * time.Minute
 	}
+	proxies, err := NewProxyTrust(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
 	c := &Collector{
+		proxies: proxies,
 		cfg:     cfg,
 		catalog: NewCatalog(cfg.Definitions),
 		sites:   make(map[string]*Site, len(cfg.Sites)),

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -186,14 +187,16 @@ func TestSendBodyTooLarge(t *testing.T) {
 	}
 	go h.c.App().Listener(ln)
 	t.Cleanup(func() { h.c.Shutdown(context.Background()) })
-	big := `{"eventName":"viewed_car","utk":"a","properties":{"make":"` + strings.Repeat("x", apiBody) + `"}}`
-	req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/events/v3/send", strings.NewReader(big))
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	// Expect: 100-continue lets the server answer before the body is sent,
-	// as a well-behaved client of a large upload would.
-	req.Header.Set("Expect", "100-continue")
-	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second}}
-	resp, err := client.Do(req)
+	// Announce a body over the limit and send only the headers: the server
+	// must refuse from Content-Length alone, before reading any of it.
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /events/v3/send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", testToken, apiBody+1)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
