@@ -123,3 +123,21 @@ func TestCapturesOf(t *testing.T) {
 		t.Errorf("capturesOf = %s; want %s", got, want)
 	}
 }
+
+func TestDemoPage(t *testing.T) {
+	page := string(DemoPage(`de"mo`))
+	for _, want := range []string{
+		`<script>` + Stub + `</script>`,
+		`src="/t.js?site=de%22mo"`,
+		`class="car-card"`,
+		`tally('debug'`,
+		`'form_submitted'`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("demo page lacks %s", want)
+		}
+	}
+	if strings.Contains(page, `de"mo`) {
+		t.Error("demo page holds the site id unescaped")
+	}
+}
