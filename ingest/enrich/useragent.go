@@ -75,6 +75,7 @@ func parseUA(s string) uaInfo {
 var browserTokens = [...]struct{ token, name string }{
 	{"FBAV/", "Facebook"},
 	{"Instagram ", "Instagram"},
+	{"OculusBrowser/", "Oculus Browser"},
 	{"SamsungBrowser/", "Samsung Internet"},
 	{"EdgA/", "Edge"},
 	{"EdgiOS/", "Edge"},
@@ -233,17 +234,22 @@ func isAlnum(c byte) bool {
 
 // tvTokens mark a television or TV stick: Samsung Tizen ("SMART-TV"), LG
 // webOS ("Web0S", "NetCast"), HbbTV sets, Sony BRAVIA, Hisense VIDAA,
-// Philips, Android/Google TV, Chromecast ("CrKey"), Apple TV, Roku and
-// Amazon Fire TV (models "AFTxx").
+// Philips, Xiaomi ("MiTV"), Android/Google TV, Chromecast ("CrKey"), Apple
+// TV, Roku and Amazon Fire TV (models "AFTxx").
 var tvTokens = [...]string{
 	"SMART-TV", "SmartTV", "Smart-TV", "SMARTTV", "Web0S", "WebOS TV", "webOS.TV", "NetCast",
 	"HbbTV", "BRAVIA", "VIDAA", "PhilipsTV", "Android TV", "AndroidTV", "GoogleTV", "Google TV",
-	"CrKey", "AppleTV", "Apple TV", "tvOS", "Roku", "; AFT", "TV Safari", "DTV)", "Opera TV",
+	"CrKey", "AppleTV", "Apple TV", "tvOS", "Roku", "; AFT", "TV Safari", "DTV)", "Opera TV", "MiTV",
 }
 
 var consoleTokens = [...]string{"PlayStation", "Xbox", "Nintendo"}
 
-var wearableTokens = [...]string{"Watch OS", "watchOS", "(Watch", "Wear OS", "WearOS", "; SM-R"}
+// wearableTokens mark watches (watchOS, Wear OS, Samsung's SM-R models) and
+// head-mounted displays (Meta Quest), which are wearable computers too.
+var wearableTokens = [...]string{
+	"Watch OS", "watchOS", "(Watch", "Wear OS", "WearOS", "; SM-R", "SAMSUNG SM-R", "OculusBrowser/",
+	"; Quest", "VR Safari",
+}
 
 // deviceType maps a user agent onto the device enumeration. First match wins:
 //
@@ -320,6 +326,8 @@ func normalizeOS(s, platform, name, version string) (string, string) {
 		return "ChromeOS", version
 	case name == "Android":
 		return "Android", version
+	case strings.HasPrefix(name, "Windows Phone"):
+		return "Windows Phone", version
 	case strings.HasPrefix(name, "Windows"):
 		if name == "Windows" {
 			// Windows 11 still says "Windows NT 10.0": 10 means 10 or 11.
