@@ -96,23 +96,55 @@ func TestCheck(t *testing.T) {
 		}, "rules[0].when.where[0].property", "PROPERTY_TYPE_MISMATCH", ""},
 		{"unknown operation", func(r *Rule, _ []Destination) { r.When.Where[0].Op = "equals" }, "rules[0].when.where[0].op", "UNKNOWN_OPERATION", "is_equal_to"},
 		{"unknown operation on unknown property", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "colour", Op: "like"} }, "rules[0].when.where[0].op", "UNKNOWN_OPERATION", ""},
-		{"regex does not compile", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr("con(tact")} }, "rules[0].when.where[0].value", "INVALID_REGEX", "con(tact"},
-		{"regex with inline flag", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr("(?i)contact")} }, "rules[0].when.where[0].value", "INVALID_REGEX", "inline flags"},
-		{"regex with \\z", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`contact\z`)} }, "rules[0].when.where[0].value", "INVALID_REGEX", ""},
-		{"regex with \\pL", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`\pL+`)} }, "rules[0].when.where[0].value", "INVALID_REGEX", `\p{L}`},
-		{"greater than on a string", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "form_id", Op: OpGreater, Value: ptr("5")} }, "rules[0].when.where[0].op", "OPERATION_NOT_FOR_TYPE", "string"},
-		{"contains on a number", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "deal_amount", Op: OpContains, Value: ptr("5")} }, "rules[0].when.where[0].op", "OPERATION_NOT_FOR_TYPE", ""},
-		{"between on a bool", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "newsletter", Op: OpBetween, Values: []string{"false", "true"}} }, "rules[0].when.where[0].op", "OPERATION_NOT_FOR_TYPE", ""},
-		{"starts_with on an enumeration", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "plan", Op: OpStartsWith, Value: ptr("p")} }, "rules[0].when.where[0].op", "OPERATION_NOT_FOR_TYPE", ""},
-		{"number value not a number", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "deal_amount", Op: OpGreater, Value: ptr("lots")} }, "rules[0].when.where[0].value", "INVALID_VALUE", "lots"},
-		{"datetime value not a time", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "submitted_at", Op: OpLess, Value: ptr("yesterday")} }, "rules[0].when.where[0].value", "INVALID_VALUE", ""},
-		{"date value with a time", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "birthday", Op: OpLess, Value: ptr("2020-01-01T10:00:00Z")} }, "rules[0].when.where[0].value", "INVALID_VALUE", ""},
-		{"bool value not a bool", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "newsletter", Op: OpEqual, Value: ptr("yes")} }, "rules[0].when.where[0].value", "INVALID_VALUE", ""},
-		{"enumeration value not an option", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "plan", Op: OpAnyOf, Values: []string{"pro", "gold"}} }, "rules[0].when.where[0].values[1]", "INVALID_VALUE", "gold"},
-		{"between needs two values", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "deal_amount", Op: OpBetween, Values: []string{"1"}} }, "rules[0].when.where[0].values", "INVALID_VALUE", ""},
-		{"between low above high", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "deal_amount", Op: OpBetween, Values: []string{"10", "1"}} }, "rules[0].when.where[0].values", "INVALID_VALUE", ""},
+		{"regex does not compile", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr("con(tact")}
+		}, "rules[0].when.where[0].value", "INVALID_REGEX", "con(tact"},
+		{"regex with inline flag", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr("(?i)contact")}
+		}, "rules[0].when.where[0].value", "INVALID_REGEX", "inline flags"},
+		{"regex with \\z", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`contact\z`)}
+		}, "rules[0].when.where[0].value", "INVALID_REGEX", ""},
+		{"regex with \\pL", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`\pL+`)}
+		}, "rules[0].when.where[0].value", "INVALID_REGEX", `\p{L}`},
+		{"greater than on a string", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpGreater, Value: ptr("5")}
+		}, "rules[0].when.where[0].op", "OPERATION_NOT_FOR_TYPE", "string"},
+		{"contains on a number", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "deal_amount", Op: OpContains, Value: ptr("5")}
+		}, "rules[0].when.where[0].op", "OPERATION_NOT_FOR_TYPE", ""},
+		{"between on a bool", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "newsletter", Op: OpBetween, Values: []string{"false", "true"}}
+		}, "rules[0].when.where[0].op", "OPERATION_NOT_FOR_TYPE", ""},
+		{"starts_with on an enumeration", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "plan", Op: OpStartsWith, Value: ptr("p")}
+		}, "rules[0].when.where[0].op", "OPERATION_NOT_FOR_TYPE", ""},
+		{"number value not a number", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "deal_amount", Op: OpGreater, Value: ptr("lots")}
+		}, "rules[0].when.where[0].value", "INVALID_VALUE", "lots"},
+		{"datetime value not a time", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "submitted_at", Op: OpLess, Value: ptr("yesterday")}
+		}, "rules[0].when.where[0].value", "INVALID_VALUE", ""},
+		{"date value with a time", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "birthday", Op: OpLess, Value: ptr("2020-01-01T10:00:00Z")}
+		}, "rules[0].when.where[0].value", "INVALID_VALUE", ""},
+		{"bool value not a bool", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "newsletter", Op: OpEqual, Value: ptr("yes")}
+		}, "rules[0].when.where[0].value", "INVALID_VALUE", ""},
+		{"enumeration value not an option", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "plan", Op: OpAnyOf, Values: []string{"pro", "gold"}}
+		}, "rules[0].when.where[0].values[1]", "INVALID_VALUE", "gold"},
+		{"between needs two values", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "deal_amount", Op: OpBetween, Values: []string{"1"}}
+		}, "rules[0].when.where[0].values", "INVALID_VALUE", ""},
+		{"between low above high", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "deal_amount", Op: OpBetween, Values: []string{"10", "1"}}
+		}, "rules[0].when.where[0].values", "INVALID_VALUE", ""},
 		{"any_of without values", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "form_id", Op: OpAnyOf} }, "rules[0].when.where[0].values", "MISSING_VALUE", ""},
-		{"any_of with value", func(r *Rule, _ []Destination) { r.When.Where[0] = Filter{Property: "form_id", Op: OpAnyOf, Value: ptr("a")} }, "rules[0].when.where[0].value", "UNEXPECTED_VALUE", ""},
+		{"any_of with value", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpAnyOf, Value: ptr("a")}
+		}, "rules[0].when.where[0].value", "UNEXPECTED_VALUE", ""},
 		{"equal without value", func(r *Rule, _ []Destination) { r.When.Where[0].Value = nil }, "rules[0].when.where[0].value", "MISSING_VALUE", ""},
 		{"equal to empty", func(r *Rule, _ []Destination) { r.When.Where[0].Value = ptr("") }, "rules[0].when.where[0].value", "INVALID_VALUE", "is_unknown"},
 		{"is_known with value", func(r *Rule, _ []Destination) { r.When.Where[0].Op = OpKnown }, "rules[0].when.where[0].value", "UNEXPECTED_VALUE", ""},
@@ -138,7 +170,9 @@ func TestCheck(t *testing.T) {
 		{"duplicate share item", func(r *Rule, _ []Destination) { r.Forward.Share = append(r.Forward.Share, "email") }, "rules[0].forward.share[7]", "DUPLICATE_SHARE", ""},
 		{"website rule without user agent", func(r *Rule, _ []Destination) { r.Forward.Share = []string{"email"} }, "rules[0].forward.share", "MISSING_USER_AGENT", ""},
 		{"consent property unknown", func(r *Rule, _ []Destination) { r.Forward.Consent.Property = "gdpr" }, "rules[0].forward.consent.property", "UNKNOWN_PROPERTY", ""},
-		{"consent value wrong type", func(r *Rule, _ []Destination) { r.Forward.Consent = &ConsentGate{Property: "newsletter", Equals: "yes"} }, "rules[0].forward.consent.equals", "INVALID_VALUE", ""},
+		{"consent value wrong type", func(r *Rule, _ []Destination) {
+			r.Forward.Consent = &ConsentGate{Property: "newsletter", Equals: "yes"}
+		}, "rules[0].forward.consent.equals", "INVALID_VALUE", ""},
 		{"mirror on a leads destination", func(r *Rule, _ []Destination) { r.Forward.To = "meta_crm" }, "rules[0].forward.mirror_in_browser", "MIRROR_NOT_FOR_LEADS", ""},
 		{"lead_id on a website destination", func(r *Rule, _ []Destination) { r.Forward.LeadID = &LeadID{Property: "lead_ref"} }, "rules[0].forward.lead_id", "UNEXPECTED_FIELD", ""},
 		{"lead_id from a number property", func(r *Rule, _ []Destination) {

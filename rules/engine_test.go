@@ -180,7 +180,6 @@ func TestEngineConsent(t *testing.T) {
 	})
 }
 
-
 func TestEngineEnqueueFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		second := testRule()
