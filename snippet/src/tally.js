@@ -313,12 +313,12 @@ function init() {
   api.l = 1;
   w.tally = api;
 
-  // Settings first (consent, identify, debug), so that the page view and
-  // every queued completion see them; then the page view; then the queued
-  // completions in the order they were made.
+  // Consent and debug hooks first, so that the page view and every queued
+  // completion obey them; then the page view; then the other queued calls
+  // in the order they were made (identify rides on what follows it).
   var later = [];
   queued.forEach(function (a) {
-    a[0] == 'track' || a[0] == 'page' ? later.push(a) : run(a);
+    a[0] == 'consent' || a[0] == 'debug' ? run(a) : later.push(a);
   });
   keep(consent.analytics ? load(QUEUE) || [] : []);
   page();
