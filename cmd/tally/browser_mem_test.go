@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/tally-analytics/tally/cmd/tally/config"
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/snippet"
@@ -53,7 +55,13 @@ func startBrowserTally(t *testing.T, yamlText string) *tallyUnderTest {
 		t.Fatal(err)
 	}
 	sink := &memSink{}
-	c, err := ingest.NewCollector(ingest.Config{Sites: f.Sites, Definitions: f.Events, Sink: sink, Dedup: &memDedup{seen: map[[2]string]bool{}}, Scripts: b})
+	c, err := ingest.NewCollector(ingest.Config{Sites: f.Sites, Definitions: f.Events, Sink: sink, Dedup: &memDedup{seen: map[[2]string]bool{}}, Scripts: b,
+		Extra: func(app *fiber.App) {
+			page := snippet.DemoPage(f.Sites[0].ID)
+			h := func(ctx *fiber.Ctx) error { ctx.Type("html"); return ctx.Send(page) }
+			app.Get("/demo", h)
+			app.Get("/demo/*", h)
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

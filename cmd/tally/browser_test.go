@@ -46,6 +46,7 @@ events:
     capture:
       - clicked: "a.car-card"
       - visited: "/p/visit/cars/*"
+      - visited: "/demo/cars/*"
   - name: form_submitted
     label: Form submitted
     properties:
@@ -131,7 +132,7 @@ func (f *front) postsWith(s string) int {
 
 func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
-	case r.URL.Path == "/t.js":
+	case r.URL.Path == "/t.js" || r.URL.Path == "/demo" || strings.HasPrefix(r.URL.Path, "/demo/"):
 		f.proxy.ServeHTTP(w, r)
 	case r.URL.Path == "/e" && r.Method == http.MethodPost:
 		body, _ := io.ReadAll(r.Body)
@@ -479,6 +480,31 @@ tally('track', 'viewed_car', {make: 'm'.repeat(300), listing_url: 'https://x.exa
 		fbc := eval[string](t, ctx, `(document.cookie.match(/(?:^|; )_fbc=([^;]*)/) || [])[1] || ''`)
 		if !regexp.MustCompile(`^fb\.1\.\d{13}\.AbC-123_xY$`).MatchString(fbc) {
 			t.Errorf("_fbc = %q; want fb.1.<ms>.AbC-123_xY", fbc)
+		}
+	})
+
+	t.Run("demo page", func(t *testing.T) {
+		ctx := newBrowser(t)
+		do(t, ctx, chromedp.Navigate(f.srv.URL+"/demo"))
+		loaded(t, ctx)
+		do(t, ctx, chromedp.Click(chromedp.CSS(`a.car-card[href="/demo/cars/volvo-xc60"]`)))
+		do(t, ctx, chromedp.Click(chromedp.CSS(`#contact button`)))
+		rows := waitRows(t, tu, "/demo", func(r []eventRow) bool {
+			return len(named(r, "viewed_car")) >= 2 && len(named(r, "form_submitted")) >= 1
+		})
+		cars := named(rows, "viewed_car")
+		if cars[0].Props["make"] != "volvo" || cars[0].Props["listing_url"] != "/demo/cars/volvo-xc60" {
+			t.Errorf("card click stored %v", cars[0].Props)
+		}
+		if u, _ := url.Parse(cars[1].URL); u.Path != "/demo/cars/volvo-xc60" {
+			t.Errorf("visited capture at %s; want /demo/cars/volvo-xc60", cars[1].URL)
+		}
+		form := named(rows, "form_submitted")[0]
+		if form.Props["form_id"] != "contact" || form.Props["deal_amount"] != "120" || form.Email != "ada@example.com" {
+			t.Errorf("form stored %v with email %q", form.Props, form.Email)
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`/send +\d completion.*\n.*answer 204/.test(document.getElementById('log').textContent)`)); err != nil {
+			t.Errorf("the demo's log never showed a batch answered 204: %v", err)
 		}
 	})
 
