@@ -561,3 +561,24 @@ func FuzzParseBrowserBatch(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseBrowserBatch(b *testing.B) {
+	var evs []string
+	for i := range 10 {
+		evs = append(evs, fmt.Sprintf(`{"id":"3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e%02d","name":"viewed_car","ts":%d,
+			"props":{"make":"volvo","year":2020,"listing_url":"https://shop.example.com/cars/%d"},
+			"url":"https://shop.example.com/cars/%d?utm_source=news","ref":"https://www.google.com/","title":"Volvo XC60",
+			"consent":{"analytics":true,"ads":true},"traits":{"email":"ada@example.com"},"fbp":"fb.1.1700000000000.123456"}`,
+			i, fixedNow.UnixMilli()-int64(i), i, i))
+	}
+	body := []byte(fmt.Sprintf(`{"site":"shop","sent":%d,"lang":"en-GB","events":[%s]}`, fixedNow.UnixMilli(), strings.Join(evs, ",")))
+	cat := NewCatalog(browserDefs)
+	bc := browserCtx()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseBrowserBatch(cat, body, bc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
