@@ -1,10 +1,202 @@
-// mirror calls the page's Meta pixel for a completion that a rule with
-// mirror_in_browser matches, with the same event name and event id the
-// server forwards, so Meta deduplicates the pair. The rules engine owns this
-// file; this placeholder mirrors nothing until it is replaced.
+// Pixel mirroring: for a completion that a rule with mirror_in_browser
+// matches, call the page's Meta pixel with exactly the event name, event id,
+// value and currency that the server forwards, so Meta deduplicates the
+// pair. The matching and value mapping are the rules engine's (rules/match.go,
+// rules/mapping.go), reimplemented here; rules/testdata/conformance.json is
+// run against both, in Go and in Chromium, so they cannot drift apart.
 //
-// rules: the site's mirror rules as baked into the script (JSON from the
-// rules engine). completion: {id, name, ts, props, url, ref, title, consent,
-// traits, fbp, fbc}, called only with ads consent. emit(kind, data) reports
-// to the snippet's debug hooks (kind "mirror").
-export function mirror(rules, completion, emit) {}
+// rules: the site's mirror rules as baked into the script (rules.BrowserRule:
+//   {r: rule, e: [events], w: [filter], a: [[filter]], n: Meta name,
+//    c: custom (trackCustom), v: {f: fixed} | {p: property, d: default},
+//    $: currency, g: consent filter}; filter: {p, t: type, o: op, v: [values], x: [options]}).
+// ev: the completion as sent to the collector ({id, name, props, consent, …}).
+// emit(kind, data): the snippet's debug hook.
+
+// The negative operations hold exactly when their positive twin does not
+// (for a known value; an unknown value satisfies only is_unknown).
+var NEG = { is_not_equal_to: 'is_equal_to', does_not_contain: 'contains', is_none_of: 'is_any_of' };
+
+// fold lowercases per character, as Go's rules.fold does (so the final
+// sigma rule of a whole-string toLowerCase does not apply).
+function fold(s) {
+  var o = '';
+  for (var c of s) o += c.toLowerCase();
+  return o;
+}
+
+// scalar is a property value as the collector stores its text: strings as
+// they are, numbers and bools as JSON writes them, lists joined by ';';
+// null is empty; anything else is dropped (undefined).
+function scalar(v) {
+  if (Array.isArray(v)) {
+    v = v.map(scalar);
+    return v.indexOf() < 0 ? v.join(';') : void 0;
+  }
+  var t = typeof v;
+  return v == null ? '' : t == 'string' ? v : t == 'boolean' || (t == 'number' && isFinite(v)) ? String(v) : void 0;
+}
+
+// props reads a completion's properties as the collector does: names sorted
+// as sent, the first 50 kept, lower-cased (the last of equal names wins),
+// values cut to 256 characters (1,024 for url, referrer and link names).
+function props(ev) {
+  var raw = ev.props || {};
+  var m = {};
+  Object.keys(raw)
+    .sort()
+    .slice(0, 50)
+    .forEach(function (k) {
+      var v = scalar(raw[k]);
+      var n = k.toLowerCase();
+      if (v == null) return;
+      var cs = Array.from(v);
+      m[n] = cs.length > (n = /url|referrer|link/.test(n) ? 1024 : 256) ? cs.slice(0, n).join('') : v;
+    });
+  return m;
+}
+
+// ms reads epoch milliseconds or ISO 8601 as Go's ingest.ParseTime does,
+// zone-less times being UTC; undefined when it is neither.
+function ms(s) {
+  s = s.trim();
+  if (/^[+-]?\d+$/.test(s)) return +s >= 0 && +s <= 253402300799999 ? +s : void 0;
+  var m = /^(\d{4})-(\d\d)-(\d\d)(?:([T ])(\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(Z|([+-])(\d\d):?(\d\d))?)?$/.exec(s);
+  if (!m || (m[4] == ' ' && m[9]) || m[5] > 23 || m[6] > 59 || m[7] > 59) return;
+  var d = new Date(0);
+  d.setUTCFullYear(m[1], m[2] - 1, m[3]);
+  if (d.getUTCDate() != m[3] || d.getUTCMonth() != m[2] - 1) return;
+  var t = d.getTime() + ((m[5] || 0) * 60 + (m[6] || 0) * 1) * 6e4 + (m[7] || 0) * 1e3 + +((m[8] || '') + '000').slice(0, 3);
+  return m[10] ? t - (m[10] + 1) * (m[11] * 60 + +m[12]) * 6e4 : t;
+}
+
+// norm is a value in its comparable form, as the server stores and the
+// rules engine reads it; undefined when unknown (absent, empty, or not
+// valid for the type, which the collector drops).
+function norm(t, s, opts) {
+  if (s == null || s === '') return;
+  if (t == 'string') return s;
+  if (t == 'number') {
+    s = s.trim();
+    return /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s) && isFinite((s = +s)) ? s : void 0;
+  }
+  if (t == 'bool') {
+    s = s.trim().toLowerCase();
+    return s == 'true' || s == 'false' ? s : void 0;
+  }
+  if (t == 'enumeration') {
+    s = s.split(';');
+    return s.every(function (o) {
+      return opts.indexOf(o) >= 0;
+    })
+      ? s
+      : void 0;
+  }
+  s = ms(s); // datetime, date
+  return t == 'date' && s % 864e5 ? void 0 : s;
+}
+
+function has(list, x) {
+  return list.indexOf(x) >= 0;
+}
+
+// test reports whether the property values p satisfy filter f.
+function test(f, p) {
+  var t = f.t;
+  var o = f.o;
+  var v = norm(t, p[f.p], f.x);
+  if (o == 'is_known') return v != null;
+  if (o == 'is_unknown') return v == null;
+  if (v == null) return false;
+  var neg = NEG[o];
+  if (neg) o = neg;
+  var w = f.v.map(function (s) {
+    return norm(t, s, f.x);
+  });
+  var a = w[0];
+  var r;
+  if (t == 'string') {
+    var s = fold(v);
+    w = w.map(fold);
+    a = w[0];
+    r =
+      o == 'matches_regex'
+        ? new RegExp(f.v[0], 'iu').test(v)
+        : o == 'contains'
+          ? s.indexOf(a) >= 0
+          : o == 'starts_with'
+            ? s.startsWith(a)
+            : o == 'ends_with'
+              ? s.endsWith(a)
+              : has(w, s); // is_equal_to, is_any_of
+  } else if (t == 'enumeration') {
+    var all = a.every(function (x) {
+      return has(v, x);
+    });
+    r =
+      o == 'is_equal_to'
+        ? all &&
+          v.every(function (x) {
+            return has(a, x);
+          })
+        : o == 'contains'
+          ? all
+          : v.some(function (x) {
+              return has([].concat.apply([], w), x);
+            }); // is_any_of
+  } else {
+    // number, datetime, date (numbers) and bool (strings)
+    r =
+      o == 'is_greater_than'
+        ? v > a
+        : o == 'is_greater_than_or_equal_to'
+          ? v >= a
+          : o == 'is_less_than'
+            ? v < a
+            : o == 'is_less_than_or_equal_to'
+              ? v <= a
+              : o == 'is_between'
+                ? a <= v && v <= w[1]
+                : has(w, v); // is_equal_to, is_any_of
+  }
+  return neg ? !r : r;
+}
+
+function all(fs, p) {
+  return (fs || []).every(function (f) {
+    return test(f, p);
+  });
+}
+
+// decide returns the fbq arguments rule r calls for completion ev, or null
+// when it does not match. Consent is the caller's to check.
+export function decide(r, ev) {
+  var p = props(ev);
+  if (!has(r.e, ev.name) || !all(r.w, p) || (r.a && !r.a.some(function (g) {
+    return all(g, p);
+  })) || (r.g && !test(r.g, p))) return null;
+  var params = {};
+  var v = r.v;
+  if (v) {
+    var n = norm('number', p[v.p]);
+    n = v.f != null ? v.f : n > 0 ? n : v.d;
+    if (n != null) {
+      params.value = n;
+      if (r.$) params.currency = r.$;
+    }
+  }
+  return [r.c ? 'trackCustom' : 'track', r.n, params, { eventID: ev.id }];
+}
+
+export function mirror(rules, ev, emit) {
+  var fbq = window.fbq;
+  if (!ev.consent || !ev.consent.ads || navigator.globalPrivacyControl) return;
+  rules.forEach(function (r) {
+    var args;
+    try {
+      args = decide(r, ev);
+    } catch (e) {} // a rule the browser cannot evaluate mirrors nothing
+    if (!args) return;
+    if (emit) emit('mirror', { rule: r.r, args: args });
+    if (typeof fbq == 'function') fbq(args[0], args[1], args[2], args[3]);
+  });
+}
