@@ -33,9 +33,8 @@ func New(cfg Config, log *slog.Logger) (*Enricher, error) {
 		return nil, err
 	}
 	e.geo = g
-	md := g.r.Metadata()
-	log.Info("geoip database opened", "path", cfg.GeoIP.CityDB, "type", md.DatabaseType,
-		"built", time.Unix(int64(md.BuildEpoch), 0).UTC().Format(time.DateOnly))
+	log.Info("geoip database opened", "path", cfg.GeoIP.CityDB, "type", g.dbType,
+		"built", time.Unix(int64(g.built), 0).UTC().Format(time.DateOnly))
 	return e, nil
 }
 

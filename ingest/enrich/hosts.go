@@ -1,9 +1,6 @@
 package enrich
 
-import (
-	"net/netip"
-	"strings"
-)
+import "strings"
 
 // splitSite cuts a lower-case host name into the part left of its
 // registrable domain (sub), the label that names the owner (brand) and the
@@ -19,7 +16,7 @@ func splitSite(host string) (sub, brand, suffix string) {
 	if host == "" {
 		return "", "", ""
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
+	if isIPLiteral(host) {
 		return "", host, ""
 	}
 	last := strings.LastIndexByte(host, '.')
@@ -38,6 +35,26 @@ func splitSite(host string) (sub, brand, suffix string) {
 		return rest[:i], rest[i+1:], suffix
 	}
 	return "", rest, suffix
+}
+
+// isIPLiteral reports whether host is an address rather than a name: IPv6
+// (it has a colon) or IPv4 (its last label is numeric; no top-level domain
+// is). Cheaper than netip.ParseAddr, whose error allocates, on the common
+// path where host is a name.
+func isIPLiteral(host string) bool {
+	if strings.IndexByte(host, ':') >= 0 {
+		return true
+	}
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	for i := 0; i < len(last); i++ {
+		if last[i] < '0' || last[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func isGenericSLD(s string) bool {
