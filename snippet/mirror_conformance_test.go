@@ -1,0 +1,191 @@
+package snippet_test
+
+// The browser half of the rules conformance table: every case of
+// rules/testdata/conformance.json, with its rules as the snippet receives
+// them (rules/testdata/conformance.golden.json, kept current by the rules
+// package's own test), run through src/mirror.js in a real headless
+// Chromium. The rules package runs the same table through the server's
+// path, so the pixel and the Conversions API cannot disagree on whether a
+// completion matches, or on its event name, value and currency.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/evanw/esbuild/pkg/api"
+)
+
+type mirrorCase struct {
+	Name  string          `json:"name"`
+	Rules json.RawMessage `json:"rules"`
+	Event struct {
+		ID string `json:"id"`
+	} `json:"event"`
+	Fbq json.RawMessage `json:"fbq"`
+}
+
+// mirrorBundle builds src/mirror.js alone, with the production build's
+// target and minification, exposing its exports as window.tallyMirror.
+func mirrorBundle(t *testing.T) string {
+	t.Helper()
+	res := api.Build(api.BuildOptions{
+		EntryPoints:       []string{"src/mirror.js"},
+		Bundle:            true,
+		Write:             false,
+		Format:            api.FormatIIFE,
+		GlobalName:        "tallyMirror",
+		Target:            api.ES2017,
+		Platform:          api.PlatformBrowser,
+		MinifyWhitespace:  true,
+		MinifyIdentifiers: true,
+		MinifySyntax:      true,
+		LogLevel:          api.LogLevelSilent,
+	})
+	if len(res.Errors) > 0 || len(res.OutputFiles) != 1 {
+		t.Fatalf("build src/mirror.js: %v", res.Errors)
+	}
+	return string(res.OutputFiles[0].Contents)
+}
+
+// mirrorChromiumPath finds Chromium, failing under CI=true when it is
+// missing.
+func mirrorChromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("Chromium is not installed; install it with: apt-get install -y chromium")
+	}
+	t.Skip("Chromium is not installed; install it with: apt-get install -y chromium")
+	return ""
+}
+
+// mirrorBrowser starts a headless Chromium with a fresh profile.
+func mirrorBrowser(t *testing.T) context.Context {
+	t.Helper()
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(mirrorChromiumPath(t)),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserAgent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	ctx, cancelC := chromedp.NewContext(actx)
+	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+func mirrorEval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluate: %v", err)
+	}
+	return v
+}
+
+func TestMirrorConformance(t *testing.T) {
+	raw, err := os.ReadFile("../rules/testdata/conformance.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []mirrorCase
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatalf("parse conformance.golden.json: %v", err)
+	}
+	if len(cases) < 50 {
+		t.Fatalf("conformance table holds %d cases; want the full table", len(cases))
+	}
+	ctx := mirrorBrowser(t)
+	mirrorEval[any](t, ctx, mirrorBundle(t)+";0")
+
+	// Each case: a fresh recording fbq, then the snippet's own entry point
+	// (mirror), which also applies the ads-consent check.
+	out := mirrorEval[string](t, ctx, `(function (cases) {
+  return JSON.stringify(cases.map(function (c) {
+    var calls = [];
+    window.fbq = function () { calls.push([].slice.call(arguments)); };
+    try { tallyMirror.mirror(c.rules || [], c.event, null); } catch (e) { return 'threw: ' + e; }
+    return calls;
+  }));
+})(`+string(raw)+`)`)
+	var got []json.RawMessage
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != len(cases) {
+		t.Fatalf("results %s: %v", out, err)
+	}
+	for i, c := range cases {
+		var want []any // the table's [method, name, params] plus {eventID}
+		if string(c.Fbq) != "null" {
+			var call []any
+			if err := json.Unmarshal(c.Fbq, &call); err != nil {
+				t.Fatal(err)
+			}
+			want = []any{append(call, map[string]any{"eventID": c.Event.ID})}
+		}
+		var calls []any
+		if err := json.Unmarshal(got[i], &calls); err != nil {
+			t.Errorf("case %q: %s", c.Name, got[i])
+			continue
+		}
+		if len(calls) == 0 && want == nil {
+			continue
+		}
+		if !reflect.DeepEqual(calls, want) {
+			t.Errorf("case %q: the pixel got %s; the table (and the server) say %s", c.Name, got[i], mustJSON(want))
+		}
+	}
+}
+
+// TestMirrorRespectsGPC: with Global Privacy Control on, nothing reaches the
+// pixel even when the completion claims ads consent.
+func TestMirrorRespectsGPC(t *testing.T) {
+	ctx := mirrorBrowser(t)
+	mirrorEval[any](t, ctx, mirrorBundle(t)+";0")
+	rules := `[{"r":"lead","e":["form_submitted"],"n":"Lead"}]`
+	ev := `{"id":"x","name":"form_submitted","props":{},"consent":{"analytics":true,"ads":true}}`
+	run := func() string {
+		return mirrorEval[string](t, ctx, fmt.Sprintf(`(function () {
+  var calls = [];
+  window.fbq = function () { calls.push([].slice.call(arguments)); };
+  tallyMirror.mirror(%s, %s, null);
+  return JSON.stringify(calls);
+})()`, rules, ev))
+	}
+	if got := run(); got != `[["track","Lead",{},{"eventID":"x"}]]` {
+		t.Fatalf("without GPC the pixel got %s; want one Lead", got)
+	}
+	mirrorEval[any](t, ctx, `Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: function () { return true; }, configurable: true}); 0`)
+	if got := run(); got != `[]` {
+		t.Errorf("with GPC the pixel got %s; want nothing", got)
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return strings.TrimSpace(string(b))
+}
