@@ -25,11 +25,14 @@ type uaCache struct {
 const uaCacheShards = 16
 
 type uaShard struct {
-	mu       sync.Mutex
-	cur      map[string]uaInfo
-	prev     map[string]uaInfo
-	perGen   int
-	_padding [40]byte // keep hot shards on separate cache lines
+	mu     sync.Mutex
+	cur    map[string]uaInfo
+	prev   map[string]uaInfo
+	perGen int
+	// 8 (mutex) + 8 + 8 + 8 = 32 bytes of fields; 32 more make a shard one
+	// 64-byte cache line, so goroutines locking neighbouring shards do not
+	// contend for the same line.
+	_ [32]byte
 }
 
 // maxCachedUALen bounds the strings kept as keys. Real user agents are

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // uaCorpus is real user-agent strings as browsers, devices and crawlers send
@@ -189,4 +190,10 @@ func TestUACacheConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestUAShardIsOneCacheLine(t *testing.T) {
+	if got := unsafe.Sizeof(uaShard{}); got != 64 {
+		t.Errorf("sizeof(uaShard) = %d; want 64 (adjust the padding)", got)
+	}
 }
