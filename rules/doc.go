@@ -15,6 +15,6 @@
 // full) Write returns the error and the caller decides.
 //
 // It must not talk to any destination itself (rules/capi does), must not
-// import ingest's HTTP side (fiber), store or snippet, and must not log
-// customer information or access tokens.
+// import store or snippet (main wires them), and must not log customer
+// information or access tokens.
 package rules
