@@ -114,7 +114,7 @@ func TestConformance(t *testing.T) {
 
 		fwd, skips := &fakeForwarder{}, &fakeSkips{}
 		e, err := NewEngine(Config{Rules: []Rule{rule}, Destinations: testDests(), Definitions: defs, DataDir: t.TempDir()},
-			fwd, skips.record, nil, nil)
+			fwd, skips, nil, nil)
 		if err != nil {
 			t.Fatalf("case %q: %v", c.Name, err)
 		}

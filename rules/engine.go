@@ -34,24 +34,13 @@ type Forwarder interface {
 	Enqueue(ctx context.Context, destination, rule string, ev capi.Event) error
 }
 
-// Skipped is a completion a rule matched but did not forward because of
-// consent; it becomes a deliveries row with status skipped_consent.
-type Skipped struct {
-	EventID     string
-	Rule        string
-	Destination string
-	EventName   string // Meta's event name, as it would have been sent
-	Status      string // StatusSkippedConsent
-	Message     string // which gate failed
-	At          time.Time
+// DeliveryLog records the outcomes the engine decides itself: a match
+// skipped for consent becomes a deliveries row with status skipped_consent
+// (capi.Forwarder records the rest through the same log). Record must not
+// block for long: it runs on the write path.
+type DeliveryLog interface {
+	Record(ds []capi.Delivery)
 }
-
-// StatusSkippedConsent is the deliveries status of a Skipped.
-const StatusSkippedConsent = "skipped_consent"
-
-// SkipFunc records a Skipped. It must not block for long: it runs on the
-// write path.
-type SkipFunc func(ctx context.Context, s Skipped)
 
 // Engine decides, for each accepted completion, which rules forward it,
 // maps it, and hands the event to the Forwarder. It starts no goroutines.
@@ -59,7 +48,7 @@ type Engine struct {
 	rules []*active
 	all   []*compiled // every valid rule, enabled or not (browser rules use enabled ones)
 	fwd   Forwarder
-	skip  SkipFunc
+	dlog  DeliveryLog
 	log   *slog.Logger
 	cfg   Config
 
@@ -76,7 +65,7 @@ type active struct {
 // loads the state file and records the enabled-at time of every rule that
 // is newly enabled or changed, then saves the state before returning, so
 // a crash cannot move an enabled-at time later. reg may be nil.
-func NewEngine(cfg Config, fwd Forwarder, skip SkipFunc, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("rules engine: data dir is required for the rules state")
 	}
@@ -91,7 +80,7 @@ func NewEngine(cfg Config, fwd Forwarder, skip SkipFunc, log *slog.Logger, reg p
 		}
 		return nil, fmt.Errorf("rules config: %w", errors.Join(es...))
 	}
-	e := &Engine{all: rules, fwd: fwd, skip: skip, log: log, cfg: cfg,
+	e := &Engine{all: rules, fwd: fwd, dlog: dlog, log: log, cfg: cfg,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_rule_matches_total",
 			Help: "Completions matched by a rule, by rule and outcome (enqueued, skipped_consent, enqueue_failed).",
@@ -163,6 +152,7 @@ func (e *Engine) EnabledAt(rule string) (time.Time, bool) {
 // Meta deduplicates repeats by event id.
 func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 	var errs []error
+	var skipped []capi.Delivery
 	for i := range cs {
 		c := &cs[i]
 		if c.Enrichment.IsBot {
@@ -179,10 +169,11 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 				continue
 			}
 			if msg := consentFailure(r.compiled, c); msg != "" {
-				e.outcomes.WithLabelValues(r.name, StatusSkippedConsent).Inc()
-				if e.skip != nil {
-					e.skip(ctx, Skipped{EventID: c.EventID, Rule: r.name, Destination: r.dest.Name,
-						EventName: r.rule.Forward.EventName, Status: StatusSkippedConsent, Message: msg, At: time.Now().UTC()})
+				e.outcomes.WithLabelValues(r.name, string(capi.StatusSkippedConsent)).Inc()
+				if e.dlog != nil {
+					skipped = append(skipped, capi.Delivery{EventID: c.EventID, Rule: r.name, Destination: r.dest.Name,
+						EventName: r.rule.Forward.EventName, EventTime: c.OccurredAt, Status: capi.StatusSkippedConsent,
+						Message: msg, At: time.Now().UTC()})
 				}
 				continue
 			}
@@ -193,6 +184,9 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 			}
 			e.outcomes.WithLabelValues(r.name, "enqueued").Inc()
 		}
+	}
+	if len(skipped) > 0 {
+		e.dlog.Record(skipped)
 	}
 	return errors.Join(errs...)
 }

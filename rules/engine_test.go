@@ -39,9 +39,9 @@ func (f *fakeForwarder) Enqueue(_ context.Context, dest, rule string, ev capi.Ev
 	return nil
 }
 
-type fakeSkips struct{ got []Skipped }
+type fakeSkips struct{ got []capi.Delivery }
 
-func (f *fakeSkips) record(_ context.Context, s Skipped) { f.got = append(f.got, s) }
+func (f *fakeSkips) Record(ds []capi.Delivery) { f.got = append(f.got, ds...) }
 
 func newTestEngine(t *testing.T, dir string, cfg Config) (*Engine, *fakeForwarder, *fakeSkips) {
 	t.Helper()
@@ -53,7 +53,7 @@ func newTestEngine(t *testing.T, dir string, cfg Config) (*Engine, *fakeForwarde
 		cfg.Definitions = testDefs()
 	}
 	fwd, skips := &fakeForwarder{}, &fakeSkips{}
-	e, err := NewEngine(cfg, fwd, skips.record, nil, prometheus.NewRegistry())
+	e, err := NewEngine(cfg, fwd, skips, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)
 	}
@@ -155,8 +155,8 @@ func TestEngineConsent(t *testing.T) {
 				if len(fwd.sent) != 0 {
 					t.Errorf("enqueued %d; want 0", len(fwd.sent))
 				}
-				want := Skipped{EventID: c.EventID, Rule: "contact_form_lead", Destination: "meta_shop", EventName: "Lead",
-					Status: StatusSkippedConsent, At: time.Now().UTC()}
+				want := capi.Delivery{EventID: c.EventID, Rule: "contact_form_lead", Destination: "meta_shop", EventName: "Lead",
+					EventTime: c.OccurredAt, Status: capi.StatusSkippedConsent, At: time.Now().UTC()}
 				if len(skips.got) != 1 {
 					t.Fatalf("skips = %+v; want one", skips.got)
 				}
@@ -321,3 +321,6 @@ func TestBrowserRules(t *testing.T) {
 		}
 	})
 }
+
+// The Forwarder this engine is wired to in production.
+var _ Forwarder = (*capi.Forwarder)(nil)
