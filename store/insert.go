@@ -1,0 +1,101 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Inserter sends rows to the tables of one tally database. Its methods are
+// the insert functions the writers take, and InsertDeliveries is what the
+// rules engine records forward outcomes with.
+type Inserter struct {
+	conn Conn
+	db   string
+}
+
+// NewInserter returns an Inserter for database (already migrated).
+func NewInserter(conn Conn, database string) *Inserter {
+	return &Inserter{conn: conn, db: quoteIdent(database)}
+}
+
+// InsertEvents sends one batch to events in a single INSERT.
+func (in *Inserter) InsertEvents(ctx context.Context, b *EventBatch) error {
+	return in.insert(ctx, "events", eventColumns, b.Len(), b.columns())
+}
+
+// InsertRejections sends one batch to rejections in a single INSERT.
+func (in *Inserter) InsertRejections(ctx context.Context, b *RejectionBatch) error {
+	return in.insert(ctx, "rejections", rejectionColumns, b.Len(), b.columns())
+}
+
+// Delivery is one forward attempt outcome, a row of the deliveries table.
+type Delivery struct {
+	EventID       string
+	EventName     string // tally's event name
+	Rule          string
+	Destination   string
+	ForwardedName string // the name sent to the destination, e.g. Lead
+	Status        string // sent, retrying, failed, expired, skipped_consent, …
+	Attempts      int
+	HTTPStatus    int // 0 when no HTTP answer was received
+	FBTraceID     string
+	Error         string
+	CreatedAt     time.Time // when the forward was first queued
+	UpdatedAt     time.Time // when this outcome happened
+}
+
+// InsertDeliveries writes outcomes synchronously in one INSERT. The caller
+// keeps its own queue and retries; outcomes are few next to completions.
+func (in *Inserter) InsertDeliveries(ctx context.Context, ds []Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	n := len(ds)
+	var (
+		eventID, eventName, rule, dest, fwd, status = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		attempts                                    = make([]uint32, n)
+		httpStatus                                  = make([]uint16, n)
+		trace, errMsg                               = make([]string, n), make([]string, n)
+		created, updated                            = make([]time.Time, n), make([]time.Time, n)
+	)
+	for i, d := range ds {
+		eventID[i], eventName[i], rule[i], dest[i], fwd[i], status[i] = d.EventID, d.EventName, d.Rule, d.Destination, d.ForwardedName, d.Status
+		attempts[i] = uint32(min(max(d.Attempts, 0), 1<<32-1))
+		httpStatus[i] = uint16(min(max(d.HTTPStatus, 0), 1<<16-1))
+		trace[i], errMsg[i] = d.FBTraceID, cutUTF8(d.Error, maxDeliveryError)
+		created[i], updated[i] = clampTime(d.CreatedAt), clampTime(d.UpdatedAt)
+	}
+	return in.insert(ctx, "deliveries", deliveryColumns, n,
+		[]any{eventID, eventName, rule, dest, fwd, status, attempts, httpStatus, trace, errMsg, created, updated})
+}
+
+// maxDeliveryError bounds a stored error message; a destination's error body
+// can be large and is only read by people.
+const maxDeliveryError = 4096
+
+// insert appends whole columns (not rows) to one prepared INSERT: the
+// driver copies each column slice once, without reflection per row.
+func (in *Inserter) insert(ctx context.Context, table string, columns []string, rows int, values []any) error {
+	if rows == 0 {
+		return nil
+	}
+	// 18.16 needs the column list: a bare INSERT INTO t fails there with
+	// "expected 0 arguments".
+	q := "INSERT INTO " + in.db + "." + table + " (" + strings.Join(columns, ", ") + ")"
+	batch, err := in.conn.PrepareBatch(ctx, q)
+	if err != nil {
+		return fmt.Errorf("insert %d rows into %s: prepare: %w", rows, table, err)
+	}
+	defer batch.Close()
+	for i, v := range values {
+		if err := batch.Column(i).Append(v); err != nil {
+			return fmt.Errorf("insert %d rows into %s: column %s: %w", rows, table, columns[i], err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d rows into %s: %w", rows, table, err)
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Conn is what store needs of a ClickHouse connection; clickhouse-go's
+// driver.Conn (from Open) has it.
+type Conn interface {
+	Exec(ctx context.Context, query string, args ...any) error
+	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
+	PrepareBatch(ctx context.Context, query string, opts ...driver.PrepareBatchOption) (driver.Batch, error)
+}
+
+// The schema must run on ClickHouse 18.16 (the server Debian ships) and on
+// current releases, so it uses only what both have: MergeTree engines with
+// PARTITION BY/ORDER BY, DateTime, UInt*, String, Array(String), column
+// comments. No Map, DateTime64, TTL, skipping indexes or LowCardinality; those
+// may come later behind a server-version check. 18.16 also lacks
+// "ADD COLUMN IF NOT EXISTS": a later migration that adds a column must check
+// system.columns first so a half-applied run can be repeated.
+//
+// Low-cardinality text (source, device_type, country, status, …) is String,
+// not Enum: a new value from a newer tally must never turn into a failing
+// insert, and repeated short strings compress well under LZ4 anyway.
+//
+// Times are DateTime('UTC'), so a client in any time zone reads the same
+// wall-clock value, and the millisecond part of occurred_at is its own
+// UInt16 column because 18.16 has no DateTime64.
+
+// eventsDDL: one row per accepted completion.
+//
+// Analysts ask "this event on this site over that time", so the sort key
+// starts with site and event_name, then the day, which lets a time range on
+// occurred_at prune granules (toDate is monotonic). Partitions are months of
+// occurred_at: a month is a good unit to drop or move, and imports of old
+// completions land in their own months.
+//
+// The engine is ReplacingMergeTree with event_id last in the key. Duplicates
+// are stopped before they are written (the in-process Deduper, warmed from
+// this table at start); the engine is the backstop for what slips through, a
+// flush retried after a timeout that had in fact succeeded, or a key evicted
+// from the Deduper: rows with the same site, event name, day and event id
+// collapse into one during background merges. Until a merge, or with a key
+// whose day differs, both rows remain; SELECT … FINAL shows the merged view.
+const eventsDDL = `CREATE TABLE IF NOT EXISTS {db}.events
+(
+    event_id          String COMMENT 'browser-minted UUID, the API uuid, or an id derived from an import row; unique per event_name',
+    site              String COMMENT 'site id from tally.yaml',
+    event_name        String COMMENT 'internal event name',
+    occurred_at       DateTime('UTC') COMMENT 'when the event happened, whole seconds',
+    occurred_at_ms    UInt16 COMMENT 'milliseconds of occurred_at (0-999)',
+    received_at       DateTime('UTC') COMMENT 'when tally accepted it',
+    source            String COMMENT 'browser | api | import',
+    visitor_id        String COMMENT 'first-party cookie id (browser) or utk (API)',
+    session_id        String,
+    email             String,
+    object_id         String,
+    url               String,
+    path              String,
+    referrer          String,
+    page_title        String,
+    utm_source        String,
+    utm_medium        String,
+    utm_campaign      String,
+    utm_term          String,
+    utm_content       String,
+    touchpoint_source String COMMENT 'DIRECT_TRAFFIC, ORGANIC_SEARCH, PAID_SEARCH, SOCIAL_MEDIA, PAID_SOCIAL, EMAIL_MARKETING, REFERRALS, OTHER_CAMPAIGNS',
+    click_id_param    String COMMENT 'which click id the landing URL carried (gclid, fbclid, ...)',
+    click_id          String,
+    ip                String COMMENT 'client IP, anonymised when privacy.anonymize_ip is on',
+    user_agent        String,
+    language          String,
+    browser           String,
+    browser_version   String,
+    os                String,
+    os_version        String,
+    device_type       String COMMENT 'Desktop, Smartphone, Tablet, Smart TV, Game Console, Wearable Computer, Unknown',
+    is_bot            UInt8,
+    country           String COMMENT 'ISO 3166-1 alpha-2',
+    region            String,
+    city              String,
+    prop_keys         Array(String) COMMENT 'custom property names, sorted; typed in the event_<name> views',
+    prop_values       Array(String) COMMENT 'values of prop_keys, normalised by type',
+    truncated         Array(String) COMMENT 'what the snippet path cut or dropped, as name: reason'
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (site, event_name, toDate(occurred_at), event_id)`
+
+// eventColumns are the columns of events in DDL order; the writer inserts
+// them in this order and the views select them (see commonColumns).
+var eventColumns = []string{
+	"event_id", "site", "event_name", "occurred_at", "occurred_at_ms", "received_at", "source",
+	"visitor_id", "session_id", "email", "object_id",
+	"url", "path", "referrer", "page_title",
+	"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+	"touchpoint_source", "click_id_param", "click_id",
+	"ip", "user_agent", "language", "browser", "browser_version", "os", "os_version", "device_type", "is_bot",
+	"country", "region", "city",
+	"prop_keys", "prop_values", "truncated",
+}
+
+// rejectionsDDL: every rejected or partly dropped input. It is a plain log
+// (MergeTree, nothing to collapse), read as "what is going wrong on this
+// site": sorted by site and reason, then time; monthly partitions.
+const rejectionsDDL = `CREATE TABLE IF NOT EXISTS {db}.rejections
+(
+    rejected_at DateTime('UTC'),
+    site        String,
+    source      String COMMENT 'browser | api | import',
+    event_name  String,
+    reason      String COMMENT 'machine code, e.g. UNKNOWN_PROPERTY, VALUE_TOO_LONG',
+    field       String COMMENT 'path of the offending field, e.g. inputs[3].properties.year',
+    payload     String COMMENT 'the offending input, at most 4096 bytes'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(rejected_at)
+ORDER BY (site, reason, rejected_at)`
+
+var rejectionColumns = []string{"rejected_at", "site", "source", "event_name", "reason", "field", "payload"}
+
+// deliveriesDDL: one row per forward attempt outcome, a log like
+// rejections (the latest outcome of a forward is the row with the greatest
+// updated_at for its event_id, rule). Read as "how is this destination
+// doing": sorted by destination, rule, time; monthly partitions of the
+// outcome time.
+const deliveriesDDL = `CREATE TABLE IF NOT EXISTS {db}.deliveries
+(
+    event_id       String,
+    event_name     String COMMENT 'tally event name; joins events on (event_name, event_id)',
+    rule           String,
+    destination    String,
+    forwarded_name String COMMENT 'event name sent to the destination, e.g. Lead',
+    status         String COMMENT 'sent | retrying | failed | expired | skipped_consent | ...',
+    attempts       UInt32,
+    http_status    UInt16 COMMENT '0 when no HTTP answer was received',
+    fbtrace_id     String,
+    error          String,
+    created_at     DateTime('UTC') COMMENT 'when the forward was first queued',
+    updated_at     DateTime('UTC') COMMENT 'when this outcome happened'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(updated_at)
+ORDER BY (destination, rule, updated_at)`
+
+var deliveryColumns = []string{"event_id", "event_name", "rule", "destination", "forwarded_name", "status", "attempts", "http_status", "fbtrace_id", "error", "created_at", "updated_at"}
+
+// typedViewsDDL records the event_<name> views tally created, so SyncViews
+// drops only its own views. ReplacingMergeTree keeps the latest state per
+// name (version is Unix nanoseconds); it is read with FINAL, which is cheap
+// for a table of one row per defined event.
+const typedViewsDDL = `CREATE TABLE IF NOT EXISTS {db}.typed_views
+(
+    name       String,
+    event_name String,
+    ddl        String,
+    dropped    UInt8,
+    version    UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY name`
+
+const migrationsDDL = `CREATE TABLE IF NOT EXISTS {db}.schema_migrations
+(
+    version    UInt32,
+    name       String,
+    applied_at DateTime('UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY version`
+
+// migration is one step of the schema. Its statements must be safe to run
+// again: a crash between a statement and the schema_migrations row repeats
+// the step at the next start.
+type migration struct {
+	version    uint32
+	name       string
+	statements []string
+}
+
+// migrations are applied in order; append, never edit a released one.
+func migrations() []migration {
+	return []migration{
+		{1, "events, rejections, deliveries, typed_views", []string{eventsDDL, rejectionsDDL, deliveriesDDL, typedViewsDDL}},
+	}
+}
+
+// SchemaDDL returns every statement Migrate may run against an empty
+// database, in order, for review and for golden tests.
+func SchemaDDL(database string) []string {
+	db := quoteIdent(database)
+	out := []string{"CREATE DATABASE IF NOT EXISTS " + db, expand(migrationsDDL, db)}
+	for _, m := range migrations() {
+		for _, s := range m.statements {
+			out = append(out, expand(s, db))
+		}
+	}
+	return out
+}
+
+func expand(stmt, db string) string { return strings.ReplaceAll(stmt, "{db}", db) }
+
+// Migrate creates the database if needed and applies the migrations not yet
+// recorded in its schema_migrations table. Running it again is a no-op.
+func Migrate(ctx context.Context, conn Conn, database string) error {
+	if err := CheckDatabaseName(database); err != nil {
+		return err
+	}
+	db := quoteIdent(database)
+	for _, s := range []string{"CREATE DATABASE IF NOT EXISTS " + db, expand(migrationsDDL, db)} {
+		if err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("migrate %s: %s: %w", database, firstLine(s), err)
+		}
+	}
+	applied, err := appliedVersions(ctx, conn, db)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", database, err)
+	}
+	for _, m := range migrations() {
+		if applied[m.version] {
+			continue
+		}
+		for _, s := range m.statements {
+			if err := conn.Exec(ctx, expand(s, db)); err != nil {
+				return fmt.Errorf("migrate %s to version %d: %s: %w", database, m.version, firstLine(s), err)
+			}
+		}
+		b, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".schema_migrations (version, name, applied_at)")
+		if err != nil {
+			return fmt.Errorf("record migration %d: %w", m.version, err)
+		}
+		if err := b.Append(m.version, m.name, time.Now().UTC()); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("record migration %d: %w", m.version, err)
+		}
+		if err := b.Send(); err != nil {
+			return fmt.Errorf("record migration %d: %w", m.version, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest applied migration (0 for none).
+func SchemaVersion(ctx context.Context, conn Conn, database string) (uint32, error) {
+	if err := CheckDatabaseName(database); err != nil {
+		return 0, err
+	}
+	applied, err := appliedVersions(ctx, conn, quoteIdent(database))
+	if err != nil {
+		return 0, err
+	}
+	var v uint32
+	for k := range applied {
+		v = max(v, k)
+	}
+	return v, nil
+}
+
+func appliedVersions(ctx context.Context, conn Conn, db string) (map[uint32]bool, error) {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM "+db+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := map[uint32]bool{}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		applied[v] = true
+	}
+	return applied, rows.Err()
+}
+
+var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// CheckDatabaseName accepts names that need no quoting anywhere an analyst
+// may type them.
+func CheckDatabaseName(name string) error {
+	if !databaseName.MatchString(name) {
+		return fmt.Errorf("database name %q must start with a letter or _ and use only letters, digits and _ (at most 63)", name)
+	}
+	return nil
+}
+
+// quoteIdent quotes a name already checked by CheckDatabaseName or
+// ingest's internal-name rule, so there is nothing to escape.
+func quoteIdent(name string) string { return "`" + name + "`" }
+
+func quoteString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,99 @@
+CREATE DATABASE IF NOT EXISTS `tally`;
+
+CREATE TABLE IF NOT EXISTS `tally`.schema_migrations
+(
+    version    UInt32,
+    name       String,
+    applied_at DateTime('UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS `tally`.events
+(
+    event_id          String COMMENT 'browser-minted UUID, the API uuid, or an id derived from an import row; unique per event_name',
+    site              String COMMENT 'site id from tally.yaml',
+    event_name        String COMMENT 'internal event name',
+    occurred_at       DateTime('UTC') COMMENT 'when the event happened, whole seconds',
+    occurred_at_ms    UInt16 COMMENT 'milliseconds of occurred_at (0-999)',
+    received_at       DateTime('UTC') COMMENT 'when tally accepted it',
+    source            String COMMENT 'browser | api | import',
+    visitor_id        String COMMENT 'first-party cookie id (browser) or utk (API)',
+    session_id        String,
+    email             String,
+    object_id         String,
+    url               String,
+    path              String,
+    referrer          String,
+    page_title        String,
+    utm_source        String,
+    utm_medium        String,
+    utm_campaign      String,
+    utm_term          String,
+    utm_content       String,
+    touchpoint_source String COMMENT 'DIRECT_TRAFFIC, ORGANIC_SEARCH, PAID_SEARCH, SOCIAL_MEDIA, PAID_SOCIAL, EMAIL_MARKETING, REFERRALS, OTHER_CAMPAIGNS',
+    click_id_param    String COMMENT 'which click id the landing URL carried (gclid, fbclid, ...)',
+    click_id          String,
+    ip                String COMMENT 'client IP, anonymised when privacy.anonymize_ip is on',
+    user_agent        String,
+    language          String,
+    browser           String,
+    browser_version   String,
+    os                String,
+    os_version        String,
+    device_type       String COMMENT 'Desktop, Smartphone, Tablet, Smart TV, Game Console, Wearable Computer, Unknown',
+    is_bot            UInt8,
+    country           String COMMENT 'ISO 3166-1 alpha-2',
+    region            String,
+    city              String,
+    prop_keys         Array(String) COMMENT 'custom property names, sorted; typed in the event_<name> views',
+    prop_values       Array(String) COMMENT 'values of prop_keys, normalised by type',
+    truncated         Array(String) COMMENT 'what the snippet path cut or dropped, as name: reason'
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (site, event_name, toDate(occurred_at), event_id);
+
+CREATE TABLE IF NOT EXISTS `tally`.rejections
+(
+    rejected_at DateTime('UTC'),
+    site        String,
+    source      String COMMENT 'browser | api | import',
+    event_name  String,
+    reason      String COMMENT 'machine code, e.g. UNKNOWN_PROPERTY, VALUE_TOO_LONG',
+    field       String COMMENT 'path of the offending field, e.g. inputs[3].properties.year',
+    payload     String COMMENT 'the offending input, at most 4096 bytes'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(rejected_at)
+ORDER BY (site, reason, rejected_at);
+
+CREATE TABLE IF NOT EXISTS `tally`.deliveries
+(
+    event_id       String,
+    event_name     String COMMENT 'tally event name; joins events on (event_name, event_id)',
+    rule           String,
+    destination    String,
+    forwarded_name String COMMENT 'event name sent to the destination, e.g. Lead',
+    status         String COMMENT 'sent | retrying | failed | expired | skipped_consent | ...',
+    attempts       UInt32,
+    http_status    UInt16 COMMENT '0 when no HTTP answer was received',
+    fbtrace_id     String,
+    error          String,
+    created_at     DateTime('UTC') COMMENT 'when the forward was first queued',
+    updated_at     DateTime('UTC') COMMENT 'when this outcome happened'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(updated_at)
+ORDER BY (destination, rule, updated_at);
+
+CREATE TABLE IF NOT EXISTS `tally`.typed_views
+(
+    name       String,
+    event_name String,
+    ddl        String,
+    dropped    UInt8,
+    version    UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY name;
