@@ -324,3 +324,30 @@ func TestBrowserRules(t *testing.T) {
 
 // The Forwarder this engine is wired to in production.
 var _ Forwarder = (*capi.Forwarder)(nil)
+
+// countForwarder accepts everything and counts it.
+type countForwarder struct{ n int }
+
+func (f *countForwarder) Enqueue(context.Context, string, string, capi.Event) error { f.n++; return nil }
+
+// BenchmarkEngineWrite: one matching completion per op through one rule,
+// hashing the shared user data (the cost per forwarded completion).
+func BenchmarkEngineWrite(b *testing.B) {
+	fwd := &countForwarder{}
+	e, err := NewEngine(Config{Rules: []Rule{testRule()}, Destinations: testDests(), Definitions: testDefs(), DataDir: b.TempDir()},
+		fwd, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs := []ingest.Completion{liveCompletion()}
+	cs[0].ReceivedAt = time.Now().Add(time.Hour)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := e.Write(context.Background(), cs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if fwd.n != b.N {
+		b.Fatalf("enqueued %d of %d", fwd.n, b.N)
+	}
+}
