@@ -328,7 +328,10 @@ var _ Forwarder = (*capi.Forwarder)(nil)
 // countForwarder accepts everything and counts it.
 type countForwarder struct{ n int }
 
-func (f *countForwarder) Enqueue(context.Context, string, string, capi.Event) error { f.n++; return nil }
+func (f *countForwarder) Enqueue(context.Context, string, string, capi.Event) error {
+	f.n++
+	return nil
+}
 
 // BenchmarkEngineWrite: one matching completion per op through one rule,
 // hashing the shared user data (the cost per forwarded completion).
