@@ -197,16 +197,16 @@ func cutAuthority(s string) (authority, path string) {
 	return s, ""
 }
 
+// looksLikePort reports whether s starts with a port number: "8080/x" in
+// "example.com:8080/x", which is a schemeless host, not a scheme.
 func looksLikePort(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s) && s[i] != '/'; i++ {
-		if s[i] < '0' || s[i] > '9' {
+	n := 0
+	for ; n < len(s) && s[n] != '/'; n++ {
+		if s[n] < '0' || s[n] > '9' {
 			return false
 		}
 	}
-	return true
+	return n > 0
 }
 
 func validScheme(s string) bool {
