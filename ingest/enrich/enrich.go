@@ -3,6 +3,7 @@ package enrich
 import (
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tally-analytics/tally/ingest"
@@ -62,7 +63,7 @@ func (e *Enricher) Close() error {
 
 // Enrich fills c.Enrichment from c.Client and c.Page. A field already set
 // (by an API caller's hs_* property) is kept; the bot flag is only ever
-// raised. Geo is skipped entirely when the caller set any of country, region
+// raised (by the user agent, or by its absence on the browser path). Geo is skipped entirely when the caller set any of country, region
 // or city, so a place is never assembled from two sources. c.Client is not
 // modified: see StorageIP for what may be stored.
 //
@@ -79,7 +80,10 @@ func (e *Enricher) Enrich(c *ingest.Completion) {
 	setIfEmpty(&en.OS, ua.OS)
 	setIfEmpty(&en.OSVersion, ua.OSVersion)
 	setIfEmpty(&en.DeviceType, ua.DeviceType)
-	en.IsBot = en.IsBot || ua.IsBot
+	// Every browser sends a User-Agent; a snippet-path request without one
+	// was made by a script.
+	noUA := c.Source == ingest.SourceBrowser && strings.TrimSpace(c.Client.UserAgent) == ""
+	en.IsBot = en.IsBot || ua.IsBot || noUA
 
 	if e.geo != nil && c.Client.IP != "" && en.Country == "" && en.Region == "" && en.City == "" {
 		p := e.geo.lookup(c.Client.IP)

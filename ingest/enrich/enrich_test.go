@@ -147,10 +147,11 @@ func TestEnrichTouchpointWithoutContext(t *testing.T) {
 	tests := []struct {
 		source ingest.Source
 		want   string
+		bot    bool // only a browser always sends a user agent
 	}{
-		{ingest.SourceBrowser, TouchDirect},
-		{ingest.SourceAPI, ""},
-		{ingest.SourceImport, ""},
+		{ingest.SourceBrowser, TouchDirect, true},
+		{ingest.SourceAPI, "", false},
+		{ingest.SourceImport, "", false},
 	}
 	for _, tt := range tests {
 		c := ingest.Completion{Source: tt.source}
@@ -158,8 +159,8 @@ func TestEnrichTouchpointWithoutContext(t *testing.T) {
 		if c.Enrichment.TouchpointSource != tt.want {
 			t.Errorf("touchpoint of a %s completion without page, referrer or UTM = %q; want %q", tt.source, c.Enrichment.TouchpointSource, tt.want)
 		}
-		if c.Enrichment.DeviceType != DeviceUnknown || c.Enrichment.IsBot {
-			t.Errorf("%s completion without user agent: device %q bot %v; want Unknown, not a bot", tt.source, c.Enrichment.DeviceType, c.Enrichment.IsBot)
+		if c.Enrichment.DeviceType != DeviceUnknown || c.Enrichment.IsBot != tt.bot {
+			t.Errorf("%s completion without user agent: device %q bot %v; want Unknown, bot %v", tt.source, c.Enrichment.DeviceType, c.Enrichment.IsBot, tt.bot)
 		}
 	}
 }
