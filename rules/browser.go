@@ -23,14 +23,29 @@ type BrowserRule struct {
 
 // BrowserFilter is a filter with what the browser needs to normalise the
 // raw property value exactly as the server does: its type and, for
-// enumerations, the options.
+// enumerations, the options. Type and operation are short codes
+// (browserTypes, browserOps) to keep the script small.
 type BrowserFilter struct {
-	Property string              `json:"p"`
-	Type     ingest.PropertyType `json:"t"`
-	Op       Op                  `json:"o"`
-	Values   []string            `json:"v,omitempty"` // normalised (numbers shortest, datetimes epoch ms, dates YYYY-MM-DD)
-	Options  []string            `json:"x,omitempty"`
+	Property string   `json:"p"`
+	Type     string   `json:"t"`
+	Op       string   `json:"o"`
+	Values   []string `json:"v,omitempty"` // normalised (numbers shortest, datetimes epoch ms, dates YYYY-MM-DD)
+	Options  []string `json:"x,omitempty"`
 }
+
+// browserTypes and browserOps are the short codes mirror.js knows.
+var (
+	browserTypes = map[ingest.PropertyType]string{
+		ingest.TypeString: "s", ingest.TypeNumber: "n", ingest.TypeDatetime: "t",
+		ingest.TypeDate: "d", ingest.TypeEnumeration: "e", ingest.TypeBool: "b",
+	}
+	browserOps = map[Op]string{
+		OpEqual: "eq", OpNotEqual: "ne", OpContains: "co", OpNotContains: "nc",
+		OpStartsWith: "sw", OpEndsWith: "ew", OpMatchesRegex: "re", OpAnyOf: "in",
+		OpNoneOf: "ni", OpGreater: "gt", OpGreaterOrEqual: "ge", OpLess: "lt",
+		OpLessOrEqual: "le", OpBetween: "bt", OpKnown: "k", OpUnknown: "u",
+	}
+)
 
 // BrowserValue is the value mapping: Fixed, or Property with Default.
 type BrowserValue struct {
@@ -86,7 +101,7 @@ func browserRule(r *compiled, site string) (BrowserRule, bool) {
 func browserFilters(fs []*filter) []BrowserFilter {
 	out := make([]BrowserFilter, len(fs))
 	for i, f := range fs {
-		out[i] = BrowserFilter{Property: f.prop, Type: f.typ, Op: f.op, Values: f.canon}
+		out[i] = BrowserFilter{Property: f.prop, Type: browserTypes[f.typ], Op: browserOps[f.op], Values: f.canon}
 		if f.typ == ingest.TypeEnumeration {
 			out[i].Options = f.opts
 		}

@@ -309,9 +309,9 @@ func TestBrowserRules(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := `[{"r":"contact_form_lead","e":["form_submitted"],"w":[{"p":"form_id","t":"string","o":"is_equal_to","v":["contact"]}],` +
-			`"n":"Lead","v":{"p":"deal_amount","d":50},"$":"EUR","g":{"p":"ads_consent","t":"string","o":"is_equal_to","v":["yes"]}},` +
-			`{"r":"custom","e":["form_submitted"],"w":[{"p":"plan","t":"enumeration","o":"is_any_of","v":["pro","team"],"x":["free","pro","team"]}],` +
+		want := `[{"r":"contact_form_lead","e":["form_submitted"],"w":[{"p":"form_id","t":"s","o":"eq","v":["contact"]}],` +
+			`"n":"Lead","v":{"p":"deal_amount","d":50},"$":"EUR","g":{"p":"ads_consent","t":"s","o":"eq","v":["yes"]}},` +
+			`{"r":"custom","e":["form_submitted"],"w":[{"p":"plan","t":"e","o":"in","v":["pro","team"],"x":["free","pro","team"]}],` +
 			`"n":"QuoteRequested","c":true,"v":{"f":10},"$":"EUR"}]`
 		if string(got) != want {
 			t.Errorf("BrowserRules(shop) =\n%s\nwant\n%s", got, want)
@@ -320,6 +320,24 @@ func TestBrowserRules(t *testing.T) {
 			t.Errorf("BrowserRules(blog) = %s; want it to hold blog_only", got)
 		}
 	})
+}
+
+func TestBrowserCodes(t *testing.T) {
+	seen := map[string]bool{}
+	for _, op := range allOps {
+		c := browserOps[op]
+		if c == "" || seen[c] {
+			t.Errorf("operation %s has browser code %q (missing or taken)", op, c)
+		}
+		seen[c] = true
+	}
+	for typ := range opsByType {
+		if c := browserTypes[typ]; c == "" || seen[c] {
+			t.Errorf("type %s has browser code %q (missing or taken)", typ, c)
+		} else {
+			seen[c] = true
+		}
+	}
 }
 
 // The Forwarder this engine is wired to in production.

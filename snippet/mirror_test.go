@@ -18,7 +18,7 @@ import (
 // mirrorRules is what rules.Engine.BrowserRules gives the builder for the
 // sketch's contact_form_lead rule (value from deal_amount, default 50, EUR).
 const mirrorRules = `[{"r":"contact_form_lead","e":["form_submitted"],
- "w":[{"p":"form_id","t":"string","o":"is_equal_to","v":["contact"]}],
+ "w":[{"p":"form_id","t":"s","o":"eq","v":["contact"]}],
  "n":"Lead","v":{"p":"deal_amount","d":50},"$":"EUR"}]`
 
 // mirrorSite serves a page that embeds the built tracker with a recording

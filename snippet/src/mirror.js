@@ -8,13 +8,16 @@
 // rules: the site's mirror rules as baked into the script (rules.BrowserRule:
 //   {r: rule, e: [events], w: [filter], a: [[filter]], n: Meta name,
 //    c: custom (trackCustom), v: {f: fixed} | {p: property, d: default},
-//    $: currency, g: consent filter}; filter: {p, t: type, o: op, v: [values], x: [options]}).
+//    $: currency, g: consent filter}; filter: {p, t: type, o: op, v: [values], x: [options]},
+//   types and operations as short codes: s n t d e b for string, number,
+//   datetime, date, enumeration, bool; eq ne co nc sw ew re in ni gt ge lt le
+//   bt k u for is_equal_to … is_unknown, in rules.Op's order).
 // ev: the completion as sent to the collector ({id, name, props, consent, …}).
 // emit(kind, data): the snippet's debug hook.
 
 // The negative operations hold exactly when their positive twin does not
 // (for a known value; an unknown value satisfies only is_unknown).
-var NEG = { is_not_equal_to: 'is_equal_to', does_not_contain: 'contains', is_none_of: 'is_any_of' };
+var NEG = { ne: 'eq', nc: 'co', ni: 'in' };
 
 // fold lowercases per character, as Go's rules.fold does (so the final
 // sigma rule of a whole-string toLowerCase does not apply).
@@ -74,16 +77,16 @@ function ms(s) {
 // valid for the type, which the collector drops).
 function norm(t, s, opts) {
   if (s == null || s === '') return;
-  if (t == 'string') return s;
-  if (t == 'number') {
+  if (t == 's') return s;
+  if (t == 'n') {
     s = s.trim();
     return /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s) && isFinite((s = +s)) ? s : void 0;
   }
-  if (t == 'bool') {
+  if (t == 'b') {
     s = s.trim().toLowerCase();
     return s == 'true' || s == 'false' ? s : void 0;
   }
-  if (t == 'enumeration') {
+  if (t == 'e') {
     s = s.split(';');
     return s.every(function (o) {
       return opts.indexOf(o) >= 0;
@@ -92,7 +95,7 @@ function norm(t, s, opts) {
       : void 0;
   }
   s = ms(s); // datetime, date
-  return t == 'date' && s % 864e5 ? void 0 : s;
+  return t == 'd' && s % 864e5 ? void 0 : s;
 }
 
 function has(list, x) {
@@ -104,8 +107,8 @@ function test(f, p) {
   var t = f.t;
   var o = f.o;
   var v = norm(t, p[f.p], f.x);
-  if (o == 'is_known') return v != null;
-  if (o == 'is_unknown') return v == null;
+  if (o == 'k') return v != null;
+  if (o == 'u') return v == null;
   if (v == null) return false;
   var neg = NEG[o];
   if (neg) o = neg;
@@ -114,31 +117,31 @@ function test(f, p) {
   });
   var a = w[0];
   var r;
-  if (t == 'string') {
+  if (t == 's') {
     var s = fold(v);
     w = w.map(fold);
     a = w[0];
     r =
-      o == 'matches_regex'
+      o == 're'
         ? new RegExp(f.v[0], 'iu').test(v)
-        : o == 'contains'
+        : o == 'co'
           ? s.indexOf(a) >= 0
-          : o == 'starts_with'
+          : o == 'sw'
             ? s.startsWith(a)
-            : o == 'ends_with'
+            : o == 'ew'
               ? s.endsWith(a)
               : has(w, s); // is_equal_to, is_any_of
-  } else if (t == 'enumeration') {
+  } else if (t == 'e') {
     var all = a.every(function (x) {
       return has(v, x);
     });
     r =
-      o == 'is_equal_to'
+      o == 'eq'
         ? all &&
           v.every(function (x) {
             return has(a, x);
           })
-        : o == 'contains'
+        : o == 'co'
           ? all
           : v.some(function (x) {
               return has([].concat.apply([], w), x);
@@ -146,15 +149,15 @@ function test(f, p) {
   } else {
     // number, datetime, date (numbers) and bool (strings)
     r =
-      o == 'is_greater_than'
+      o == 'gt'
         ? v > a
-        : o == 'is_greater_than_or_equal_to'
+        : o == 'ge'
           ? v >= a
-          : o == 'is_less_than'
+          : o == 'lt'
             ? v < a
-            : o == 'is_less_than_or_equal_to'
+            : o == 'le'
               ? v <= a
-              : o == 'is_between'
+              : o == 'bt'
                 ? a <= v && v <= w[1]
                 : has(w, v); // is_equal_to, is_any_of
   }
@@ -177,7 +180,7 @@ export function decide(r, ev) {
   var params = {};
   var v = r.v;
   if (v) {
-    var n = norm('number', p[v.p]);
+    var n = norm('n', p[v.p]);
     n = v.f != null ? v.f : n > 0 ? n : v.d;
     if (n != null) {
       params.value = n;
