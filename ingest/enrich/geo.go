@@ -16,8 +16,9 @@ import (
 // support City lookups); lookups then decode through maxminddb, which geoip2
 // is built on, into cityRecord. geoip2's City struct decodes every name in
 // every language of continent, country, registered country, subdivisions
-// and city, about 50 allocations per lookup on a real GeoLite2 file, where
-// cityRecord needs 4.
+// and city: 29 allocations and 1.5 KB per lookup measured on the test
+// database, which has two languages per name where GeoLite2 files have
+// eight; cityRecord needs 3 allocations and 96 bytes.
 type geoDB struct {
 	r      *maxminddb.Reader
 	dbType string
