@@ -54,8 +54,8 @@ func (b *EventBatch) Reset() {
 	b.propKeys, b.propValues, b.truncated, b.arena = b.propKeys[:0], b.propValues[:0], b.truncated[:0], b.arena[:0]
 }
 
-func (b *EventBatch) strings() []*[]string {
-	return []*[]string{&b.eventID, &b.site, &b.eventName, &b.source, &b.visitorID, &b.sessionID, &b.email, &b.objectID,
+func (b *EventBatch) strings() [31]*[]string {
+	return [...]*[]string{&b.eventID, &b.site, &b.eventName, &b.source, &b.visitorID, &b.sessionID, &b.email, &b.objectID,
 		&b.url, &b.path, &b.referrer, &b.pageTitle, &b.utmSource, &b.utmMedium, &b.utmCampaign, &b.utmTerm, &b.utmContent,
 		&b.touchpoint, &b.clickIDParam, &b.clickID, &b.ip, &b.userAgent, &b.language, &b.browser, &b.browserVersion,
 		&b.os, &b.osVersion, &b.deviceType, &b.country, &b.region, &b.city}
@@ -169,9 +169,9 @@ func clampTime(t time.Time) time.Time {
 // RejectionBatch is rejections encoded as the columns of the rejections
 // table, in rejectionColumns order.
 type RejectionBatch struct {
-	at                                      []time.Time
+	at                                     []time.Time
 	site, source, eventName, reason, field []string
-	payload                                 []string
+	payload                                []string
 }
 
 // Len is the number of rows in the batch.

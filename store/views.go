@@ -52,7 +52,7 @@ func PropertyColumns(def ingest.Definition) []string {
 
 // propertyExpr is the typed value of property p read from the raw arrays.
 // Values are stored normalised (see ingest.Property.Normalize), and a
-// missing property reads as '' (arrays answer the default for index 0), so
+// missing property reads as ” (arrays answer the default for index 0), so
 // every typed column is NULL (or []) when the property is absent. Each
 // function was checked on ClickHouse 18.16: it has the *OrNull conversions
 // and splitByChar, but if() there refuses a Nullable condition, hence

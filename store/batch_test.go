@@ -1,0 +1,133 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tally-analytics/tally/ingest"
+)
+
+func TestEncodeEvents(t *testing.T) {
+	withProps := ingest.Completion{EventID: "a", Props: []ingest.Prop{{Name: "k1", Value: "v1"}, {Name: "k2", Value: "v2"}}, Truncated: []string{"k3: dropped"}}
+	bare := ingest.Completion{EventID: "b"}
+	var b EventBatch
+	b.Encode([]ingest.Completion{withProps, bare})
+	b.Encode([]ingest.Completion{{EventID: "c", Props: []ingest.Prop{{Name: "k9", Value: "v9"}}}})
+	if b.Len() != 3 {
+		t.Fatalf("Len = %d; want 3", b.Len())
+	}
+	check := func(what string, got [][]string, want ...[]string) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s has %d rows; want %d", what, len(got), len(want))
+		}
+		for i := range want {
+			if !slices.Equal(got[i], want[i]) {
+				t.Errorf("%s[%d] = %q; want %q", what, i, got[i], want[i])
+			}
+		}
+	}
+	check("prop_keys", b.propKeys, []string{"k1", "k2"}, nil, []string{"k9"})
+	check("prop_values", b.propValues, []string{"v1", "v2"}, nil, []string{"v9"})
+	check("truncated", b.truncated, []string{"k3: dropped"}, nil, nil)
+	// A row's slices are capped: appending to one must not overwrite the next.
+	if c := cap(b.propKeys[0]); c != 2 {
+		t.Errorf("cap(prop_keys[0]) = %d; want 2", c)
+	}
+	if got := len(b.columns()); got != len(eventColumns) {
+		t.Errorf("columns() has %d columns; eventColumns %d", got, len(eventColumns))
+	}
+
+	b.Reset()
+	if b.Len() != 0 || len(b.propKeys) != 0 || len(b.arena) != 0 {
+		t.Errorf("after Reset: Len %d, prop_keys %d, arena %d; want all 0", b.Len(), len(b.propKeys), len(b.arena))
+	}
+}
+
+func TestEncodeTimes(t *testing.T) {
+	tests := []struct {
+		in     time.Time
+		want   time.Time
+		wantMs uint16
+	}{
+		{time.Date(2026, 3, 4, 5, 6, 7, 123_456_789, time.UTC), time.Date(2026, 3, 4, 5, 6, 7, 123_456_789, time.UTC), 123},
+		{time.Date(2026, 3, 4, 6, 6, 7, 5_000_000, time.FixedZone("CET", 3600)), time.Date(2026, 3, 4, 5, 6, 7, 5_000_000, time.UTC), 5},
+		{time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, 0).UTC(), 0},                      // ISO "0001-01-01" parses
+		{time.Date(1969, 12, 31, 23, 59, 59, 999_000_000, time.UTC), time.Unix(0, 0).UTC(), 0},    // before DateTime
+		{time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(1<<32-1, 999_999_999).UTC(), 999}, // after DateTime
+		{time.Unix(1<<32-1, 500_000_000).UTC(), time.Unix(1<<32-1, 500_000_000).UTC(), 500},       // last second
+	}
+	for _, tt := range tests {
+		var b EventBatch
+		b.Encode([]ingest.Completion{{OccurredAt: tt.in, ReceivedAt: tt.in}})
+		if !b.occurredAt[0].Equal(tt.want) || b.occurredMs[0] != tt.wantMs || !b.receivedAt[0].Equal(tt.want) {
+			t.Errorf("Encode(occurred %v) = %v +%d ms; want %v +%d ms", tt.in, b.occurredAt[0], b.occurredMs[0], tt.want, tt.wantMs)
+		}
+	}
+}
+
+func TestEncodeRejections(t *testing.T) {
+	var b RejectionBatch
+	b.Encode([]ingest.Rejection{{Reason: "R", Source: ingest.SourceAPI, Payload: strings.Repeat("x", ingest.MaxRejectionPayload+10)}})
+	if got := len(b.payload[0]); got != ingest.MaxRejectionPayload {
+		t.Errorf("payload kept %d bytes; want %d", got, ingest.MaxRejectionPayload)
+	}
+	if b.source[0] != "api" || b.reason[0] != "R" {
+		t.Errorf("source, reason = %q, %q; want api, R", b.source[0], b.reason[0])
+	}
+	if got := len(b.columns()); got != len(rejectionColumns) {
+		t.Errorf("columns() has %d columns; rejectionColumns %d", got, len(rejectionColumns))
+	}
+}
+
+func TestCutUTF8(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"abc", 5, "abc"},
+		{"abc", 2, "ab"},
+		{"aé", 2, "a"}, // é is 2 bytes: not split
+		{"aé", 3, "aé"},
+		{"€€", 4, "€"}, // 3 bytes each
+		{"€", 0, ""},
+	}
+	for _, tt := range tests {
+		if got := cutUTF8(tt.in, tt.n); got != tt.want {
+			t.Errorf("cutUTF8(%q, %d) = %q; want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}
+
+// benchCompletions are browser completions of a typical size: ten
+// properties, a URL, a user agent, every enrichment set.
+func benchCompletions(n int) []ingest.Completion {
+	cs := make([]ingest.Completion, n)
+	for i := range cs {
+		c := fullCompletion(i, time.Now())
+		c.Props = nil
+		for p := range 10 {
+			c.Props = append(c.Props, ingest.Prop{Name: fmt.Sprintf("prop_%d", p), Value: fmt.Sprintf("value %d of %d", p, i)})
+		}
+		cs[i] = c
+	}
+	return cs
+}
+
+// BenchmarkEncode encodes a default-sized batch (10,000 rows) into a reused
+// EventBatch, as the writer does on every flush.
+func BenchmarkEncode(b *testing.B) {
+	cs := benchCompletions(10_000)
+	var batch EventBatch
+	batch.Encode(cs) // grow once, as the first flush does
+	b.ReportAllocs()
+	for b.Loop() {
+		batch.Reset()
+		batch.Encode(cs)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(cs)), "ns/row")
+}

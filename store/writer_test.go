@@ -1,0 +1,331 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tally-analytics/tally/ingest"
+)
+
+// fakeEvents is an EventInsertFunc that records what it was sent and fails
+// while failures > 0.
+type fakeEvents struct {
+	mu       sync.Mutex
+	failures int
+	attempts []attempt
+}
+
+type attempt struct {
+	at  time.Time
+	ids []string
+	ok  bool
+}
+
+func (f *fakeEvents) insert(_ context.Context, b *EventBatch) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := attempt{at: time.Now(), ids: slices.Clone(b.eventID), ok: f.failures == 0}
+	f.attempts = append(f.attempts, a)
+	if !a.ok {
+		if f.failures > 0 {
+			f.failures--
+		}
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+// sent returns the ids of the successful inserts, one string per insert.
+func (f *fakeEvents) sent() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, a := range f.attempts {
+		if a.ok {
+			out = append(out, strings.Join(a.ids, ","))
+		}
+	}
+	return out
+}
+
+func completions(from, n int) []ingest.Completion {
+	cs := make([]ingest.Completion, n)
+	for i := range cs {
+		cs[i] = ingest.Completion{EventName: "e", EventID: fmt.Sprint(from + i)}
+	}
+	return cs
+}
+
+func closeWriter(t *testing.T, w interface{ Close(context.Context) error }) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func TestWriterFlushesOnSize(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeEvents{}
+		w := NewWriter(WriterConfig{FlushRows: 3, FlushAge: time.Hour}, f.insert, nil, nil)
+		if err := w.Write(t.Context(), completions(0, 7)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got, want := f.sent(), []string{"0,1,2", "3,4,5"}; !slices.Equal(got, want) {
+			t.Errorf("inserts after 7 rows = %q; want %q", got, want)
+		}
+		if got := w.Queued(); got != 1 {
+			t.Errorf("Queued = %d; want 1", got)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if got, want := f.sent(), []string{"0,1,2", "3,4,5", "6"}; !slices.Equal(got, want) {
+			t.Errorf("inserts after an hour = %q; want %q", got, want)
+		}
+		closeWriter(t, w)
+	})
+}
+
+func TestWriterFlushesOnAge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeEvents{}
+		w := NewWriter(WriterConfig{FlushRows: 100, FlushAge: time.Second}, f.insert, nil, nil)
+		start := time.Now()
+		_ = w.Write(t.Context(), completions(0, 2))
+		time.Sleep(500 * time.Millisecond)
+		_ = w.Write(t.Context(), completions(2, 1)) // joins the batch; does not restart its clock
+		time.Sleep(499 * time.Millisecond)
+		synctest.Wait()
+		if got := f.sent(); len(got) != 0 {
+			t.Fatalf("inserted %q before the batch was 1 s old", got)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if got, want := f.sent(), []string{"0,1,2"}; !slices.Equal(got, want) {
+			t.Errorf("inserts at 1 s = %q; want %q", got, want)
+		}
+		if at := f.attempts[0].at.Sub(start); at != time.Second {
+			t.Errorf("batch inserted %v after its first row; want 1s", at)
+		}
+		closeWriter(t, w)
+	})
+}
+
+func TestWriterFullQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeEvents{failures: -1} // ClickHouse down for good
+		w := NewWriter(WriterConfig{FlushRows: 2, MaxQueueRows: 5}, f.insert, nil, nil)
+		write := func(from, n int, want error) {
+			t.Helper()
+			if err := w.Write(t.Context(), completions(from, n)); !errors.Is(err, want) {
+				t.Errorf("Write(%d rows) with %d queued = %v; want %v", n, w.Queued(), err, want)
+			}
+		}
+		write(0, 3, nil)
+		write(3, 3, ingest.ErrFull) // all or nothing
+		write(3, 2, nil)
+		write(5, 1, ingest.ErrFull)
+		if got := w.Queued(); got != 5 {
+			t.Errorf("Queued = %d; want 5", got)
+		}
+		f.mu.Lock()
+		f.failures = 0 // ClickHouse is back
+		f.mu.Unlock()
+		time.Sleep(11 * time.Second) // longer than the longest backoff
+		synctest.Wait()
+		if got := w.Queued(); got != 0 {
+			t.Errorf("Queued after recovery = %d; want 0", got)
+		}
+		write(5, 5, nil)
+		closeWriter(t, w)
+		if got, want := f.sent(), []string{"0,1", "2,3", "4", "5,6", "7,8", "9"}; !slices.Equal(got, want) {
+			t.Errorf("inserts = %q; want %q (in acceptance order)", got, want)
+		}
+	})
+}
+
+func TestWriterRetriesWithBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeEvents{failures: 5}
+		reg := prometheus.NewRegistry()
+		minB, maxB := 100*time.Millisecond, 800*time.Millisecond
+		w := NewWriter(WriterConfig{FlushRows: 2, MinBackoff: minB, MaxBackoff: maxB}, f.insert, nil, reg)
+		_ = w.Write(t.Context(), completions(0, 2))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if len(f.attempts) != 6 {
+			t.Fatalf("%d attempts; want 5 failures and a success", len(f.attempts))
+		}
+		for i := 1; i < len(f.attempts); i++ {
+			gap := f.attempts[i].at.Sub(f.attempts[i-1].at)
+			d := min(minB<<(i-1), maxB)
+			if gap < d/2 || gap > d {
+				t.Errorf("wait before attempt %d = %v; want within [%v, %v]", i+1, gap, d/2, d)
+			}
+			if got := strings.Join(f.attempts[i].ids, ","); got != "0,1" {
+				t.Errorf("attempt %d sent %q; want the kept batch 0,1", i+1, got)
+			}
+		}
+		if got := value(t, w.q.m.flushErrors); got != 5 {
+			t.Errorf("flush errors = %v; want 5", got)
+		}
+		if got := value(t, w.q.m.written); got != 2 {
+			t.Errorf("rows written = %v; want 2", got)
+		}
+		closeWriter(t, w)
+	})
+}
+
+func TestWriterCloseDrains(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeEvents{failures: 2}
+		var written int
+		w := NewWriter(WriterConfig{FlushRows: 4, FlushAge: time.Hour, OnWritten: func(n int) { written += n }}, f.insert, nil, nil)
+		_ = w.Write(t.Context(), completions(0, 6))
+		closeWriter(t, w) // must not wait an hour for the second batch
+		if got, want := f.sent(), []string{"0,1,2,3", "4,5"}; !slices.Equal(got, want) {
+			t.Errorf("inserts = %q; want %q", got, want)
+		}
+		if written != 6 {
+			t.Errorf("OnWritten total = %d; want 6", written)
+		}
+		if err := w.Write(t.Context(), completions(6, 1)); !errors.Is(err, ErrClosed) {
+			t.Errorf("Write after Close = %v; want ErrClosed", err)
+		}
+	})
+}
+
+func TestWriterCloseDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeEvents{failures: -1}
+		reg := prometheus.NewRegistry()
+		w := NewWriter(WriterConfig{FlushRows: 2}, f.insert, nil, reg)
+		_ = w.Write(t.Context(), completions(0, 5))
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		err := w.Close(ctx)
+		if err == nil || !strings.Contains(err.Error(), "5 rows not written") || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close = %v; want 5 rows not written and DeadlineExceeded", err)
+		}
+		if took := time.Since(start); took != 5*time.Second {
+			t.Errorf("Close took %v; want the 5s deadline", took)
+		}
+		if got := value(t, w.q.m.dropped); got != 5 {
+			t.Errorf("rows dropped = %v; want 5", got)
+		}
+		if got := w.Queued(); got != 0 {
+			t.Errorf("Queued after Close = %d; want 0", got)
+		}
+		// synctest.Test fails if the writer's goroutine outlived Close.
+	})
+}
+
+func TestRejectionWriterDropsWhenFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []string
+		down := true
+		insert := func(_ context.Context, b *RejectionBatch) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if down {
+				return errors.New("down")
+			}
+			got = append(got, strings.Join(b.reason, ","))
+			return nil
+		}
+		reg := prometheus.NewRegistry()
+		w := NewRejectionWriter(RejectionWriterConfig{FlushRows: 10, MaxQueueRows: 3}, insert, nil, reg)
+		rs := func(reasons ...string) []ingest.Rejection {
+			var out []ingest.Rejection
+			for _, r := range reasons {
+				out = append(out, ingest.Rejection{Reason: r})
+			}
+			return out
+		}
+		w.Reject(rs("a", "b"))
+		w.Reject(rs("c", "d", "e")) // only c fits
+		if got := value(t, w.q.m.dropped); got != 2 {
+			t.Errorf("dropped = %v; want 2", got)
+		}
+		mu.Lock()
+		down = false
+		mu.Unlock()
+		closeWriter(t, w)
+		if want := []string{"a,b,c"}; !slices.Equal(got, want) {
+			t.Errorf("inserts = %q; want %q", got, want)
+		}
+		w.Reject(rs("late"))
+		if got := value(t, w.q.m.dropped); got != 3 {
+			t.Errorf("dropped after Close = %v; want 3", got)
+		}
+	})
+}
+
+func TestWriterMetricsShareRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := &fakeEvents{}
+	w1 := NewWriter(WriterConfig{}, f.insert, nil, reg)
+	w2 := NewWriter(WriterConfig{}, f.insert, nil, reg) // same table: shares the series
+	rw := NewRejectionWriter(RejectionWriterConfig{}, func(context.Context, *RejectionBatch) error { return nil }, nil, reg)
+	for _, w := range []interface{ Close(context.Context) error }{w1, w2, rw} {
+		closeWriter(t, w)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range families {
+		if mf.GetName() == "tally_store_queue_rows" {
+			n = len(mf.GetMetric())
+		}
+	}
+	if n != 2 {
+		t.Errorf("tally_store_queue_rows series = %d; want 2 (events, rejections)", n)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for attempt, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		want *= time.Millisecond
+		for range 50 {
+			if d := backoff(attempt, 100*time.Millisecond, time.Second); d < want/2 || d > want {
+				t.Fatalf("backoff(%d) = %v; want within [%v, %v]", attempt, d, want/2, want)
+			}
+		}
+	}
+	if d := backoff(1000, time.Millisecond, time.Second); d < time.Second/2 || d > time.Second {
+		t.Errorf("backoff(1000) = %v; want capped at 1s", d)
+	}
+}
+
+// value reads a counter or gauge.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var pb dto.Metric
+	if err := m.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case pb.Counter != nil:
+		return pb.Counter.GetValue()
+	case pb.Gauge != nil:
+		return pb.Gauge.GetValue()
+	}
+	t.Fatalf("metric %v is neither counter nor gauge", m.Desc())
+	return 0
+}
