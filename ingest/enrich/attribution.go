@@ -256,9 +256,10 @@ func hostOf(authority string) string {
 //     source, compared case-insensitively (GA4's default channel rules,
 //     folded onto HubSpot's categories):
 //     a. medium or source says email ("email", "e-mail", "e_mail",
-//     "e mail", "newsletter") → EMAIL_MARKETING;
-//     b. a paid medium (contains "cp" as in cpc/cpm/cpv, "ppc",
-//     "retargeting", starts with "paid", or is "display", "banner", "ads")
+//     "e mail", "mail", "newsletter") → EMAIL_MARKETING;
+//     b. a paid medium (contains "cp" as in cpc/cpm/cpv, or is "ppc",
+//     "retargeting", "display", "banner", "ad", "ads", "sem", or starts
+//     with "paid")
 //     → PAID_SEARCH when the source or the referrer is a search engine or
 //     the medium mentions search; PAID_SOCIAL when either is a social
 //     network or the medium mentions social; else OTHER_CAMPAIGNS (display,
@@ -280,10 +281,13 @@ func hostOf(authority string) string {
 //     c. an Android app (android-app://package) → by the app: Gmail and
 //     Outlook are EMAIL_MARKETING, the Google app ORGANIC_SEARCH, the
 //     social apps SOCIAL_MEDIA, others REFERRALS;
-//     d. a search engine's results (google.*, bing, yahoo search,
-//     duckduckgo, baidu, yandex, ecosia, qwant, startpage, brave search,
-//     kagi, naver, seznam, sogou, ask, aol search) → ORGANIC_SEARCH;
-//     e. a webmail host (mail.*, webmail.*, outlook.*) → EMAIL_MARKETING;
+//     d. a webmail host (mail.*, webmail.*, outlook.*, email.*: Gmail and
+//     Outlook on the web, mail tools' click-tracking hosts) →
+//     EMAIL_MARKETING;
+//     e. a search engine's results (google.<tld> with www. or m., bing,
+//     yahoo search, duckduckgo, baidu, yandex, ecosia, qwant, startpage,
+//     brave search, kagi, naver, seznam, sogou, ask, aol search) →
+//     ORGANIC_SEARCH; other Google hosts (docs, drive…) are referrals;
 //     f. a social network or messenger (facebook, instagram, threads, x/
 //     twitter, t.co, linkedin, pinterest, reddit, youtube, tiktok,
 //     snapchat, tumblr, quora, vk, weibo, telegram, whatsapp, discord,
