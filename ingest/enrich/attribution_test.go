@@ -43,6 +43,7 @@ func TestTouchpoint(t *testing.T) {
 		{"outlook web", page, "https://outlook.live.com/", TouchEmail},
 		{"yahoo mail", page, "https://mail.yahoo.com/", TouchEmail},
 		{"gmail app", page, "android-app://com.google.android.gm/", TouchEmail},
+		{"mail tool click-tracking host", page, "https://email.mg.acme-mail.com/c/xyz", TouchEmail},
 
 		// 6f: social.
 		{"facebook link shim", page, "https://l.facebook.com/", TouchSocial},
