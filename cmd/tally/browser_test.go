@@ -251,8 +251,18 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 // loaded waits until the tracker has replaced the stub.
 func loaded(t *testing.T, ctx context.Context) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.tally && window.tally.l)`)); err != nil {
-		t.Fatalf("tracker did not load: %v", err)
+	// Evaluating right after a navigation can meet the old document's
+	// execution context on its way out; such an answer is asked again.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(window.tally && window.tally.l)`))
+		if ok && err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tracker did not load: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the page, not waiting for time to pass
 	}
 }
 
