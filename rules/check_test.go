@@ -64,7 +64,7 @@ func TestCheckValid(t *testing.T) {
 	multi := testRule()
 	multi.Name = "multi"
 	multi.When = When{Events: []string{"form_submitted", "order_placed"}, Where: []Filter{{Property: "form_id", Op: OpStartsWith, Value: ptr("c")}},
-		Any: []Group{{Where: []Filter{{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`^c(ontact|heckout)$`)}}}}}
+		Any: []Group{{Where: []Filter{{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`^c(ontact|heckout)[\-_.]\d+\.\x41\p{L}$`)}}}}}
 	multi.Forward.Value = &Value{Fixed: ptr(10.0)}
 	multi.Forward.Consent = nil
 	pv := Rule{Name: "pv", When: When{Event: "page_view"}, Forward: Forward{To: "meta_shop", EventName: "PageView", Share: []string{"user_agent"}}}
@@ -108,6 +108,12 @@ func TestCheck(t *testing.T) {
 		{"regex with \\pL", func(r *Rule, _ []Destination) {
 			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`\pL+`)}
 		}, "rules[0].when.where[0].value", "INVALID_REGEX", `\p{L}`},
+		{"regex with an escape browsers refuse", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`a\-b`)}
+		}, "rules[0].when.where[0].value", "INVALID_REGEX", `\-`},
+		{"regex with \\x{}", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`\x{41}`)}
+		}, "rules[0].when.where[0].value", "INVALID_REGEX", ""},
 		{"greater than on a string", func(r *Rule, _ []Destination) {
 			r.When.Where[0] = Filter{Property: "form_id", Op: OpGreater, Value: ptr("5")}
 		}, "rules[0].when.where[0].op", "OPERATION_NOT_FOR_TYPE", "string"},

@@ -197,12 +197,33 @@ func compileRegex(p string) (*regexp.Regexp, error) {
 			return nil, fmt.Errorf("regex %q uses %s, which browsers do not read the same way; matching already ignores case", p, bad.why)
 		}
 	}
-	for i := 0; i+1 < len(p); i++ {
-		if p[i] == '\\' {
-			if (p[i+1] == 'p' || p[i+1] == 'P') && (i+2 >= len(p) || p[i+2] != '{') {
-				return nil, fmt.Errorf("regex %q: write \\p{L}, not \\pL", p)
-			}
+	// Escapes: JavaScript's u flag accepts only escapes with a meaning and
+	// escaped syntax characters (\- only inside a class), where RE2 also
+	// accepts \a, octal, \x{…} and any escaped punctuation.
+	inClass := false
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '[' && !inClass:
+			inClass = true
+		case c == ']' && inClass:
+			inClass = false
+		case c == '\\' && i+1 < len(p):
+			e := p[i+1]
 			i++
+			switch {
+			case strings.IndexByte(`^$\.*+?()[]{}|/`, e) >= 0, strings.IndexByte("dDwWsSbBfnrtv", e) >= 0:
+			case e == '-' && inClass:
+			case e == 'p' || e == 'P':
+				if i+1 >= len(p) || p[i+1] != '{' {
+					return nil, fmt.Errorf("regex %q: write \\p{L}, not \\pL", p)
+				}
+			case e == 'x':
+				if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+					return nil, fmt.Errorf("regex %q: write \\x with exactly two hex digits (\\x41)", p)
+				}
+			default:
+				return nil, fmt.Errorf("regex %q: the escape \\%c is not read the same way by browsers; escape only regex syntax characters", p, e)
+			}
 		}
 	}
 	re, err := regexp.Compile("(?i)" + p)
@@ -386,3 +407,5 @@ type fieldProblem struct {
 func problem(field, code, format string, args ...any) *fieldProblem {
 	return &fieldProblem{field: field, code: code, msg: fmt.Sprintf(format, args...)}
 }
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
