@@ -372,3 +372,6 @@ func BenchmarkEngineWrite(b *testing.B) {
 		b.Fatalf("enqueued %d of %d", fwd.n, b.N)
 	}
 }
+
+// The engine is a Sink for the collector's fan-out.
+var _ ingest.Sink = (*Engine)(nil)
