@@ -47,13 +47,15 @@ function props(ev) {
   var m = {};
   Object.keys(raw)
     .sort()
+    .filter(function (k) {
+      return scalar(raw[k]) != null;
+    })
     .slice(0, 50)
     .forEach(function (k) {
-      var v = scalar(raw[k]);
+      var v = Array.from(scalar(raw[k]));
       var n = k.toLowerCase();
-      if (v == null) return;
-      var cs = Array.from(v);
-      m[n] = cs.length > (n = /url|referrer|link/.test(n) ? 1024 : 256) ? cs.slice(0, n).join('') : v;
+      var max = /url|referrer|link/.test(n) ? 1024 : 256;
+      m[n] = v.slice(0, max).join('');
     });
   return m;
 }
