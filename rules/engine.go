@@ -46,7 +46,6 @@ type DeliveryLog interface {
 // maps it, and hands the event to the Forwarder. It starts no goroutines.
 type Engine struct {
 	rules []*active
-	all   []*compiled // every valid rule, enabled or not (browser rules use enabled ones)
 	fwd   Forwarder
 	dlog  DeliveryLog
 	log   *slog.Logger
@@ -63,8 +62,9 @@ type active struct {
 
 // NewEngine compiles the rules (a config that fails Check is an error),
 // loads the state file and records the enabled-at time of every rule that
-// is newly enabled or changed, then saves the state before returning, so
-// a crash cannot move an enabled-at time later. reg may be nil.
+// is newly enabled or changed, then saves the state before returning: a
+// rule forwards nothing under an enabled-at time that is not on disk.
+// reg may be nil.
 func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("rules engine: data dir is required for the rules state")
@@ -80,7 +80,7 @@ func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, re
 		}
 		return nil, fmt.Errorf("rules config: %w", errors.Join(es...))
 	}
-	e := &Engine{all: rules, fwd: fwd, dlog: dlog, log: log, cfg: cfg,
+	e := &Engine{fwd: fwd, dlog: dlog, log: log, cfg: cfg,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_rule_matches_total",
 			Help: "Completions matched by a rule, by rule and outcome (enqueued, skipped_consent, enqueue_failed).",
