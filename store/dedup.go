@@ -72,6 +72,18 @@ func (d *Deduper) FirstSeen(eventName, eventID string) bool {
 	return true
 }
 
+// Forget drops a pair FirstSeen just remembered, for completions the Sink
+// then refused: the client's retry must count as new. Its slot in the
+// eviction ring stays; when that slot comes up it may evict the pair early
+// if it was seen again meanwhile, which only shortens its memory.
+func (d *Deduper) Forget(eventName, eventID string) {
+	h := d.hash(eventName, eventID)
+	s := &d.shards[h%dedupShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.set, h)
+}
+
 // Len is the number of remembered pairs.
 func (d *Deduper) Len() int {
 	n := 0

@@ -95,3 +95,17 @@ func BenchmarkDeduperFirstSeen(b *testing.B) {
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/2_000_000, "heap-bytes/key")
 	runtime.KeepAlive(d)
 }
+
+func TestDeduperForget(t *testing.T) {
+	d := NewDeduper(DeduperConfig{MaxKeys: 100})
+	if !d.FirstSeen("e", "1") {
+		t.Fatal("FirstSeen(e, 1) = false on an empty Deduper")
+	}
+	d.Forget("e", "1")
+	if !d.FirstSeen("e", "1") {
+		t.Error("FirstSeen(e, 1) after Forget = false; want true (a refused completion's retry is new)")
+	}
+	if d.FirstSeen("e", "1") {
+		t.Error("FirstSeen(e, 1) again = true; want false")
+	}
+}

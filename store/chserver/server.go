@@ -239,7 +239,9 @@ func (s *Server) Port() int { return s.port }
 func (s *Server) Exited() <-chan struct{} { return s.exited }
 
 // Stop sends SIGTERM and waits for the server to exit; at ctx's deadline it
-// sends SIGKILL and waits for that. Calling it again returns at once.
+// sends SIGKILL and waits for that. Calling it again returns at once. Close
+// client connections first: the server waits for open ones (up to about
+// 10 s) before it exits.
 func (s *Server) Stop(ctx context.Context) error {
 	select {
 	case <-s.stopped:
