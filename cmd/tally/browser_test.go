@@ -583,6 +583,18 @@ tally('track', 'viewed_car', {make: 'anonymous'});</script>`, "")
 		if again[0].VisitorID != vc.Value || again[0].SessionID != rows[0].SessionID {
 			t.Errorf("second page: visitor %q session %q; want %q %q", again[0].VisitorID, again[0].SessionID, vc.Value, rows[0].SessionID)
 		}
+		// Withdrawing analytics consent clears the cookies the server set.
+		loaded(t, ctx)
+		eval[chromedp.Void](t, ctx, `tally('consent', {analytics: false}); tally('track', 'viewed_car', {make: 'withdrawn'})`)
+		after := waitRows(t, tu, "/p/cookie/again", atLeast("viewed_car", 1))
+		if v := named(after, "viewed_car")[0].VisitorID; v != "" {
+			t.Errorf("visitor %q after consent was withdrawn; want none", v)
+		}
+		for _, c := range cookies(t, ctx, f.srv.URL) {
+			if strings.HasPrefix(c.Name, "_tally") {
+				t.Errorf("cookie %s still set after consent was withdrawn", c.Name)
+			}
+		}
 	})
 }
 
