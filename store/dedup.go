@@ -41,80 +41,96 @@ type Deduper struct {
 
 type dedupShard struct {
 	mu   sync.Mutex
-	set  map[uint64]struct{}
+	set  hashSet
 	ring []uint64 // insertion order; next is the oldest once full
 	next int
 	full bool
 }
 
-// NewDeduper returns an empty Deduper.
-func NewDeduper(cfg DeduperConfig) *Deduper {
-	maxKeys := orDefault(cfg.MaxKeys, 2_000_000)
-	per := max(1, (maxKeys+dedupShards-1)/dedupShards)
-	d := &Deduper{seed: maphash.MakeSeed()}
-	for i := range d.shards {
-		d.shards[i].set = make(map[uint64]struct{}, per)
-		d.shards[i].ring = make([]uint64, per)
-	}
-	return d
-}
-
-// FirstSeen reports whether the pair is new, and remembers it.
-func (d *Deduper) FirstSeen(eventName, eventID string) bool {
-	h := d.hash(eventName, eventID)
-	s := &d.shards[h%dedupShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, seen := s.set[h]; seen {
-		return false
-	}
-	s.add(h)
-	return true
-}
-
-// Forget drops a pair FirstSeen just remembered, for completions the Sink
-// then refused: the client's retry must count as new. Its slot in the
-// eviction ring stays; when that slot comes up it may evict the pair early
-// if it was seen again meanwhile, which only shortens its memory.
-func (d *Deduper) Forget(eventName, eventID string) {
-	h := d.hash(eventName, eventID)
-	s := &d.shards[h%dedupShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.set, h)
-}
-
-// Len is the number of remembered pairs.
-func (d *Deduper) Len() int {
-	n := 0
-	for i := range d.shards {
-		s := &d.shards[i]
-		s.mu.Lock()
-		n += len(s.set)
-		s.mu.Unlock()
-	}
-	return n
-}
-
-func (d *Deduper) hash(eventName, eventID string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(d.seed)
-	h.WriteString(eventName)
-	h.WriteByte(0) // names never contain NUL, so the pair is unambiguous
-	h.WriteString(eventID)
-	return h.Sum64()
-}
-
 func (s *dedupShard) add(h uint64) {
 	if s.full {
-		delete(s.set, s.ring[s.next])
+		s.set.remove(s.ring[s.next])
 	}
 	s.ring[s.next] = h
-	s.set[h] = struct{}{}
+	s.set.insert(h)
 	s.next++
 	if s.next == len(s.ring) {
 		s.next, s.full = 0, true
 	}
+}
+
+// hashSet is an open-addressing set of non-zero 64-bit hashes with linear
+// probing, kept at most half full, and backward-shift deletion (no
+// tombstones, so eviction never degrades it). It takes 16–32 bytes per key
+// where a Go map[uint64]struct{} took 38.
+type hashSet struct {
+	slots []uint64 // 0 marks a free slot
+	shift uint     // 64 - log2(len(slots)): the slot is the hash's top bits
+	n     int
+}
+
+func newHashSet(capacity int) hashSet {
+	size, bits := 2, uint(1)
+	for size < 2*capacity {
+		size, bits = size*2, bits+1
+	}
+	return hashSet{slots: make([]uint64, size), shift: 64 - bits}
+}
+
+// The low bits of a hash choose the shard, so the slot uses the high ones.
+func (s *hashSet) home(h uint64) int { return int(h >> s.shift) }
+
+func (s *hashSet) contains(h uint64) bool {
+	mask := len(s.slots) - 1
+	for i := s.home(h); ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case h:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
+func (s *hashSet) insert(h uint64) {
+	mask := len(s.slots) - 1
+	for i := s.home(h); ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case h:
+			return
+		case 0:
+			s.slots[i] = h
+			s.n++
+			return
+		}
+	}
+}
+
+func (s *hashSet) remove(h uint64) {
+	mask := len(s.slots) - 1
+	i := s.home(h)
+	for s.slots[i] != h {
+		if s.slots[i] == 0 {
+			return
+		}
+		i = (i + 1) & mask
+	}
+	// Pull later entries of the probe run back into the hole when their
+	// home slot is not cyclically within (hole, their slot].
+	for j := (i + 1) & mask; s.slots[j] != 0; j = (j + 1) & mask {
+		k := s.home(s.slots[j])
+		if i <= j {
+			if i < k && k <= j {
+				continue
+			}
+		} else if i < k || k <= j {
+			continue
+		}
+		s.slots[i] = s.slots[j]
+		i = j
+	}
+	s.slots[i] = 0
+	s.n--
 }
 
 // Warm loads the pairs received in the last window from the events table,

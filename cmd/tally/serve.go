@@ -3,14 +3,414 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tally-analytics/tally/cmd/tally/config"
+	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/ingest/enrich"
+	"github.com/tally-analytics/tally/rules"
+	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/snippet"
+	"github.com/tally-analytics/tally/store"
+	"github.com/tally-analytics/tally/store/chserver"
 )
 
-var errNotWired = errors.New("not available in this build")
+// shutdownTimeout bounds the whole stop sequence: in-flight requests, the
+// last ClickHouse flush and the forwarders' last attempt.
+const shutdownTimeout = 30 * time.Second
 
-func serveCmd(ctx context.Context, args []string, stderr io.Writer) error   { return errNotWired }
-func migrateCmd(ctx context.Context, args []string, stderr io.Writer) error { return errNotWired }
-func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errNotWired
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs, path := commonFlags("serve", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr)
+	srv, err := startServer(ctx, cfg, serverOptions{Log: log})
+	if err != nil {
+		return err
+	}
+	log.Info("tally is serving", "addr", "http://"+srv.Addr(), "demo", "http://"+srv.Addr()+"/demo", "config", *path)
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: signal received")
+	case err := <-srv.Failed():
+		log.Error("stopping: a component failed", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return srv.Close(sctx)
 }
-func snippetCmd(args []string, stdout, stderr io.Writer) error { return errNotWired }
+
+func migrateCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs, path := commonFlags("migrate", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr)
+	conn, stop, err := openClickHouse(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	db := cfg.ClickHouse.DatabaseName()
+	if err := store.Migrate(ctx, conn, db); err != nil {
+		return err
+	}
+	if err := store.SyncViews(ctx, conn, db, cfg.Events); err != nil {
+		return err
+	}
+	v, err := store.SchemaVersion(ctx, conn, db)
+	if err != nil {
+		return err
+	}
+	log.Info("schema is current", "database", db, "version", v, "views", len(cfg.Events))
+	return nil
+}
+
+func snippetCmd(args []string, stdout, stderr io.Writer) error {
+	fs, path := commonFlags("snippet", stderr)
+	site := fs.String("site", "", "site id from the config")
+	origin := fs.String("origin", "", "where tally is reached from the site, e.g. https://shop.example.com (default: https://<the site's first domain>)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	for _, s := range cfg.Sites {
+		if s.ID != *site {
+			continue
+		}
+		o := *origin
+		if o == "" {
+			o = "https://" + s.Domains[0]
+		}
+		fmt.Fprint(stdout, snippet.Tags(s.ID, o))
+		return nil
+	}
+	ids := make([]string, len(cfg.Sites))
+	for i, s := range cfg.Sites {
+		ids[i] = s.ID
+	}
+	return fmt.Errorf("-site %q is not in %s (sites: %v)", *site, *path, ids)
+}
+
+func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return errors.New("CSV import is not part of this release yet; send past completions to POST /events/v3/send/batch with occurredAt set")
+}
+
+// serverOptions are what tests change about a server.
+type serverOptions struct {
+	Log *slog.Logger
+	// Listen overrides the config's listen address (tests use 127.0.0.1:0).
+	Listen string
+	// FlushAge overrides the writer's flush age (tests shorten it).
+	FlushAge time.Duration
+	// Forwarder tunes delivery (tests shorten backoff and linger).
+	Forwarder capi.ForwarderConfig
+	// HTTPClient sends to destinations; nil means a default client.
+	HTTPClient *http.Client
+}
+
+// server is a running tally: every component, started in dependency order
+// and stopped in reverse.
+type server struct {
+	log       *slog.Logger
+	ch        *chserver.Server // nil when clickhouse.dsn points elsewhere
+	conn      driver.Conn
+	db        string
+	writer    *store.Writer
+	rejects   *store.RejectionWriter
+	delivers  *store.DeliveryWriter
+	enricher  *enrich.Enricher
+	forwarder *capi.Forwarder
+	collector *ingest.Collector
+	ln        net.Listener
+	failed    chan error
+}
+
+// startServer brings tally up: ClickHouse (managed or given), schema and
+// views, writers, enrichment, the forwarding outbox and rules engine, the
+// tracker builds and the collector, and binds the listener before it
+// returns. On error everything already started is stopped.
+func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *server, err error) {
+	log := opt.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &server{log: log, failed: make(chan error, 4), db: cfg.ClickHouse.DatabaseName()}
+	defer func() {
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			s.Close(sctx)
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dataDir := cfg.DataDir
+	if dataDir == "" {
+		dataDir = "var"
+	}
+
+	step := time.Now()
+	if cfg.ClickHouse.DSN == "" {
+		s.ch, err = chserver.Start(ctx, chserver.Config{Dir: filepath.Join(dataDir, "clickhouse"), Log: log})
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			select {
+			case <-s.ch.Exited():
+				s.failed <- errors.New("the managed ClickHouse server exited")
+			case <-ctx.Done():
+			}
+		}()
+		cfg.ClickHouse.DSN = s.ch.DSN()
+	}
+	if s.conn, err = store.Open(ctx, cfg.ClickHouse.DSN); err != nil {
+		return nil, err
+	}
+	if err = store.Migrate(ctx, s.conn, s.db); err != nil {
+		return nil, err
+	}
+	if err = store.SyncViews(ctx, s.conn, s.db, cfg.Events); err != nil {
+		return nil, err
+	}
+	log.Info("clickhouse ready", "database", s.db, "managed", s.ch != nil, "took", time.Since(step).Round(time.Millisecond))
+
+	inserter := store.NewInserter(s.conn, s.db)
+	s.writer = store.NewWriter(store.WriterConfig{FlushAge: opt.FlushAge}, inserter.InsertEvents, log, reg)
+	s.rejects = store.NewRejectionWriter(store.RejectionWriterConfig{}, inserter.InsertRejections, log, reg)
+	s.delivers = store.NewDeliveryWriter(inserter.InsertDeliveries, log, reg)
+	dedup := store.NewDeduper(store.DeduperConfig{})
+	step = time.Now()
+	n, err := dedup.Warm(ctx, s.conn, s.db, 7*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("duplicate filter warmed", "keys", n, "took", time.Since(step).Round(time.Millisecond))
+
+	if s.enricher, err = enrich.New(enrich.Config{GeoIP: cfg.GeoIP, Privacy: cfg.Privacy}, log); err != nil {
+		return nil, err
+	}
+
+	dests := make([]capi.Destination, 0, len(cfg.Destinations))
+	for _, d := range cfg.Destinations {
+		d = d.WithDefaults()
+		client, err := capi.NewClient(capi.ClientConfig{GraphURL: d.GraphURL, APIVersion: d.APIVersion, PixelID: d.PixelID,
+			AccessToken: d.AccessToken, TestEventCode: d.TestEventCode, PartnerAgent: d.PartnerAgent}, opt.HTTPClient)
+		if err != nil {
+			return nil, fmt.Errorf("destination %q: %w", d.Name, err)
+		}
+		dests = append(dests, capi.Destination{Name: d.Name, Sender: client})
+	}
+	fwdCfg := opt.Forwarder
+	fwdCfg.Dir = filepath.Join(dataDir, "outbox")
+	dlog := deliveryLog{s.delivers}
+	if s.forwarder, err = capi.NewForwarder(fwdCfg, dests, dlog, log, reg); err != nil {
+		return nil, err
+	}
+	engine, err := rules.NewEngine(rules.Config{Rules: cfg.Rules, Destinations: cfg.Destinations, Definitions: cfg.Events, DataDir: dataDir},
+		s.forwarder, dlog, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	scripts, err := snippet.NewBuilder(snippet.Config{Sites: cfg.Sites, Definitions: cfg.Events,
+		EventPath: cfg.Collector.EventPath, Mirrors: engine.BrowserRules})
+	if err != nil {
+		return nil, err
+	}
+
+	s.collector, err = ingest.NewCollector(ingest.Config{
+		CollectorConfig: cfg.Collector,
+		Sites:           cfg.Sites,
+		Tokens:          cfg.APITokens,
+		Definitions:     cfg.Events,
+		Sink:            pipeline{engine: engine, writer: s.writer, storageIP: s.enricher.StorageIP},
+		Rejections:      s.rejects,
+		Dedup:           dedup,
+		Enrich:          s.enricher.Enrich,
+		Scripts:         scripts,
+		Ready:           s.ready,
+		Metrics:         promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Extra:           demoRoutes(cfg),
+		Log:             log,
+		Registerer:      reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	listen := opt.Listen
+	if listen == "" {
+		listen = cfg.Listen
+	}
+	if listen == "" {
+		listen = ":8080"
+	}
+	if s.ln, err = net.Listen("tcp", listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	go func() {
+		if err := s.collector.App().Listener(s.ln); err != nil {
+			s.failed <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the address the collector listens on.
+func (s *server) Addr() string { return s.ln.Addr().String() }
+
+// Failed reports a component that stopped on its own.
+func (s *server) Failed() <-chan error { return s.failed }
+
+func (s *server) ready(ctx context.Context) error {
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	return nil
+}
+
+// Close stops intake first, then drains every queue into ClickHouse and the
+// outbox, then stops ClickHouse, each step under ctx, logging its duration.
+func (s *server) Close(ctx context.Context) error {
+	var errs []error
+	stop := func(name string, f func(context.Context) error) {
+		t := time.Now()
+		if err := f(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", name, err))
+		}
+		s.log.Info("stopped", "component", name, "took", time.Since(t).Round(time.Millisecond))
+	}
+	if s.collector != nil {
+		stop("http", s.collector.Shutdown)
+	}
+	if s.writer != nil {
+		stop("event writer", s.writer.Close)
+	}
+	if s.forwarder != nil {
+		stop("forwarder", s.forwarder.Close)
+	}
+	if s.rejects != nil {
+		stop("rejection writer", s.rejects.Close)
+	}
+	if s.delivers != nil {
+		stop("delivery writer", s.delivers.Close)
+	}
+	if s.enricher != nil {
+		stop("enrichment", func(context.Context) error { return s.enricher.Close() })
+	}
+	if s.conn != nil {
+		stop("clickhouse connection", func(context.Context) error { return s.conn.Close() })
+	}
+	if s.ch != nil {
+		stop("managed clickhouse", s.ch.Stop)
+	}
+	return errors.Join(errs...)
+}
+
+// openClickHouse connects to the configured server, or starts the managed
+// one for the duration of a command.
+func openClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (driver.Conn, func(), error) {
+	dsn := cfg.ClickHouse.DSN
+	var ch *chserver.Server
+	if dsn == "" {
+		dataDir := cfg.DataDir
+		if dataDir == "" {
+			dataDir = "var"
+		}
+		var err error
+		if ch, err = chserver.Start(ctx, chserver.Config{Dir: filepath.Join(dataDir, "clickhouse"), Log: log}); err != nil {
+			return nil, nil, err
+		}
+		dsn = ch.DSN()
+	}
+	conn, err := store.Open(ctx, dsn)
+	stopCH := func() {
+		if ch != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			ch.Stop(sctx)
+		}
+	}
+	if err != nil {
+		stopCH()
+		return nil, nil, err
+	}
+	return conn, func() { conn.Close(); stopCH() }, nil
+}
+
+// pipeline is the collector's Sink: accepted completions go to the rules
+// engine first, which puts matching forwards in the durable outbox while the
+// full client IP is still known, and then, with the IP anonymised when the
+// config asks, to the ClickHouse writer. If the writer refuses (ErrFull),
+// the client retries; forwards already in the outbox are keyed by event id
+// and not enqueued twice.
+type pipeline struct {
+	engine    *rules.Engine
+	writer    *store.Writer
+	storageIP func(string) string
+}
+
+func (p pipeline) Write(ctx context.Context, cs []ingest.Completion) error {
+	if err := p.engine.Write(ctx, cs); err != nil {
+		return err
+	}
+	for i := range cs {
+		cs[i].Client.IP = p.storageIP(cs[i].Client.IP)
+	}
+	return p.writer.Write(ctx, cs)
+}
+
+// deliveryLog writes the forwarder's and engine's outcomes to the
+// deliveries table.
+type deliveryLog struct{ w *store.DeliveryWriter }
+
+func (l deliveryLog) Record(ds []capi.Delivery) {
+	rows := make([]store.Delivery, len(ds))
+	for i, d := range ds {
+		rows[i] = store.Delivery{EventID: d.EventID, Rule: d.Rule, Destination: d.Destination, ForwardedName: d.EventName,
+			Status: string(d.Status), Attempts: d.Attempts, HTTPStatus: d.HTTPStatus, FBTraceID: d.FbtraceID,
+			Error: d.Message, CreatedAt: d.EventTime, UpdatedAt: d.At}
+	}
+	l.w.Record(rows)
+}
+
+// demoRoutes serves the demo page for the first site at /demo.
+func demoRoutes(cfg *config.File) func(app *fiber.App) {
+	return func(app *fiber.App) {
+		if len(cfg.Sites) == 0 {
+			return
+		}
+		page := snippet.DemoPage(cfg.Sites[0].ID)
+		h := func(ctx *fiber.Ctx) error {
+			ctx.Type("html")
+			return ctx.Send(page)
+		}
+		app.Get("/demo", h)
+		app.Get("/demo/*", h)
+	}
+}
+
