@@ -413,4 +413,3 @@ func demoRoutes(cfg *config.File) func(app *fiber.App) {
 		app.Get("/demo/*", h)
 	}
 }
-
