@@ -1,7 +1,10 @@
 package store
 
 import (
+	"math/rand/v2"
+
 	"fmt"
+	"github.com/tally-analytics/tally/ingest"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -107,5 +110,49 @@ func TestDeduperForget(t *testing.T) {
 	}
 	if d.FirstSeen("e", "1") {
 		t.Error("FirstSeen(e, 1) again = true; want false")
+	}
+}
+
+// The store types are what main hands the collector.
+var (
+	_ ingest.Deduper       = (*Deduper)(nil)
+	_ ingest.Sink          = (*Writer)(nil)
+	_ ingest.RejectionSink = (*RejectionWriter)(nil)
+)
+
+// TestHashSetMatchesMap runs random inserts and removes on a small, crowded
+// set (long probe runs that wrap around the end) and compares it with a map
+// after every step.
+func TestHashSetMatchesMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, capacity := range []int{1, 3, 8, 50} {
+		s := newHashSet(capacity)
+		ref := map[uint64]bool{}
+		// Few distinct keys, some with the same home slot.
+		keys := make([]uint64, 3*capacity+2)
+		for i := range keys {
+			keys[i] = rng.Uint64() | 1
+			if i%3 == 1 {
+				keys[i] = keys[i-1] ^ 1<<1 // same top bits: same home slot
+			}
+		}
+		for step := range 5000 {
+			k := keys[rng.IntN(len(keys))]
+			if rng.IntN(2) == 0 && len(ref) < capacity {
+				s.insert(k)
+				ref[k] = true
+			} else {
+				s.remove(k)
+				delete(ref, k)
+			}
+			if s.n != len(ref) {
+				t.Fatalf("capacity %d step %d: n = %d; want %d", capacity, step, s.n, len(ref))
+			}
+			for _, k := range keys {
+				if got := s.contains(k); got != ref[k] {
+					t.Fatalf("capacity %d step %d: contains(%x) = %v; want %v", capacity, step, k, got, ref[k])
+				}
+			}
+		}
 	}
 }
