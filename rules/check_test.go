@@ -114,6 +114,15 @@ func TestCheck(t *testing.T) {
 		{"regex with \\x{}", func(r *Rule, _ []Destination) {
 			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`\x{41}`)}
 		}, "rules[0].when.where[0].value", "INVALID_REGEX", ""},
+		{"regex with a literal brace", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`a{b`)}
+		}, "rules[0].when.where[0].value", "INVALID_REGEX", "literal {"},
+		{"regex with ] first in a class", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`[]a]`)}
+		}, "rules[0].when.where[0].value", "INVALID_REGEX", ""},
+		{"regex with \\S in a class", func(r *Rule, _ []Destination) {
+			r.When.Where[0] = Filter{Property: "form_id", Op: OpMatchesRegex, Value: ptr(`[\Sx]`)}
+		}, "rules[0].when.where[0].value", "INVALID_REGEX", ""},
 		{"greater than on a string", func(r *Rule, _ []Destination) {
 			r.When.Where[0] = Filter{Property: "form_id", Op: OpGreater, Value: ptr("5")}
 		}, "rules[0].when.where[0].op", "OPERATION_NOT_FOR_TYPE", "string"},

@@ -23,8 +23,9 @@ import (
 //   - string: comparisons ignore case (HubSpot's filters do, and form input
 //     arrives in every casing). Case is folded per character with
 //     JavaScript's toLowerCase mapping so the browser agrees exactly;
-//     matches_regex is case-insensitive too and searches anywhere in the
-//     value (anchor with ^ and $).
+//     matches_regex is case-insensitive too, searches anywhere in the value
+//     (anchor with ^ and $), lets . match any character, and accepts only
+//     the syntax RE2 and JavaScript read alike (see compileRegex).
 //   - number, datetime, date: compared as numbers (datetimes and dates as
 //     epoch milliseconds); is_between is inclusive at both ends.
 //   - enumeration: a completion may hold several options (stored
@@ -158,11 +159,12 @@ func compileFilter(f Filter, p *ingest.Property) (*filter, *fieldProblem) {
 		switch p.Type {
 		case ingest.TypeString:
 			if f.Op == OpMatchesRegex {
-				re, err := compileRegex(canon)
+				re, js, err := compileRegex(canon)
 				if err != nil {
 					return nil, problem(field(i), "INVALID_REGEX", "%v", err)
 				}
 				c.re = re
+				c.canon[i] = js // the browser's spelling
 			}
 			c.strs = append(c.strs, fold(canon))
 		case ingest.TypeNumber, ingest.TypeDatetime, ingest.TypeDate:
@@ -184,54 +186,94 @@ func compileFilter(f Filter, p *ingest.Property) (*filter, *fieldProblem) {
 	return c, nil
 }
 
-// compileRegex compiles a matches_regex pattern, case-insensitive, and
-// refuses the RE2 syntax that JavaScript's RegExp (with the u flag) reads
-// differently or not at all, so a rule behaves the same in the browser.
-func compileRegex(p string) (*regexp.Regexp, error) {
+// compileRegex compiles a matches_regex pattern for Go, case-insensitive
+// and with . matching every character, and returns the same pattern for
+// JavaScript's RegExp with the flags "isu" (mirror.js). It refuses the
+// syntax the two engines read differently: inline flags, \A \z \Q \C,
+// POSIX classes, escapes RE2 accepts and the u flag does not (\a, octal,
+// \x{…}, escaped letters and punctuation without meaning), literal { and }
+// and a ] first in a class. \s, which JavaScript widens to every Unicode
+// space, is spelled out as RE2's [\t\n\f\r ] for the browser.
+func compileRegex(p string) (*regexp.Regexp, string, error) {
 	for _, bad := range []struct{ s, why string }{
 		{`(?i`, "inline flags"}, {`(?s`, "inline flags"}, {`(?m`, "inline flags"}, {`(?U`, "inline flags"},
 		{`(?-`, "inline flags"}, {`(?P<`, "(?P<name>) groups (write (?<name>))"},
 		{`\A`, `\A`}, {`\z`, `\z`}, {`\Q`, `\Q…\E`}, {`\C`, `\C`}, {`[[:`, "POSIX classes like [[:alpha:]]"},
 	} {
 		if strings.Contains(p, bad.s) {
-			return nil, fmt.Errorf("regex %q uses %s, which browsers do not read the same way; matching already ignores case", p, bad.why)
+			return nil, "", fmt.Errorf("regex %q uses %s, which browsers do not read the same way; matching already ignores case", p, bad.why)
 		}
 	}
-	// Escapes: JavaScript's u flag accepts only escapes with a meaning and
-	// escaped syntax characters (\- only inside a class), where RE2 also
-	// accepts \a, octal, \x{…} and any escaped punctuation.
+	var js strings.Builder
 	inClass := false
 	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
+		c := p[i]
+		switch {
 		case c == '[' && !inClass:
 			inClass = true
+			j := i + 1
+			if j < len(p) && p[j] == '^' {
+				j++
+			}
+			if j < len(p) && p[j] == ']' {
+				return nil, "", fmt.Errorf("regex %q: escape a ] that starts a class (\\])", p)
+			}
 		case c == ']' && inClass:
 			inClass = false
+		case (c == '{' || c == '}') && !inClass:
+			n := quantifier.FindString(p[i:])
+			if c == '}' || n == "" {
+				return nil, "", fmt.Errorf("regex %q: escape a literal %c (\\%c); browsers refuse it", p, c, c)
+			}
+			js.WriteString(n)
+			i += len(n) - 1
+			continue
 		case c == '\\' && i+1 < len(p):
 			e := p[i+1]
 			i++
 			switch {
-			case strings.IndexByte(`^$\.*+?()[]{}|/`, e) >= 0, strings.IndexByte("dDwWsSbBfnrtv", e) >= 0:
+			case e == 's' && inClass:
+				js.WriteString(`\t\n\f\r `)
+				continue
+			case e == 's':
+				js.WriteString(`[\t\n\f\r ]`)
+				continue
+			case e == 'S' && inClass:
+				return nil, "", fmt.Errorf("regex %q: \\S inside a class is read differently by browsers; write [^\\t\\n\\f\\r ] or restructure", p)
+			case e == 'S':
+				js.WriteString(`[^\t\n\f\r ]`)
+				continue
+			case strings.IndexByte(`^$\.*+?()[]{}|/`, e) >= 0, strings.IndexByte("dDwWbBfnrtv", e) >= 0:
 			case e == '-' && inClass:
 			case e == 'p' || e == 'P':
-				if i+1 >= len(p) || p[i+1] != '{' {
-					return nil, fmt.Errorf("regex %q: write \\p{L}, not \\pL", p)
+				end := strings.IndexByte(p[i+1:], '}')
+				if i+1 >= len(p) || p[i+1] != '{' || end < 0 {
+					return nil, "", fmt.Errorf("regex %q: write \\p{L}, not \\pL", p)
 				}
+				js.WriteString(p[i-1 : i+2+end]) // \p{…} as written
+				i += 1 + end
+				continue
 			case e == 'x':
 				if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
-					return nil, fmt.Errorf("regex %q: write \\x with exactly two hex digits (\\x41)", p)
+					return nil, "", fmt.Errorf("regex %q: write \\x with exactly two hex digits (\\x41)", p)
 				}
 			default:
-				return nil, fmt.Errorf("regex %q: the escape \\%c is not read the same way by browsers; escape only regex syntax characters", p, e)
+				return nil, "", fmt.Errorf("regex %q: the escape \\%c is not read the same way by browsers; escape only regex syntax characters", p, e)
 			}
+			js.WriteByte('\\')
+			c = e
 		}
+		js.WriteByte(c)
 	}
-	re, err := regexp.Compile("(?i)" + p)
+	re, err := regexp.Compile("(?is)" + p)
 	if err != nil {
-		return nil, fmt.Errorf("regex %q does not compile: %w", p, err)
+		return nil, "", fmt.Errorf("regex %q does not compile: %w", p, err)
 	}
-	return re, nil
+	return re, js.String(), nil
 }
+
+// quantifier is a counted repetition: {n}, {n,} or {n,m}.
+var quantifier = regexp.MustCompile(`^\{[0-9]+(,[0-9]*)?\}`)
 
 // typedNumber reads a stored number, datetime (epoch ms) or date
 // (YYYY-MM-DD, as epoch ms of its midnight UTC).

@@ -125,7 +125,7 @@ function test(f, p) {
     a = w[0];
     r =
       o == 're'
-        ? new RegExp(f.v[0], 'iu').test(v)
+        ? new RegExp(f.v[0], 'isu').test(v)
         : o == 'co'
           ? s.indexOf(a) >= 0
           : o == 'sw'
