@@ -1,7 +1,7 @@
 // Package store keeps tally's data in ClickHouse: the schema and its
 // versioned migrations (Migrate), the typed per-event views (SyncViews), the
-// batching writers for completions and rejections (Writer, RejectionWriter),
-// the delivery log (Inserter.InsertDeliveries), and the in-memory
+// batching writers for completions, rejections and forward outcomes (Writer,
+// RejectionWriter, DeliveryWriter), and the in-memory
 // duplicate filter warmed from stored completions (Deduper).
 //
 // It must not import fiber itself, nor rules, snippet or cmd (deps_test.go
@@ -40,13 +40,17 @@
 // tally_store_rows_dropped_total{table="rejections"}: rejections are
 // diagnostics, and a flood of bad input must not hold up good input.
 //
-// Deliveries are written synchronously by InsertDeliveries; the rules
-// engine owns their queue and retries.
+// Deliveries (DeliveryWriter): as rejections. Record never blocks; what
+// does not fit is dropped and counted in
+// tally_store_rows_dropped_total{table="deliveries"}. The forwards
+// themselves are durable in the forwarder's outbox; these rows are their
+// audit trail. InsertDeliveries writes synchronously for callers that keep
+// their own queue.
 //
 // # Metrics
 //
 // tally_store_rows_written_total, tally_store_rows_dropped_total,
 // tally_store_flush_errors_total, tally_store_flush_duration_seconds and
-// tally_store_queue_rows, each labelled with table ("events" or
-// "rejections").
+// tally_store_queue_rows, each labelled with table ("events", "rejections"
+// or "deliveries").
 package store

@@ -154,3 +154,42 @@ func (w *RejectionWriter) Reject(rs []ingest.Rejection) {
 
 // Close stops intake, writes what is queued until ctx ends and waits.
 func (w *RejectionWriter) Close(ctx context.Context) error { return w.q.close(ctx) }
+
+// DeliveryInsertFunc sends delivery rows in one INSERT, such as
+// (*Inserter).InsertDeliveries.
+type DeliveryInsertFunc func(ctx context.Context, ds []Delivery) error
+
+// DeliveryWriter batches forward outcomes into the deliveries table for
+// callers that must not wait for ClickHouse (the forwarder's workers, the
+// rules engine on the write path). Like RejectionWriter it never blocks:
+// what does not fit is dropped and counted. The forwards themselves are
+// durable in the forwarder's outbox; these rows are their audit trail.
+type DeliveryWriter struct {
+	q *queue[Delivery]
+}
+
+// NewDeliveryWriter starts a delivery writer with the defaults: batches of
+// up to 1,000 rows or 1 s old, and at most 100,000 queued rows (about 400
+// bytes each with an error message, so about 40 MB; at Meta's 1,000 events
+// per request that is 100 full requests of outcomes held through a
+// ClickHouse outage). Close stops it. reg may be nil.
+func NewDeliveryWriter(insert DeliveryInsertFunc, log *slog.Logger, reg prometheus.Registerer) *DeliveryWriter {
+	q := newQueue(queueConfig{table: "deliveries", flushRows: 1_000, flushAge: time.Second, maxRows: 100_000,
+		minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second},
+		func(ctx context.Context, ds []Delivery) error { return insert(ctx, ds) },
+		log, newMetrics(reg, "deliveries"), nil)
+	return &DeliveryWriter{q: q}
+}
+
+// Record queues what fits and drops the rest, counting it in
+// tally_store_rows_dropped_total{table="deliveries"}. It never blocks, and
+// the rows are copied.
+func (w *DeliveryWriter) Record(ds []Delivery) {
+	n, _ := w.q.offer(ds, true)
+	if dropped := len(ds) - n; dropped > 0 {
+		w.q.m.dropped.Add(float64(dropped))
+	}
+}
+
+// Close stops intake, writes what is queued until ctx ends and waits.
+func (w *DeliveryWriter) Close(ctx context.Context) error { return w.q.close(ctx) }
