@@ -176,9 +176,10 @@ function all(fs, p) {
 // when it does not match. Consent is the caller's to check.
 export function decide(r, ev) {
   var p = props(ev);
-  if (!has(r.e, ev.name) || !all(r.w, p) || (r.a && !r.a.some(function (g) {
+  var any = function (g) {
     return all(g, p);
-  })) || (r.g && !test(r.g, p))) return null;
+  };
+  if (!has(r.e, ev.name) || !all(r.w, p) || (r.a && !r.a.some(any)) || (r.g && !test(r.g, p))) return null;
   var params = {};
   var v = r.v;
   if (v) {
@@ -192,6 +193,10 @@ export function decide(r, ev) {
   return [r.c ? 'trackCustom' : 'track', r.n, params, { eventID: ev.id }];
 }
 
+// mirror calls fbq for every rule that matches ev, synchronously (so it is
+// done even when the page unloads right after track). Without ads consent,
+// or with Global Privacy Control on, it calls nothing; when the page has no
+// fbq it only reports to the debug hook.
 export function mirror(rules, ev, emit) {
   var fbq = window.fbq;
   if (!ev.consent || !ev.consent.ads || navigator.globalPrivacyControl) return;
