@@ -456,7 +456,14 @@ func TestDeliveriesRoundTrip(t *testing.T) {
 			Status: "sent", Attempts: 2, HTTPStatus: 200, FBTraceID: "AbCdEf", CreatedAt: created, UpdatedAt: created.Add(time.Minute)},
 	}
 	in := NewInserter(conn, db)
-	if err := in.InsertDeliveries(ctx, ds); err != nil {
+	if err := in.InsertDeliveries(ctx, ds[:1]); err != nil {
+		t.Fatal(err)
+	}
+	w := NewDeliveryWriter(in.InsertDeliveries, nil, nil)
+	w.Record(ds[1:])
+	closeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := w.Close(closeCtx); err != nil {
 		t.Fatal(err)
 	}
 	if err := in.InsertDeliveries(ctx, nil); err != nil {

@@ -329,3 +329,36 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 	t.Fatalf("metric %v is neither counter nor gauge", m.Desc())
 	return 0
 }
+
+func TestDeliveryWriterBatchesAndDrops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []int
+		insert := func(_ context.Context, ds []Delivery) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, len(ds))
+			return nil
+		}
+		w := NewDeliveryWriter(insert, nil, prometheus.NewRegistry())
+		w.Record(make([]Delivery, 2500))
+		synctest.Wait()
+		mu.Lock()
+		if want := []int{1000, 1000}; !slices.Equal(got, want) {
+			t.Errorf("inserts before 1 s = %v; want %v", got, want)
+		}
+		mu.Unlock()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		mu.Lock()
+		if want := []int{1000, 1000, 500}; !slices.Equal(got, want) {
+			t.Errorf("inserts after 1 s = %v; want %v", got, want)
+		}
+		mu.Unlock()
+		w.Record(make([]Delivery, 100_001)) // one more than the queue holds
+		if got := value(t, w.q.m.dropped); got != 1 {
+			t.Errorf("dropped = %v; want 1", got)
+		}
+		closeWriter(t, w)
+	})
+}
