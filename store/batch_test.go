@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/store/chtest"
 )
 
 func TestEncodeEvents(t *testing.T) {
@@ -130,4 +131,29 @@ func BenchmarkEncode(b *testing.B) {
 		batch.Encode(cs)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(cs)), "ns/row")
+}
+
+// BenchmarkInsertEvents sends 10,000-row batches of typical completions to
+// the real test server: the ceiling of the events path on this machine.
+func BenchmarkInsertEvents(b *testing.B) {
+	dsn := chtest.DSN(b)
+	db := chtest.Database(b, dsn)
+	conn, err := Open(b.Context(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	if err := Migrate(b.Context(), conn, db); err != nil {
+		b.Fatal(err)
+	}
+	var batch EventBatch
+	batch.Encode(benchCompletions(10_000))
+	in := NewInserter(conn, db)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := in.InsertEvents(b.Context(), &batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch.Len())/b.Elapsed().Seconds(), "rows/s")
 }

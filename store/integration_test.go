@@ -360,6 +360,11 @@ func TestSyncViewsFollowsDefinitions(t *testing.T) {
 	if got := queryStrings(t, conn, "SELECT name FROM system.columns WHERE database = '"+db+"' AND table = 'event_mine'"); !slices.Equal(got, []string{"x"}) {
 		t.Errorf("event_mine columns = %v; want [x] (untouched)", got)
 	}
+	// A bad name (an unchecked config) makes no SQL, and the rest is synced.
+	err = SyncViews(ctx, conn, db, []ingest.Definition{a, other, {Name: "x`; DROP TABLE events"}})
+	if err == nil || !strings.Contains(err.Error(), "not an internal name") {
+		t.Errorf("SyncViews with a bad name = %v; want a 'not an internal name' error", err)
+	}
 	// A removed event defined again gets its view back.
 	if err := SyncViews(ctx, conn, db, []ingest.Definition{a, other}); err != nil {
 		t.Fatalf("SyncViews re-adding left: %v", err)

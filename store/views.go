@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -105,8 +106,15 @@ func SyncViews(ctx context.Context, conn Conn, database string, defs []ingest.De
 		return err
 	}
 	db := quoteIdent(database)
+	var errs []error
 	want := map[string]viewState{}
 	for _, d := range defs {
+		// Names go into SQL unescaped; the config check already refuses
+		// others, this keeps an unchecked caller from building bad SQL.
+		if err := checkNames(d); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		want[ViewName(d.Name)] = viewState{event: d.Name, ddl: ViewDDL(database, d)}
 	}
 	if _, ok := want[ViewName(ingest.PageViewEvent)]; !ok {
@@ -122,7 +130,6 @@ func SyncViews(ctx context.Context, conn Conn, database string, defs []ingest.De
 		return fmt.Errorf("sync views in %s: %w", database, err)
 	}
 
-	var errs []error
 	var changes []viewState
 	for _, name := range sortedKeys(want) {
 		w := want[name]
@@ -171,6 +178,20 @@ func SyncViews(ctx context.Context, conn Conn, database string, defs []ingest.De
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sync views in %s: %w", database, err)
+	}
+	return nil
+}
+
+var internalName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+func checkNames(d ingest.Definition) error {
+	if !internalName.MatchString(d.Name) {
+		return fmt.Errorf("event name %q is not an internal name (a-z, 0-9, _); no view made", d.Name)
+	}
+	for _, p := range d.Properties {
+		if !internalName.MatchString(p.Name) {
+			return fmt.Errorf("event %s: property name %q is not an internal name (a-z, 0-9, _); no view made", d.Name, p.Name)
+		}
 	}
 	return nil
 }
