@@ -25,6 +25,7 @@ import (
 	"github.com/tally-analytics/tally/snippet"
 	"github.com/tally-analytics/tally/store"
 	"github.com/tally-analytics/tally/store/chserver"
+	"github.com/tally-analytics/tally/store/spool"
 )
 
 // shutdownTimeout bounds the whole stop sequence: in-flight requests, the
@@ -376,6 +377,9 @@ type pipeline struct {
 
 func (p pipeline) Write(ctx context.Context, cs []ingest.Completion) error {
 	if err := p.engine.Write(ctx, cs); err != nil {
+		if errors.Is(err, spool.ErrFull) {
+			return fmt.Errorf("%w: %w", ingest.ErrFull, err)
+		}
 		return err
 	}
 	for i := range cs {

@@ -70,15 +70,15 @@ func Parse(name string, data []byte, env LookupEnv) (*File, Problems) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
 		root = root.Content[0]
 	}
-	if root.Kind == yaml.DocumentNode { // empty file
+	if root.Kind == 0 || root.Kind == yaml.DocumentNode { // empty file
 		return nil, Problems{{File: name, Line: 1, Column: 1, Message: "config is empty; see examples/tally.yaml for a starting point"}}
 	}
 	p.walk(root, reflect.TypeOf(File{}), "")
-	if len(p.problems) > 0 {
-		return nil, p.sorted()
-	}
+	structural := len(p.problems)
+	// Decode even when walk found problems: yaml fills what it can, so the
+	// semantic checks below still report the rest of the file at once.
 	var f File
-	if err := root.Decode(&f); err != nil {
+	if err := root.Decode(&f); err != nil && structural == 0 {
 		// walk checks every scalar, so this is a mismatch walk did not
 		// foresee; report it without a precise column rather than not at all.
 		return nil, Problems{syntaxProblem(name, err)}
@@ -111,7 +111,7 @@ func (p *parser) sorted() Problems {
 }
 
 func (p *parser) add(n *yaml.Node, format string, args ...any) {
-	p.problems = append(p.problems, Problem{File: p.file, Line: n.Line, Column: n.Column, Message: fmt.Sprintf(format, args...)})
+	p.problems = append(p.problems, Problem{File: p.file, Line: max(n.Line, 1), Column: max(n.Column, 1), Message: fmt.Sprintf(format, args...)})
 }
 
 // at places a problem reported by path at the deepest node that exists on
@@ -119,6 +119,11 @@ func (p *parser) add(n *yaml.Node, format string, args ...any) {
 func (p *parser) at(path, msg string) {
 	for q := path; ; {
 		if n, ok := p.index[q]; ok {
+			for _, prev := range p.problems {
+				if prev.Line == n.Line && prev.Column == n.Column {
+					return // one problem per place: the first found is the cause
+				}
+			}
 			p.add(n, "%s", msg)
 			return
 		}
@@ -240,12 +245,37 @@ func suggest(key string, fields map[string]reflect.StructField) string {
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	best, bestDist := "", 3 // suggest only names within two edits
 	for _, n := range names {
-		if strings.EqualFold(n, key) || strings.ReplaceAll(n, "_", "") == strings.ReplaceAll(strings.ToLower(key), "-", "") {
-			return fmt.Sprintf("; did you mean %q?", n)
+		if d := editDistance(strings.ToLower(key), n); d < bestDist {
+			best, bestDist = n, d
 		}
 	}
+	if best != "" {
+		return fmt.Sprintf("; did you mean %q?", best)
+	}
 	return "; known keys: " + strings.Join(names, ", ")
+}
+
+// editDistance is the Levenshtein distance between two short keys.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func join(path, key string) string {

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tally-analytics/tally/cmd/tally/config"
+	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/capi/capitest"
+	"github.com/tally-analytics/tally/store/chtest"
+)
+
+// testServer is a whole tally, as serve builds it, on a loopback port with a
+// fresh database on the test ClickHouse server.
+type testServer struct {
+	*server
+	url  string
+	conn driver.Conn
+	db   string
+}
+
+const testAPIToken = "serve-test-token-0123456789"
+
+// startTestServer runs tally for yamlText. The config's clickhouse, listen
+// and data_dir are replaced by the test's own.
+func startTestServer(t *testing.T, yamlText string, opt serverOptions) *testServer {
+	t.Helper()
+	f, probs := config.Parse("test.yaml", []byte(yamlText), func(string) (string, bool) { return "", false })
+	if len(probs) > 0 {
+		t.Fatalf("config: %v", probs)
+	}
+	dsn := chtest.DSN(t)
+	f.ClickHouse.DSN = dsn
+	f.ClickHouse.Database = chtest.Database(t, dsn)
+	f.DataDir = t.TempDir()
+	opt.Listen = "127.0.0.1:0"
+	if opt.FlushAge == 0 {
+		opt.FlushAge = 20 * time.Millisecond
+	}
+	srv, err := startServer(context.Background(), f, opt)
+	if err != nil {
+		t.Fatalf("start tally: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return &testServer{server: srv, url: "http://" + srv.Addr(), conn: chtest.Open(t, dsn), db: f.ClickHouse.Database}
+}
+
+func (ts *testServer) post(t *testing.T, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", ts.url+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testAPIToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// eventually polls f until it reports true or 10 s pass.
+func eventually(t *testing.T, what string, f func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, state := f()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not true after 10s; last state: %s", what, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (ts *testServer) count(t *testing.T, query string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := ts.conn.QueryRow(context.Background(), strings.ReplaceAll(query, "DB.", "`"+ts.db+"`.")).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+const serveYAML = `
+sites:
+  - id: shop
+    domains: [shop.example.com]
+api_tokens:
+  - {name: crm, token: ` + testAPIToken + `}
+events:
+  - name: viewed_car
+    label: Viewed car
+    properties:
+      - {name: make, type: string}
+      - {name: year, type: number}
+      - {name: condition, type: enumeration, options: [new, used]}
+      - {name: delivered_at, type: datetime}
+      - {name: first_registered, type: date}
+      - {name: certified, type: bool}
+`
+
+// TestAPIToClickHouse sends completions over the HubSpot-compatible API and
+// reads them back from ClickHouse, typed view included.
+func TestAPIToClickHouse(t *testing.T) {
+	ts := startTestServer(t, serveYAML, serverOptions{})
+	code, body := ts.post(t, "/events/v3/send/batch", `{"inputs":[
+		{"eventName":"viewed_car","email":"ada@example.com","uuid":"e-1","occurredAt":"2026-11-01T10:00:00.250Z",
+		 "properties":{"make":"volvo","year":"2020.5","condition":"new;used","delivered_at":"2026-10-30T08:15:00Z",
+		 "first_registered":"2021-03-01","certified":"true","hs_page_url":"https://shop.example.com/cars/1?utm_source=news&utm_medium=email"}},
+		{"eventName":"viewed_car","utk":"visitor-1","uuid":"e-2","properties":{"make":"saab"}}]}`)
+	if code != 204 {
+		t.Fatalf("send batch: %d %s", code, body)
+	}
+	// A resend of e-1 is acknowledged and not stored again.
+	if code, body := ts.post(t, "/events/v3/send", `{"eventName":"viewed_car","email":"ada@example.com","uuid":"e-1","properties":{"make":"other"}}`); code != 204 {
+		t.Fatalf("resend: %d %s", code, body)
+	}
+	if code, _ := ts.post(t, "/events/v3/send", `{"eventName":"viewed_car","email":"ada@example.com","properties":{"year":"old"}}`); code != 400 {
+		t.Fatalf("bad year: %d; want 400", code)
+	}
+	eventually(t, "rows in events", func() (bool, string) {
+		n := ts.count(t, "SELECT count() FROM DB.events")
+		return n == 2, fmt.Sprint(n, " rows")
+	})
+	eventually(t, "rejection row", func() (bool, string) {
+		n := ts.count(t, "SELECT count() FROM DB.rejections WHERE reason = 'INVALID_VALUE' AND field = 'properties.year'")
+		return n == 1, fmt.Sprint(n, " rows")
+	})
+
+	var (
+		make_, email, utmSource, touch string
+		ms                             uint16
+		year                           *float64
+		condition                      []string
+		delivered                      *time.Time
+		registered                     *time.Time
+		certified                      *uint8
+	)
+	row := ts.conn.QueryRow(context.Background(), "SELECT make, email, utm_source, touchpoint_source, occurred_at_ms, year, condition, delivered_at, first_registered, certified FROM `"+ts.db+"`.event_viewed_car WHERE event_id = 'e-1'")
+	if err := row.Scan(&make_, &email, &utmSource, &touch, &ms, &year, &condition, &delivered, &registered, &certified); err != nil {
+		t.Fatal(err)
+	}
+	if make_ != "volvo" || email != "ada@example.com" || ms != 250 || year == nil || *year != 2020.5 ||
+		strings.Join(condition, ",") != "new,used" || delivered == nil || !delivered.Equal(time.Date(2026, 10, 30, 8, 15, 0, 0, time.UTC)) ||
+		registered == nil || registered.Format("2006-01-02") != "2021-03-01" || certified == nil || *certified != 1 {
+		t.Errorf("typed row: make %q email %q ms %d year %v condition %v delivered %v registered %v certified %v",
+			make_, email, ms, deref(year), condition, deref(delivered), deref(registered), deref(certified))
+	}
+	if utmSource != "news" || touch != "EMAIL_MARKETING" {
+		t.Errorf("attribution: utm_source %q touchpoint %q; want news, EMAIL_MARKETING", utmSource, touch)
+	}
+
+	types := map[string]string{}
+	rows, err := ts.conn.Query(context.Background(), "SELECT name, type FROM system.columns WHERE database = ? AND table = 'event_viewed_car'", ts.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n, ty string
+		rows.Scan(&n, &ty)
+		types[n] = ty
+	}
+	rows.Close()
+	for col, want := range map[string]string{"make": "String", "year": "Nullable(Float64)", "condition": "Array(String)",
+		"delivered_at": "Nullable(DateTime", "first_registered": "Nullable(Date)", "certified": "Nullable(UInt8)"} {
+		if !strings.HasPrefix(types[col], want) {
+			t.Errorf("event_viewed_car.%s is %q; want %s", col, types[col], want)
+		}
+	}
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestForwardToMeta runs a rule end to end: a completion accepted over the
+// API reaches a local Graph API stand-in with the completion's event id, and
+// its outcome lands in deliveries.
+func TestForwardToMeta(t *testing.T) {
+	graph := capitestServer(t)
+	yaml := serveYAML + `  - name: form_submitted
+    label: Form submitted
+    properties:
+      - {name: form_id, type: string}
+      - {name: deal_amount, type: number}
+destinations:
+  - name: meta_shop
+    type: meta_capi
+    pixel_id: "1234567890"
+    access_token: ` + graphToken + `
+    graph_url: ` + graph.URL() + `
+rules:
+  - name: contact_form_lead
+    when:
+      event: form_submitted
+      where:
+        - {property: form_id, op: is_equal_to, value: contact}
+    forward:
+      to: meta_shop
+      event_name: Lead
+      value: {property: deal_amount, default: 50}
+      currency: EUR
+      share: [email, client_ip, user_agent]
+`
+	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	ua := "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	code, body := ts.post(t, "/events/v3/send/batch", `{"inputs":[
+		{"eventName":"form_submitted","email":"Ada@Example.com","uuid":"lead-1","properties":{"form_id":"contact","deal_amount":"120",
+		 "hs_page_url":"https://shop.example.com/contact","hs_user_agent":"`+ua+`"}},
+		{"eventName":"form_submitted","email":"bob@example.com","uuid":"other-1","properties":{"form_id":"newsletter",
+		 "hs_page_url":"https://shop.example.com/news","hs_user_agent":"`+ua+`"}}]}`)
+	if code != 204 {
+		t.Fatalf("send: %d %s", code, body)
+	}
+	eventually(t, "event at the Graph stand-in", func() (bool, string) {
+		got := graph.Received()
+		return len(got) == 1, fmt.Sprintf("%d events", len(got))
+	})
+	ev := graph.Received()[0]
+	if ev.EventID != "lead-1" || ev.EventName != "Lead" || ev.ActionSource != "website" || ev.EventSourceURL != "https://shop.example.com/contact" {
+		t.Errorf("forwarded %+v", ev)
+	}
+	if ev.CustomData == nil || ev.CustomData.Value == nil || *ev.CustomData.Value != 120 || ev.CustomData.Currency != "EUR" {
+		t.Errorf("custom_data = %+v; want value 120 EUR", ev.CustomData)
+	}
+	// SHA-256 of "ada@example.com", normalised by Meta's rules.
+	if len(ev.UserData.Email) != 1 || ev.UserData.Email[0] != hashOf("ada@example.com") {
+		t.Errorf("em = %v; want the hash of the normalised email", ev.UserData.Email)
+	}
+	eventually(t, "sent row in deliveries", func() (bool, string) {
+		n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE event_id = 'lead-1' AND status = 'sent' AND rule = 'contact_form_lead'")
+		return n == 1, fmt.Sprint(n, " rows")
+	})
+}
+
+const graphToken = "graph-test-token"
+
+func capitestServer(t *testing.T) *capitest.Server {
+	t.Helper()
+	s := capitest.Start(capitest.Config{PixelID: "1234567890", AccessToken: graphToken})
+	t.Cleanup(s.Close)
+	return s
+}
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte(serveYAML), 0o644)
+	os.WriteFile(bad, []byte("listen: \":8080\"\nevents:\n  - name: Bad-Name\n    propertys: []\n"), 0o644)
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{[]string{"check", "-config", good}, 0, "ok (1 sites, 1 events", ""},
+		{[]string{"check", "-config", bad}, 1, "", bad + ":3:11: event name \"Bad-Name\""},
+		{[]string{"check", "-config", bad}, 1, "", bad + ":4:5: unknown key \"propertys\""},
+		{[]string{"check", "-config", filepath.Join(dir, "missing.yaml")}, 1, "", "no such file"},
+		{[]string{"snippet", "-config", good, "-site", "shop"}, 0, `src="https://shop.example.com/t.js?site=shop"`, ""},
+		{[]string{"snippet", "-config", good, "-site", "nope"}, 1, "", `-site "nope" is not in`},
+		{[]string{"version"}, 0, "tally ", ""},
+		{[]string{"frobnicate"}, 2, "", "unknown command"},
+		{nil, 2, "", "usage: tally"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr)
+		if code != tc.code || !strings.Contains(stdout.String(), tc.out) || !strings.Contains(stderr.String(), tc.err) {
+			t.Errorf("tally %v = %d\nstdout: %s\nstderr: %s\nwant %d, stdout containing %q, stderr containing %q",
+				tc.args, code, stdout.String(), stderr.String(), tc.code, tc.out, tc.err)
+		}
+	}
+}
