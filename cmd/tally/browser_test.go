@@ -84,6 +84,7 @@ type front struct {
 	pages  map[string]string // path → head and body HTML
 	refuse bool              // cut every collection request without passing it on
 	lose   int               // pass this many through, then cut before the answer
+	status []int             // answer the next requests with these statuses, not passing them on
 	posts  []string          // bodies of collection requests seen
 }
 
@@ -109,6 +110,14 @@ func (f *front) page(path, head, body string) string {
 ` + head + `
 <script async src="/t.js?site=web"></script></head><body>` + body + `</body></html>`
 	return f.srv.URL + path
+}
+
+// answer makes the next collection requests get these statuses from the
+// front server instead of reaching tally.
+func (f *front) answer(statuses ...int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status = append(f.status, statuses...)
 }
 
 func (f *front) set(refuse bool, lose int) {
@@ -142,7 +151,15 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		if lose {
 			f.lose--
 		}
+		status := 0
+		if len(f.status) > 0 {
+			status, f.status = f.status[0], f.status[1:]
+		}
 		f.mu.Unlock()
+		if status != 0 {
+			w.WriteHeader(status)
+			return
+		}
 		if refuse {
 			cut(w)
 			return
@@ -453,6 +470,38 @@ tally('track', 'viewed_car', {make: 'm'.repeat(300), listing_url: 'https://x.exa
 		rows := waitRows(t, tu, "/p/retry", atLeast("viewed_car", 1))
 		if n := len(named(rows, "viewed_car")); n != 1 {
 			t.Errorf("%d rows for a completion sent %d times; want 1", n, f.postsWith(id))
+		}
+	})
+
+	t.Run("4xx is not retried, 429 is", func(t *testing.T) {
+		ctx := newBrowser(t)
+		do(t, ctx, chromedp.Navigate(f.page("/p/status", "", "")))
+		loaded(t, ctx)
+		waitRows(t, tu, "/p/status", atLeast("page_view", 1))
+		eval[chromedp.Void](t, ctx, `window.answers = []; tally('debug', function (k, d) { if (k == 'result') answers.push(d); })`)
+		f.answer(400)
+		eval[chromedp.Void](t, ctx, `tally('track', 'viewed_car', {make: 'refused'})`)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`answers.indexOf(400) >= 0`)); err != nil {
+			t.Fatal(err)
+		}
+		if q := eval[string](t, ctx, `localStorage.getItem('tally_q') || ''`); q != "" {
+			t.Errorf("after a 400 the retry queue holds %s; want nothing", q)
+		}
+		f.answer(429)
+		eval[chromedp.Void](t, ctx, `tally('track', 'viewed_car', {make: 'later'})`)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`answers.indexOf(429) >= 0`)); err != nil {
+			t.Fatal(err)
+		}
+		if q := eval[string](t, ctx, `localStorage.getItem('tally_q') || ''`); !strings.Contains(q, `"later"`) {
+			t.Errorf("after a 429 the retry queue holds %q; want the completion", q)
+		}
+		rows := waitRows(t, tu, "/p/status", atLeast("viewed_car", 1))
+		var makes []string
+		for _, r := range named(rows, "viewed_car") {
+			makes = append(makes, r.Props["make"])
+		}
+		if !slices.Equal(makes, []string{"later"}) {
+			t.Errorf("stored %q; want only the completion retried after 429", makes)
 		}
 	})
 
