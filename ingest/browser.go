@@ -60,11 +60,25 @@ func (c *Collector) browserRoutes(app *fiber.App) {
 // proxy. The result is a new string, never fiber's buffer.
 func (c *Collector) clientIP(ctx *fiber.Ctx) string {
 	peer, _ := netip.AddrFromSlice(ctx.Context().RemoteIP())
-	ip := c.proxies.ClientIP(peer.Unmap(), string(ctx.Request().Header.Peek(fiber.HeaderXForwardedFor)), string(ctx.Request().Header.Peek("Forwarded")))
+	h := &ctx.Request().Header
+	ip := c.proxies.ClientIP(peer.Unmap(), joinHeader(h.PeekAll(fiber.HeaderXForwardedFor)), joinHeader(h.PeekAll("Forwarded")))
 	if !ip.IsValid() {
 		return ""
 	}
 	return ip.String()
+}
+
+// joinHeader folds a header sent on several lines into one list, as RFC
+// 9110 allows for list-valued fields; proxies may append a line rather than
+// extend the first.
+func joinHeader(lines [][]byte) string {
+	switch len(lines) {
+	case 0:
+		return ""
+	case 1:
+		return string(lines[0])
+	}
+	return string(bytes.Join(lines, []byte(",")))
 }
 
 // serveScript answers GET /t.js[?site=ID] with the site's built tracker:

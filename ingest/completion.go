@@ -163,5 +163,7 @@ type Deduper interface {
 	Forget(eventName, eventID string)
 }
 
-// EnrichFunc fills c.Enrichment (and may anonymise c.Client.IP).
+// EnrichFunc fills c.Enrichment. It leaves c.Client alone: the full IP is
+// still needed by a pending forward, and is anonymised only on the way to
+// storage.
 type EnrichFunc func(c *Completion)
