@@ -36,6 +36,9 @@ type Config struct {
 	Log *slog.Logger
 	// Binary is the server executable; empty means search for it (see Find).
 	Binary string
+	// Port is the native-protocol port on 127.0.0.1; 0 means a free one,
+	// chosen at each start.
+	Port int
 	// StartTimeout bounds the wait for the first answered query; 0 means
 	// 60 s. A fresh server answers in 2–3 s on a 2-core machine; the rest is
 	// headroom for a loaded machine and for a restart that loads many parts.
@@ -122,8 +125,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// use" in the server's log, and a new port is tried.
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		s, err := start(ctx, log, dir, bin, args, timeout)
-		if err == nil || attempt == attempts || !errors.Is(err, errPortTaken) {
+		s, err := start(ctx, log, dir, bin, args, cfg.Port, timeout)
+		if err == nil || attempt == attempts || cfg.Port != 0 || !errors.Is(err, errPortTaken) {
 			return s, err
 		}
 		log.Warn("clickhouse port was taken before the server bound it; retrying", "attempt", attempt)
@@ -132,10 +135,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 var errPortTaken = errors.New("port already in use")
 
-func start(ctx context.Context, log *slog.Logger, dir, bin string, args []string, timeout time.Duration) (*Server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+func start(ctx context.Context, log *slog.Logger, dir, bin string, args []string, port int, timeout time.Duration) (*Server, error) {
+	if port == 0 {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	confPath := filepath.Join(dir, "config.xml")
 	if err := writeConfig(confPath, dir, port); err != nil {
