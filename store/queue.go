@@ -195,7 +195,9 @@ func (q *queue[T]) flush(c *chunk[T]) {
 			return
 		}
 		begin := time.Now()
-		err := q.send(q.ctx, c.items)
+		ctx, cancel := context.WithTimeout(q.ctx, insertTimeout)
+		err := q.send(ctx, c.items)
+		cancel()
 		q.m.flushDuration.Observe(time.Since(begin).Seconds())
 		if err == nil {
 			q.m.written.Add(float64(n))
@@ -228,6 +230,14 @@ func (q *queue[T]) flush(c *chunk[T]) {
 		}
 	}
 }
+
+// insertTimeout bounds one INSERT attempt, so a server that accepts the
+// connection and then hangs costs a retry rather than the driver's 5-minute
+// read timeout. A 10,000-row batch takes about 0.1 s on a 2-core machine;
+// 60 s leaves room for a server busy merging. An attempt that timed out
+// after the server had in fact taken the rows is the duplicate the events
+// table's ReplacingMergeTree collapses.
+const insertTimeout = time.Minute
 
 // giveUp counts n rows as lost at Close's deadline; q.mu is held.
 func (q *queue[T]) giveUp(n int) {

@@ -362,3 +362,38 @@ func TestDeliveryWriterBatchesAndDrops(t *testing.T) {
 		closeWriter(t, w)
 	})
 }
+
+func TestWriterTimesOutAHungInsert(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var calls []time.Time
+		insert := func(ctx context.Context, b *EventBatch) error {
+			mu.Lock()
+			calls = append(calls, time.Now())
+			first := len(calls) == 1
+			mu.Unlock()
+			if first { // the server accepted the connection and hangs
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}
+		w := NewWriter(WriterConfig{FlushRows: 1, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}, insert, nil, nil)
+		start := time.Now()
+		_ = w.Write(t.Context(), completions(0, 1))
+		time.Sleep(2 * insertTimeout)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(calls) != 2 {
+			t.Fatalf("%d insert attempts; want a hung one and its retry", len(calls))
+		}
+		if gap := calls[1].Sub(start); gap < insertTimeout || gap > insertTimeout+time.Millisecond {
+			t.Errorf("retry after %v; want about %v", gap, insertTimeout)
+		}
+		if w.Queued() != 0 {
+			t.Errorf("Queued = %d after the retry; want 0", w.Queued())
+		}
+		closeWriter(t, w)
+	})
+}
