@@ -246,7 +246,7 @@ func (c *Collector) factsOf(ctx *fiber.Ctx) browserFacts {
 		language:  firstLanguage(ctx.Get(fiber.HeaderAcceptLanguage)),
 		ip:        c.clientIP(ctx),
 		gpc:       ctx.Get("Sec-GPC") == "1",
-		secure:    ctx.Protocol() == "https",
+		secure:    c.isHTTPS(ctx),
 		visitor:   strings.Clone(ctx.Cookies(VisitorCookie)),
 		session:   strings.Clone(ctx.Cookies(SessionCookie)),
 	}
@@ -255,6 +255,17 @@ func (c *Collector) factsOf(ctx *fiber.Ctx) browserFacts {
 		f.host = originHost(ctx.Get(fiber.HeaderReferer))
 	}
 	return f
+}
+
+// isHTTPS reports whether the visitor reached tally over https: the
+// connection's own TLS, or X-Forwarded-Proto from a trusted proxy (a header
+// from anyone else says nothing).
+func (c *Collector) isHTTPS(ctx *fiber.Ctx) bool {
+	if ctx.Context().IsTLS() {
+		return true
+	}
+	peer, _ := netip.AddrFromSlice(ctx.Context().RemoteIP())
+	return c.proxies.Trusted(peer.Unmap()) && strings.EqualFold(ctx.Get(fiber.HeaderXForwardedProto), "https")
 }
 
 // firstLanguage returns the first tag of an Accept-Language header, copied.

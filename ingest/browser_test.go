@@ -251,23 +251,32 @@ func (f fakeScripts) Script(site string) (Script, bool) { s, ok := f[site]; retu
 
 func newBrowserHarness(t *testing.T, sites ...Site) *browserHarness {
 	t.Helper()
-	if len(sites) == 0 {
-		sites = []Site{
-			{ID: "shop", Domains: []string{"shop.example.com", "*.shop.example.com"}, CookieDomain: "shop.example.com", CookieDays: 30},
-			{ID: "blog", Domains: []string{"blog.example.org"}},
+	return newBrowserHarnessConfig(t, func(cfg *Config) {
+		if len(sites) > 0 {
+			cfg.Sites = sites
 		}
+	})
+}
+
+func newBrowserHarnessConfig(t *testing.T, edit func(*Config)) *browserHarness {
+	t.Helper()
+	sites := []Site{
+		{ID: "shop", Domains: []string{"shop.example.com", "*.shop.example.com"}, CookieDomain: "shop.example.com", CookieDays: 30},
+		{ID: "blog", Domains: []string{"blog.example.org"}},
 	}
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write([]byte("console.log(1)"))
 	zw.Close()
 	h := &browserHarness{sink: &fakeSink{}, rej: &fakeRejections{}}
-	c, err := NewCollector(Config{
+	cfg := Config{
 		Sites: sites, Definitions: browserDefs,
 		Sink: h.sink, Rejections: h.rej, Dedup: &mapDedup{},
 		Scripts: fakeScripts{"shop": {JS: []byte("console.log(1)"), Gzip: gz.Bytes(), ETag: `"abc"`, Digest: "abc"}},
 		Now:     func() time.Time { return fixedNow },
-	})
+	}
+	edit(&cfg)
+	c, err := NewCollector(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,8 +349,9 @@ func TestCollectKeepsVisitorCookie(t *testing.T) {
 	const id = "0b5d1c0e-8f3a-4c1b-9e6d-2a7f4b8c9d10"
 	resp := h.post(t, "https://shop.example.com", shopBatch, "Cookie", VisitorCookie+"="+id+"; "+SessionCookie+"=s-1234567890", "X-Forwarded-Proto", "https")
 	vc := cookieNamed(resp, VisitorCookie)
-	if vc == nil || vc.Value != id || !vc.Secure {
-		t.Fatalf("visitor cookie = %+v; want %s re-set, Secure on https", vc, id)
+	// X-Forwarded-Proto from a peer that is not a trusted proxy says nothing.
+	if vc == nil || vc.Value != id || vc.Secure {
+		t.Fatalf("visitor cookie = %+v; want %s re-set, not Secure", vc, id)
 	}
 	if h.sink.got[0].VisitorID != id || h.sink.got[0].SessionID != "s-1234567890" {
 		t.Errorf("ids = %q, %q", h.sink.got[0].VisitorID, h.sink.got[0].SessionID)
@@ -350,6 +360,28 @@ func TestCollectKeepsVisitorCookie(t *testing.T) {
 	resp = h.post(t, "https://shop.example.com", strings.Replace(shopBatch, "1111", "2222", 1), "Cookie", VisitorCookie+"=<script>")
 	if vc := cookieNamed(resp, VisitorCookie); vc == nil || vc.Value == "<script>" || len(vc.Value) != 36 {
 		t.Errorf("visitor cookie = %+v; want a fresh UUID", vc)
+	}
+}
+
+func TestCollectSecureBehindTrustedProxy(t *testing.T) {
+	h := newBrowserHarness(t)
+	// app.Test's connections come from 0.0.0.0.
+	trusted := newBrowserHarnessConfig(t, func(cfg *Config) { cfg.TrustedProxies = []string{"0.0.0.0/32", "127.0.0.0/8"} })
+	for _, tc := range []struct {
+		name   string
+		h      *browserHarness
+		proto  string
+		secure bool
+	}{
+		{"untrusted peer says https", h, "https", false},
+		{"trusted proxy says https", trusted, "https", true},
+		{"trusted proxy says http", trusted, "http", false},
+	} {
+		resp := tc.h.post(t, "https://shop.example.com", shopBatch, "X-Forwarded-Proto", tc.proto)
+		vc := cookieNamed(resp, VisitorCookie)
+		if vc == nil || vc.Secure != tc.secure {
+			t.Errorf("%s: visitor cookie %+v; want Secure %v", tc.name, vc, tc.secure)
+		}
 	}
 }
 
