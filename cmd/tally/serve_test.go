@@ -35,7 +35,7 @@ const testAPIToken = "serve-test-token-0123456789"
 
 // startTestServer runs tally for yamlText. The config's clickhouse, listen
 // and data_dir are replaced by the test's own.
-func startTestServer(t *testing.T, yamlText string, opt serverOptions) *testServer {
+func startTestServer(t testing.TB, yamlText string, opt serverOptions) *testServer {
 	t.Helper()
 	f, probs := config.Parse("test.yaml", []byte(yamlText), func(string) (string, bool) { return "", false })
 	if len(probs) > 0 {
@@ -63,7 +63,7 @@ func startTestServer(t *testing.T, yamlText string, opt serverOptions) *testServ
 	return &testServer{server: srv, url: "http://" + srv.Addr(), conn: chtest.Open(t, dsn), db: f.ClickHouse.Database}
 }
 
-func (ts *testServer) post(t *testing.T, path, body string) (int, string) {
+func (ts *testServer) post(t testing.TB, path, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", ts.url+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -259,7 +259,7 @@ rules:
 
 const graphToken = "graph-test-token"
 
-func capitestServer(t *testing.T) *capitest.Server {
+func capitestServer(t testing.TB) *capitest.Server {
 	t.Helper()
 	s := capitest.Start(capitest.Config{PixelID: "1234567890", AccessToken: graphToken})
 	t.Cleanup(s.Close)
