@@ -16,7 +16,7 @@ func startBrowserTally(t *testing.T, yamlText string) *tallyUnderTest {
 	t.Helper()
 	ts := startTestServer(t, yamlText, serverOptions{})
 	query := "SELECT event_id, event_name, url, visitor_id, session_id, email, " +
-		"toUInt64(toUnixTimestamp(occurred_at)) * 1000 + occurred_at_ms, prop_keys, prop_values, truncated " +
+		"toUInt64(toUnixTimestamp(occurred_at)) * 1000 + occurred_at_ms, prop_keys, prop_values, truncated, is_bot, source " +
 		"FROM `" + ts.db + "`.events"
 	return &tallyUnderTest{url: ts.url, read: func(t *testing.T) []eventRow {
 		t.Helper()
@@ -30,10 +30,11 @@ func startBrowserTally(t *testing.T, yamlText string) *tallyUnderTest {
 			var r eventRow
 			var ms uint64
 			var keys, values []string
-			if err := rows.Scan(&r.EventID, &r.EventName, &r.URL, &r.VisitorID, &r.SessionID, &r.Email, &ms, &keys, &values, &r.Truncated); err != nil {
+			var bot uint8
+			if err := rows.Scan(&r.EventID, &r.EventName, &r.URL, &r.VisitorID, &r.SessionID, &r.Email, &ms, &keys, &values, &r.Truncated, &bot, &r.Source); err != nil {
 				t.Fatalf("scan events: %v", err)
 			}
-			r.OccurredMs = int64(ms)
+			r.OccurredMs, r.IsBot = int64(ms), bot == 1
 			r.Props = make(map[string]string, len(keys))
 			for i := range keys {
 				if i < len(values) {

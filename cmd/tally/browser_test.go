@@ -72,6 +72,8 @@ type eventRow struct {
 	OccurredMs int64
 	Props      map[string]string
 	Truncated  []string
+	IsBot      bool
+	Source     string
 }
 
 // front is the site's web server in front of tally.
@@ -618,6 +620,9 @@ tally('track', 'viewed_car', {make: 'anonymous'});</script>`, "")
 		}
 		if vc == nil {
 			t.Fatal("no _tally_id cookie in the browser")
+		}
+		if r := rows[0]; r.IsBot || r.Source != "browser" {
+			t.Errorf("row is_bot %v, source %q; want a browser completion not flagged as a bot", r.IsBot, r.Source)
 		}
 		if vc.Value != rows[0].VisitorID || !vc.HTTPOnly || vc.SameSite != network.CookieSameSiteLax {
 			t.Errorf("cookie %s (HttpOnly %v, SameSite %s); row visitor %q", vc.Value, vc.HTTPOnly, vc.SameSite, rows[0].VisitorID)
