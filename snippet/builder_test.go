@@ -11,6 +11,9 @@ import (
 	"github.com/tally-analytics/tally/ingest"
 )
 
+// Builder is what the collector serves /t.js from.
+var _ ingest.ScriptSource = (*Builder)(nil)
+
 // sizeBudget is the tracker's gzipped size limit (product goal: 4 KB).
 const sizeBudget = 4096
 
