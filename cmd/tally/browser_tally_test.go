@@ -18,7 +18,25 @@ func startBrowserTally(t *testing.T, yamlText string) *tallyUnderTest {
 	query := "SELECT event_id, event_name, url, visitor_id, session_id, email, " +
 		"toUInt64(toUnixTimestamp(occurred_at)) * 1000 + occurred_at_ms, prop_keys, prop_values, truncated, is_bot, source " +
 		"FROM `" + ts.db + "`.events"
-	return &tallyUnderTest{url: ts.url, read: func(t *testing.T) []eventRow {
+	rejections := "SELECT reason, field, event_name, payload FROM `" + ts.db + "`.rejections WHERE site = 'web' AND source = 'browser'"
+	readRejections := func(t *testing.T) [][4]string {
+		t.Helper()
+		rows, err := ts.conn.Query(context.Background(), rejections)
+		if err != nil {
+			t.Fatalf("read rejections: %v", err)
+		}
+		defer rows.Close()
+		var out [][4]string
+		for rows.Next() {
+			var r [4]string
+			if err := rows.Scan(&r[0], &r[1], &r[2], &r[3]); err != nil {
+				t.Fatalf("scan rejections: %v", err)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	return &tallyUnderTest{url: ts.url, rejections: readRejections, read: func(t *testing.T) []eventRow {
 		t.Helper()
 		rows, err := ts.conn.Query(context.Background(), query)
 		if err != nil {

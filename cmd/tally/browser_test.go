@@ -425,6 +425,7 @@ addEventListener('pagehide', function () {
 		ctx := newBrowser(t)
 		do(t, ctx, chromedp.Navigate(f.page("/p/long", `<script>
 tally('track', 'viewed_car', {make: 'm'.repeat(300), listing_url: 'https://x.example/' + 'u'.repeat(1100), colour: 'red'});
+tally('track', 'no_such_event', {marker: 'long-test'});
 </script>`, "")))
 		rows := waitRows(t, tu, "/p/long", atLeast("viewed_car", 1))
 		r := named(rows, "viewed_car")[0]
@@ -441,6 +442,25 @@ tally('track', 'viewed_car', {make: 'm'.repeat(300), listing_url: 'https://x.exa
 			if !slices.ContainsFunc(r.Truncated, func(s string) bool { return strings.HasPrefix(s, want) }) {
 				t.Errorf("truncated = %q; lacks %q", r.Truncated, want)
 			}
+		}
+		// The undefined event of the same batch, and the dropped property,
+		// are rejections; the good completion was stored regardless.
+		want := map[string]bool{"UNKNOWN_EVENT no_such_event": false, "UNKNOWN_PROPERTY viewed_car": false}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			for _, rj := range tu.rejections(t) {
+				key := rj[0] + " " + rj[2]
+				if _, ok := want[key]; ok && (strings.Contains(rj[3], "long-test") || strings.Contains(rj[3], "colour")) {
+					want[key] = true
+				}
+			}
+			if want["UNKNOWN_EVENT no_such_event"] && want["UNKNOWN_PROPERTY viewed_car"] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("rejections found: %v; want both", want)
+			}
+			time.Sleep(100 * time.Millisecond) // polling storage
 		}
 	})
 
@@ -665,6 +685,9 @@ func cookies(t *testing.T, ctx context.Context, u string) []*network.Cookie {
 type tallyUnderTest struct {
 	url  string
 	read func(t *testing.T) []eventRow
+	// rejections reads the site's browser rejections as reason, field,
+	// event name, payload.
+	rejections func(t *testing.T) [][4]string
 }
 
 func (tu *tallyUnderTest) rows(t *testing.T) []eventRow { return tu.read(t) }
