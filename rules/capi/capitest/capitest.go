@@ -139,6 +139,13 @@ func (s *Server) FailNext(n int, f Failure) {
 	}
 }
 
+// ClearFailures drops failures not yet given.
+func (s *Server) ClearFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = nil
+}
+
 // SetRetryAfter sets the Retry-After sent with FailThrottle (default 30s).
 func (s *Server) SetRetryAfter(d time.Duration) {
 	s.mu.Lock()

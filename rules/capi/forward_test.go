@@ -1,0 +1,479 @@
+package capi_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/capi/capitest"
+	"github.com/tally-analytics/tally/store/spool"
+)
+
+// memLog is a DeliveryLog that keeps everything and can signal a count.
+type memLog struct {
+	mu   sync.Mutex
+	ds   []capi.Delivery
+	sent chan struct{}
+}
+
+func (l *memLog) Record(ds []capi.Delivery) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ds = append(l.ds, ds...)
+	for _, d := range ds {
+		if d.Status == capi.StatusSent && l.sent != nil {
+			l.sent <- struct{}{}
+		}
+	}
+}
+
+func (l *memLog) all() []capi.Delivery {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ds)
+}
+
+// outcomes summarises deliveries as "id:status/attempts" in order.
+func (l *memLog) outcomes() []string {
+	var out []string
+	for _, d := range l.all() {
+		out = append(out, fmt.Sprintf("%s:%s/%d", d.EventID, d.Status, d.Attempts))
+	}
+	return out
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+type env struct {
+	srv *capitest.Server
+	fwd *capi.Forwarder
+	log *memLog
+}
+
+// start builds a forwarder whose one destination, "meta", talks to srv
+// in-process (so it runs inside a synctest bubble).
+func start(t *testing.T, dir string, srv *capitest.Server, cfg capi.ForwarderConfig) env {
+	t.Helper()
+	client, err := capi.NewClient(capi.ClientConfig{GraphURL: "http://graph.test", PixelID: testPixel, AccessToken: testToken},
+		&http.Client{Transport: srv.Transport()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Dir = dir
+	l := &memLog{}
+	f, err := capi.NewForwarder(cfg, []capi.Destination{{Name: "meta", Sender: client}}, l, quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env{srv: srv, fwd: f, log: l}
+}
+
+func newStandIn() *capitest.Server {
+	return capitest.New(capitest.Config{PixelID: testPixel, AccessToken: testToken})
+}
+
+func (e env) enqueue(t *testing.T, evs ...capi.Event) {
+	t.Helper()
+	for _, ev := range evs {
+		if err := e.fwd.Enqueue(context.Background(), "meta", "lead_rule", ev); err != nil {
+			t.Fatalf("Enqueue(%s) = %v", ev.EventID, err)
+		}
+	}
+}
+
+func (e env) close(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.fwd.Close(ctx); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+}
+
+func receivedIDs(srv *capitest.Server) []string {
+	var ids []string
+	for _, ev := range srv.Received() {
+		ids = append(ids, ev.EventID)
+	}
+	return ids
+}
+
+func want(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s = %q; want %q", what, got, want)
+	}
+}
+
+func TestForwarderRetries5xxThenSends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStandIn()
+		var times []time.Time
+		srv.OnRequest(func() { times = append(times, time.Now()) })
+		srv.FailNext(2, capitest.Fail5xx)
+		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		defer e.close(t)
+		now := time.Now()
+		e.enqueue(t, websiteEvent("e1", now), websiteEvent("e2", now), leadsEvent("e3", now))
+		e.enqueue(t, websiteEvent("e1", now)) // a repeat is stored once
+
+		time.Sleep(time.Minute)
+		synctest.Wait()
+
+		want(t, "received", receivedIDs(srv), []string{"e1", "e2", "e3"})
+		want(t, "deliveries", e.log.outcomes(), []string{
+			"e1:retrying/1", "e2:retrying/1", "e3:retrying/1",
+			"e1:retrying/2", "e2:retrying/2", "e3:retrying/2",
+			"e1:sent/3", "e2:sent/3", "e3:sent/3",
+		})
+		if len(times) != 3 {
+			t.Fatalf("%d requests; want 3", len(times))
+		}
+		// Backoff 5s·2^(n-1), jittered over its upper half, plus up to the 1s
+		// linger of a partial batch.
+		if d := times[1].Sub(times[0]); d < 2500*time.Millisecond || d > 6*time.Second {
+			t.Errorf("first retry after %v; want 2.5s..6s", d)
+		}
+		if d := times[2].Sub(times[1]); d < 5*time.Second || d > 11*time.Second {
+			t.Errorf("second retry after %v; want 5s..11s", d)
+		}
+		ds := e.log.all()
+		if ds[0].HTTPStatus != 503 || ds[0].FbtraceID == "" || !strings.Contains(ds[0].Message, "code 2") {
+			t.Errorf("retrying delivery = %+v; want HTTP 503, a fbtrace_id and Meta's code", ds[0])
+		}
+		if last := ds[8]; last.HTTPStatus != 200 || last.FbtraceID == "" || last.Rule != "lead_rule" || last.Destination != "meta" || last.EventName != "Marketing Qualified Lead" {
+			t.Errorf("sent delivery = %+v; want HTTP 200 with trace, rule, destination and name", last)
+		}
+	})
+}
+
+func TestForwarderHonoursRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStandIn()
+		var times []time.Time
+		srv.OnRequest(func() { times = append(times, time.Now()) })
+		srv.FailNext(1, capitest.FailThrottle)
+		srv.SetRetryAfter(2 * time.Minute)
+		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		defer e.close(t)
+		e.enqueue(t, websiteEvent("e1", time.Now()))
+
+		time.Sleep(time.Hour)
+		synctest.Wait()
+
+		want(t, "received", receivedIDs(srv), []string{"e1"})
+		want(t, "deliveries", e.log.outcomes(), []string{"e1:retrying/1", "e1:sent/2"})
+		if len(times) != 2 {
+			t.Fatalf("%d requests; want 2", len(times))
+		}
+		if d := times[1].Sub(times[0]); d < 2*time.Minute {
+			t.Errorf("retried after %v; want at least Retry-After's 2m", d)
+		}
+		if d := e.log.all()[0]; d.HTTPStatus != 429 {
+			t.Errorf("throttled delivery HTTP status = %d; want 429", d.HTTPStatus)
+		}
+	})
+}
+
+func TestForwarderPermanentErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		failure capitest.Failure
+		status  int
+	}{
+		{"invalid parameter", capitest.FailInvalidParameter, 400},
+		{"invalid token", capitest.FailInvalidToken, 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := newStandIn()
+				srv.FailNext(1, tt.failure)
+				e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+				defer e.close(t)
+				e.enqueue(t, websiteEvent("e1", time.Now()))
+
+				time.Sleep(24 * time.Hour)
+				synctest.Wait()
+
+				if n := len(srv.Requests()); n != 1 {
+					t.Errorf("%d requests; want 1 (no retry)", n)
+				}
+				want(t, "deliveries", e.log.outcomes(), []string{"e1:failed/1"})
+				if d := e.log.all()[0]; d.HTTPStatus != tt.status || d.Message == "" {
+					t.Errorf("delivery = %+v; want HTTP %d and Meta's message", d, tt.status)
+				}
+			})
+		})
+	}
+}
+
+func TestForwarderBisectsRejectedBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Meta's clock runs two days ahead of tally's, so the one event that is
+		// six days old by tally's clock is eight days old by Meta's: only a
+		// real request can find it, and it must not sink the other seven.
+		srv := capitest.New(capitest.Config{PixelID: testPixel, AccessToken: testToken,
+			Now: func() time.Time { return time.Now().Add(48 * time.Hour) }})
+		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		defer e.close(t)
+		now := time.Now()
+		var ids []string
+		for i := range 8 {
+			at := now.Add(-time.Hour)
+			if i == 5 {
+				at = now.Add(-6 * 24 * time.Hour)
+			}
+			id := fmt.Sprintf("e%d", i)
+			ids = append(ids, id)
+			e.enqueue(t, leadsEvent(id, at))
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+
+		got := receivedIDs(srv)
+		slices.Sort(got)
+		want(t, "received", got, slices.Delete(slices.Clone(ids), 5, 6))
+		var failed []capi.Delivery
+		for _, d := range e.log.all() {
+			if d.Status != capi.StatusSent {
+				failed = append(failed, d)
+			}
+		}
+		if len(failed) != 1 || failed[0].EventID != "e5" || failed[0].Status != capi.StatusFailed || !strings.Contains(failed[0].Message, "2804003") {
+			t.Errorf("non-sent deliveries = %+v; want only e5 failed with subcode 2804003", failed)
+		}
+		// 8 → 4+4 → 2+2 → 1+1: 1 + 2 + 2 + 2 requests.
+		if n := len(srv.Requests()); n != 7 {
+			t.Errorf("%d requests; want 7 for one bisection", n)
+		}
+	})
+}
+
+func TestForwarderExpiresOldEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStandIn()
+		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		defer e.close(t)
+		now := time.Now()
+		stale := websiteEvent("old", now.Add(-8*24*time.Hour))
+		invalid := websiteEvent("no-ua", now)
+		invalid.UserData.ClientUserAgent = ""
+		e.enqueue(t, websiteEvent("new1", now), stale, invalid, websiteEvent("new2", now))
+
+		time.Sleep(time.Minute)
+		synctest.Wait()
+
+		want(t, "received", receivedIDs(srv), []string{"new1", "new2"})
+		if n := len(srv.Requests()); n != 1 {
+			t.Errorf("%d requests; want 1", n)
+		}
+		got := e.log.outcomes()
+		slices.Sort(got)
+		want(t, "deliveries", got, []string{"new1:sent/1", "new2:sent/1", "no-ua:failed/0", "old:expired/0"})
+	})
+}
+
+func TestForwarderStopsRetryingBeforeSevenDays(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStandIn()
+		var times []time.Time
+		srv.OnRequest(func() { times = append(times, time.Now()) })
+		srv.FailNext(100, capitest.Fail5xx)
+		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		defer e.close(t)
+		maxAge := capi.MaxEventAge - time.Hour // the default
+		// Ninety seconds of retrying left.
+		e.enqueue(t, websiteEvent("late", time.Now().Add(-maxAge+90*time.Second)))
+
+		time.Sleep(time.Hour)
+		synctest.Wait()
+
+		for i, r := range srv.Requests() {
+			for _, ev := range r.Events {
+				if age := times[i].Sub(time.Unix(ev.EventTime, 0)); age >= maxAge {
+					t.Errorf("request %d carried an event %v old; want younger than %v", i, age, maxAge)
+				}
+			}
+		}
+		ds := e.log.all()
+		if len(ds) < 2 || ds[len(ds)-1].Status != capi.StatusExpired {
+			t.Fatalf("deliveries = %q; want retries ending expired", e.log.outcomes())
+		}
+		for _, d := range ds[:len(ds)-1] {
+			if d.Status != capi.StatusRetrying {
+				t.Errorf("delivery %+v; want retrying before the final expired", d)
+			}
+		}
+		if n := len(srv.Requests()); n != len(ds) {
+			t.Errorf("%d requests for %d outcomes; want one each", n, len(ds))
+		}
+	})
+}
+
+func TestForwarderCloseDrainsAndHardStopKeepsEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		srv := newStandIn()
+		e := start(t, dir, srv, capi.ForwarderConfig{})
+		defer e.close(t)
+		e.enqueue(t, websiteEvent("d1", time.Now()), websiteEvent("d2", time.Now()))
+		e.close(t) // drains without waiting for the linger
+		want(t, "received after drain", receivedIDs(srv), []string{"d1", "d2"})
+		if err := e.fwd.Enqueue(context.Background(), "meta", "r", websiteEvent("x", time.Now())); !errors.Is(err, capi.ErrClosed) {
+			t.Errorf("Enqueue after Close = %v; want ErrClosed", err)
+		}
+
+		// Meta hangs; Close's deadline aborts the request and keeps the
+		// events, which a restarted forwarder sends once, with the same ids.
+		srv2 := newStandIn()
+		srv2.FailNext(1, capitest.FailHang)
+		e2 := start(t, dir, srv2, capi.ForwarderConfig{})
+		defer e2.close(t)
+		e2.enqueue(t, websiteEvent("h1", time.Now()), websiteEvent("h2", time.Now()))
+		time.Sleep(2 * time.Second) // the request is in flight
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := e2.fwd.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close with Meta hanging = %v; want deadline exceeded", err)
+		}
+		cancel()
+		if len(e2.log.all()) != 0 {
+			t.Errorf("deliveries = %q; want none for an aborted request", e2.log.outcomes())
+		}
+
+		e3 := start(t, dir, srv2, capi.ForwarderConfig{})
+		defer e3.close(t)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		want(t, "received after restart", receivedIDs(srv2), []string{"h1", "h2"})
+		want(t, "deliveries after restart", e3.log.outcomes(), []string{"h1:sent/1", "h2:sent/1"})
+	})
+}
+
+// TestForwarderCrashChild is the child side of TestForwarderSurvivesKill.
+func TestForwarderCrashChild(t *testing.T) {
+	dir, url := os.Getenv("TALLY_CAPI_CRASH_DIR"), os.Getenv("TALLY_CAPI_CRASH_URL")
+	if dir == "" {
+		t.Skip("child process of TestForwarderSurvivesKill")
+	}
+	client, err := capi.NewClient(capi.ClientConfig{GraphURL: url, PixelID: testPixel, AccessToken: testToken}, nil)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	f, err := capi.NewForwarder(capi.ForwarderConfig{Dir: dir, Linger: 10 * time.Millisecond},
+		[]capi.Destination{{Name: "meta", Sender: client}}, &memLog{}, quiet(), nil)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	for i := range 50 {
+		id := fmt.Sprintf("crash-%02d", i)
+		if err := f.Enqueue(context.Background(), "meta", "r", websiteEvent(id, time.Now())); err != nil {
+			fmt.Println("error", err)
+			os.Exit(2)
+		}
+		fmt.Println("ack", id)
+	}
+	select {}
+}
+
+func TestForwarderSurvivesKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	dir := t.TempDir()
+	srv := capitest.Start(capitest.Config{PixelID: testPixel, AccessToken: testToken})
+	defer srv.Close()
+	// While the child lives, Meta accepts nothing: every request hangs.
+	srv.FailNext(1000, capitest.FailHang)
+	inFlight := make(chan struct{}, 1000)
+	srv.OnRequest(func() { inFlight <- struct{}{} })
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestForwarderCrashChild$")
+	cmd.Env = append(os.Environ(), "TALLY_CAPI_CRASH_DIR="+dir, "TALLY_CAPI_CRASH_URL="+srv.URL())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	sc := bufio.NewScanner(stdout)
+	for len(acked) < 50 && sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "error") {
+			t.Fatalf("child: %s", line)
+		}
+		if id, ok := strings.CutPrefix(line, "ack "); ok {
+			acked = append(acked, id)
+		}
+	}
+	if len(acked) != 50 {
+		t.Fatalf("child acknowledged %d events; want 50", len(acked))
+	}
+	select {
+	case <-inFlight: // the child has a request open when it dies
+	case <-time.After(30 * time.Second):
+		t.Fatal("child sent no request within 30s")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, stdout)
+	_ = cmd.Wait()
+	srv.ClearFailures()
+	srv.OnRequest(nil)
+
+	client, err := capi.NewClient(capi.ClientConfig{GraphURL: srv.URL(), PixelID: testPixel, AccessToken: testToken}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &memLog{sent: make(chan struct{}, 100)}
+	f, err := capi.NewForwarder(capi.ForwarderConfig{Dir: dir, Linger: 10 * time.Millisecond},
+		[]capi.Destination{{Name: "meta", Sender: client}}, l, quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for range 50 {
+		select {
+		case <-l.sent:
+		case <-timeout:
+			t.Fatalf("after restart %d of 50 events sent within 30s", len(srv.Received()))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := receivedIDs(srv)
+	slices.Sort(got)
+	want(t, "received after restart (each once, same event_id)", got, acked)
+
+	sp, err := spool.Open(spool.Config{Path: filepath.Join(dir, "meta.spool")}, quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close(context.Background())
+	if n, _ := sp.Len(); n != 0 {
+		t.Errorf("spool holds %d items after delivery; want 0", n)
+	}
+}
