@@ -252,7 +252,7 @@ func (c *Collector) factsOf(ctx *fiber.Ctx) browserFacts {
 	}
 	f.host = originHost(f.origin)
 	if f.origin == "" {
-		f.host = originHost(ctx.Get(fiber.HeaderReferer))
+		f.host = originHost(strings.Clone(ctx.Get(fiber.HeaderReferer)))
 	}
 	return f
 }
