@@ -109,6 +109,11 @@ func (c ForwarderConfig) withDefaults() ForwarderConfig {
 	return c
 }
 
+// maxPostpone is how far in the future an event_time may be and still be
+// sent once its time comes; further ahead, the clock that made it is wrong
+// and the event fails validation.
+const maxPostpone = time.Hour
+
 // ErrClosed is returned by Enqueue after Close began.
 var ErrClosed = errors.New("forwarder closed")
 
@@ -357,9 +362,10 @@ type pending struct {
 func (w *worker) process(batch []spool.Item) bool {
 	now := time.Now()
 	var (
-		ready []pending
-		ds    []Delivery
-		acks  []string
+		ready    []pending
+		ds       []Delivery
+		acks     []string
+		deferred []spool.Retry
 	)
 	for _, it := range batch {
 		var p pending
@@ -374,6 +380,13 @@ func (w *worker) process(batch []spool.Item) bool {
 		if deadline := time.Unix(ev.EventTime, 0).Add(w.f.cfg.MaxAge); ev.EventTime > 0 && !now.Before(deadline) {
 			ds = append(ds, w.delivery(p, StatusExpired, now, fmt.Sprintf("event_time %s is too old to send", time.Unix(ev.EventTime, 0).UTC().Format(time.RFC3339)), false))
 			acks = append(acks, it.Key)
+			continue
+		}
+		if ahead := time.Unix(ev.EventTime, 0).Sub(now); ahead > MaxEventSkew && ahead <= maxPostpone {
+			// Ingest accepts client clocks a few minutes fast; Meta refuses
+			// event_time in the future. Wait until it is acceptable rather
+			// than changing event_time or failing the event.
+			deferred = append(deferred, spool.Retry{Key: it.Key, NotBefore: time.Unix(ev.EventTime, 0).Add(-MaxEventSkew / 2)})
 			continue
 		}
 		if err := Validate(ev, now); err != nil {
@@ -399,6 +412,11 @@ func (w *worker) process(batch []spool.Item) bool {
 	if len(acks) > 0 {
 		if err := w.sp.Ack(acks); err != nil {
 			w.f.log.Error("forwarder cannot acknowledge delivered events; they will be sent again", "destination", w.name, "events", len(acks), "err", err)
+		}
+	}
+	if len(deferred) > 0 {
+		if err := w.sp.Defer(deferred); err != nil {
+			w.f.log.Error("forwarder cannot postpone events", "destination", w.name, "events", len(deferred), "err", err)
 		}
 	}
 	if len(retries) > 0 {

@@ -288,6 +288,33 @@ func TestForwarderExpiresOldEvents(t *testing.T) {
 	})
 }
 
+func TestForwarderWaitsForFutureEventTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStandIn()
+		var times []time.Time
+		srv.OnRequest(func() { times = append(times, time.Now()) })
+		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		defer e.close(t)
+		// A browser clock three minutes fast (ingest accepts up to five).
+		at := time.Now().Add(3 * time.Minute)
+		e.enqueue(t, websiteEvent("fast", at), websiteEvent("far", time.Now().Add(2*time.Hour)))
+
+		time.Sleep(time.Hour)
+		synctest.Wait()
+
+		got := srv.Received()
+		if len(got) != 1 || got[0].EventID != "fast" || got[0].EventTime != at.Unix() {
+			t.Fatalf("received = %+v; want fast with its own event_time", got)
+		}
+		if d := times[0].Sub(at); d < -capi.MaxEventSkew || d > 0 {
+			t.Errorf("sent %v after its event_time; want within the minute before it", d)
+		}
+		out := e.log.outcomes()
+		slices.Sort(out)
+		want(t, "deliveries", out, []string{"far:failed/0", "fast:sent/1"})
+	})
+}
+
 func TestForwarderStopsRetryingBeforeSevenDays(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := newStandIn()

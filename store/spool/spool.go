@@ -429,7 +429,13 @@ func (s *Spool) Ack(keys []string) error {
 
 // Retry counts one more attempt for each item and hides it until its
 // NotBefore. Unknown keys are ignored.
-func (s *Spool) Retry(rs []Retry) error {
+func (s *Spool) Retry(rs []Retry) error { return s.reschedule(rs, true) }
+
+// Defer hides leased items until their NotBefore without counting an
+// attempt (the consumer chose not to try them yet). Unknown keys are ignored.
+func (s *Spool) Defer(rs []Retry) error { return s.reschedule(rs, false) }
+
+func (s *Spool) reschedule(rs []Retry, attempt bool) error {
 	if !s.begin() {
 		return ErrClosed
 	}
@@ -448,7 +454,9 @@ func (s *Spool) Retry(rs []Retry) error {
 			if err := db.Delete(dueKey(nanos(it.NotBefore), seq)); err != nil {
 				return err
 			}
-			it.Attempts++
+			if attempt {
+				it.Attempts++
+			}
 			it.NotBefore = r.NotBefore
 			if err := ib.Put([]byte(r.Key), encodeRecord(seq, it)); err != nil {
 				return err

@@ -89,13 +89,24 @@ func TestEnqueueLeaseAckRetry(t *testing.T) {
 	if k := strings.Join(keys(got), ","); k != "b" {
 		t.Fatalf("Lease(+90m) = %s; want b", k)
 	}
-	s.Release([]string{"b"})
-	got, _ = s.Lease(10, t0.Add(3*time.Hour))
-	if k := strings.Join(keys(got), ","); k != "b,c" {
-		t.Fatalf("Lease(+3h) = %s; want b,c", k)
+	if err := s.Defer([]Retry{{Key: "b", NotBefore: t0.Add(150 * time.Minute)}}); err != nil {
+		t.Fatal(err)
 	}
-	if got[1].Attempts != 1 || got[0].Attempts != 0 {
-		t.Errorf("attempts = %d, %d; want 0, 1", got[0].Attempts, got[1].Attempts)
+	if got, _ = s.Lease(10, t0.Add(119*time.Minute)); len(got) != 0 {
+		t.Fatalf("Lease(+119m) = %v; want nothing (b deferred, c retried)", keys(got))
+	}
+	got, _ = s.Lease(10, t0.Add(150*time.Minute))
+	if k := strings.Join(keys(got), ","); k != "c,b" {
+		t.Fatalf("Lease(+150m) = %s; want c,b in due order", k)
+	}
+	s.Release(keys(got))
+	got, _ = s.Lease(10, t0.Add(3*time.Hour))
+	if k := strings.Join(keys(got), ","); k != "c,b" {
+		t.Fatalf("Lease(+3h) = %s; want c,b", k)
+	}
+	// Retry counts an attempt, Defer does not.
+	if got[0].Attempts != 1 || got[1].Attempts != 0 {
+		t.Errorf("attempts = %d, %d; want 1, 0", got[0].Attempts, got[1].Attempts)
 	}
 
 	// Everything not acknowledged survives a reopen, leases do not.
@@ -107,11 +118,11 @@ func TestEnqueueLeaseAckRetry(t *testing.T) {
 	}
 	s2 := open(t, Config{Path: path})
 	got, _ = s2.Lease(10, t0.Add(3*time.Hour))
-	if k := strings.Join(keys(got), ","); k != "b,c" {
-		t.Fatalf("Lease after reopen = %s; want b,c", k)
+	if k := strings.Join(keys(got), ","); k != "c,b" {
+		t.Fatalf("Lease after reopen = %s; want c,b", k)
 	}
-	if got[1].Attempts != 1 || !got[1].NotBefore.Equal(t0.Add(2*time.Hour).Truncate(0)) || got[1].EnqueuedAt.IsZero() {
-		t.Errorf("c after reopen = %+v; want 1 attempt, not before +2h, an enqueue time", got[1])
+	if got[0].Attempts != 1 || !got[0].NotBefore.Equal(t0.Add(2*time.Hour).Truncate(0)) || got[0].EnqueuedAt.IsZero() {
+		t.Errorf("c after reopen = %+v; want 1 attempt, not before +2h, an enqueue time", got[0])
 	}
 	if n, b := s2.Len(); n != 2 || b != 4 {
 		t.Errorf("Len after reopen = %d, %d; want 2, 4", n, b)
