@@ -13,14 +13,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/evanw/esbuild/pkg/api"
+	"github.com/tally-analytics/tally/snippet/chromiumtest"
 )
 
 type mirrorCase struct {
@@ -55,58 +53,15 @@ func mirrorBundle(t *testing.T) string {
 	return string(res.OutputFiles[0].Contents)
 }
 
-// mirrorChromiumPath finds Chromium, failing under CI=true when it is
-// missing.
-func mirrorChromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("Chromium is not installed; install it with: apt-get install -y chromium")
-	}
-	t.Skip("Chromium is not installed; install it with: apt-get install -y chromium")
-	return ""
-}
-
 // mirrorBrowser starts a headless Chromium with a fresh profile.
 func mirrorBrowser(t *testing.T) context.Context {
 	t.Helper()
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(mirrorChromiumPath(t)),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserAgent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
-	return ctx
+	return chromiumtest.New(t)
 }
 
 func mirrorEval[T any](t *testing.T, ctx context.Context, js string) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("evaluate: %v", err)
-	}
-	return v
+	return chromiumtest.Eval[T](t, ctx, js)
 }
 
 func TestMirrorConformance(t *testing.T) {
