@@ -275,3 +275,31 @@ func TestClassification(t *testing.T) {
 		t.Errorf("ParseResponse(200, html) = %v; want a retryable error", err)
 	}
 }
+
+func FuzzParseResponse(f *testing.F) {
+	f.Add(200, "", `{"events_received":1,"messages":[],"fbtrace_id":"A"}`)
+	f.Add(400, "", `{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804003,"is_transient":false}}`)
+	f.Add(429, "30", `{"error":{"code":4}}`)
+	f.Add(503, "Sun, 22 Nov 2026 21:02:00 GMT", `<html>`)
+	f.Add(400, "-1", `{"error":"text"}`)
+	now := time.Date(2026, 11, 22, 21, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, status int, retryAfter, body string) {
+		if status < 100 || status > 599 {
+			return
+		}
+		h := http.Header{"Retry-After": {retryAfter}}
+		resp, err := capi.ParseResponse(status, h, []byte(body), now)
+		if status >= 300 {
+			var e *capi.Error
+			if !errors.As(err, &e) || e.HTTPStatus != status || e.Error() == "" {
+				t.Fatalf("ParseResponse(%d, %q) = %+v, %v; want an *Error with the status", status, body, resp, err)
+			}
+			if e.RetryAfter < 0 {
+				t.Fatalf("RetryAfter = %v; want >= 0", e.RetryAfter)
+			}
+			if status >= 500 && !e.Retryable() {
+				t.Fatalf("HTTP %d not retryable", status)
+			}
+		}
+	})
+}
