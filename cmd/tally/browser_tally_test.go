@@ -14,7 +14,13 @@ func TestMain(m *testing.M) { chtest.Main(m) }
 // on the test ClickHouse server, and reads back what it stored.
 func startBrowserTally(t *testing.T, yamlText string) *tallyUnderTest {
 	t.Helper()
-	ts := startTestServer(t, yamlText, serverOptions{})
+	return startBrowserTallyWith(t, yamlText, serverOptions{})
+}
+
+// startBrowserTallyWith is startBrowserTally with the server's options.
+func startBrowserTallyWith(t *testing.T, yamlText string, opt serverOptions) *tallyUnderTest {
+	t.Helper()
+	ts := startTestServer(t, yamlText, opt)
 	query := "SELECT event_id, event_name, url, visitor_id, session_id, email, " +
 		"toUInt64(toUnixTimestamp(occurred_at)) * 1000 + occurred_at_ms, prop_keys, prop_values, truncated, is_bot, source " +
 		"FROM `" + ts.db + "`.events"
@@ -36,7 +42,7 @@ func startBrowserTally(t *testing.T, yamlText string) *tallyUnderTest {
 		}
 		return out
 	}
-	return &tallyUnderTest{url: ts.url, rejections: readRejections, read: func(t *testing.T) []eventRow {
+	return &tallyUnderTest{ts: ts, url: ts.url, rejections: readRejections, read: func(t *testing.T) []eventRow {
 		t.Helper()
 		rows, err := ts.conn.Query(context.Background(), query)
 		if err != nil {

@@ -639,6 +639,7 @@ func cookies(t *testing.T, ctx context.Context, u string) []*network.Cookie {
 
 // tallyUnderTest is a running tally and a way to read its stored rows.
 type tallyUnderTest struct {
+	ts   *testServer
 	url  string
 	read func(t *testing.T) []eventRow
 	// rejections reads the site's browser rejections as reason, field,

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tally-analytics/tally/rules/capi"
+)
+
+// TestBrowserMirrorMatchesServer runs the whole loop in Chromium: the page
+// tracks a completion, the built tracker mirrors it to a stub fbq, the
+// collector stores it and the rules engine forwards it to the Graph API
+// stand-in. The pixel call and the server event must carry the same name,
+// event id, value and currency, so Meta counts the pair once.
+func TestBrowserMirrorMatchesServer(t *testing.T) {
+	graph := capitestServer(t)
+	yaml := browserYAML + `destinations:
+  - name: meta_shop
+    type: meta_capi
+    pixel_id: "1234567890"
+    access_token: ` + graphToken + `
+    graph_url: ` + graph.URL() + `
+rules:
+  - name: contact_form_lead
+    when:
+      event: form_submitted
+      where:
+        - {property: form_id, op: is_equal_to, value: contact}
+    forward:
+      to: meta_shop
+      event_name: Lead
+      value: {property: deal_amount, default: 50}
+      currency: EUR
+      share: [email, client_ip, user_agent, fbp, fbc]
+      mirror_in_browser: true
+`
+	tu := startBrowserTallyWith(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	ts := tu.ts
+	f := newFront(t, ts.url)
+	stub := `<script>window.fbqCalls = []; window.fbq = function () { fbqCalls.push(Array.prototype.slice.call(arguments)); };</script>`
+
+	t.Run("pixel and server event agree", func(t *testing.T) {
+		ctx := newBrowser(t)
+		// fbclid in the landing URL: the tracker builds _fbc from it, case kept.
+		do(t, ctx, chromedp.Navigate(f.page("/p/mirror", stub, "")+"?fbclid=AbCdEf123"))
+		loaded(t, ctx)
+		eval[chromedp.Void](t, ctx, `tally('identify', {email: 'Ada@Example.com'});
+tally('track', 'form_submitted', {form_id: 'contact', deal_amount: 120});
+tally('track', 'form_submitted', {form_id: 'newsletter'});`)
+		eventually(t, "server event at the stand-in", func() (bool, string) {
+			n := len(graph.Received())
+			return n >= 1, fmt.Sprint(n, " events")
+		})
+		type call struct {
+			Method, Name string
+			Params       struct {
+				Value    float64 `json:"value"`
+				Currency string  `json:"currency"`
+			}
+			Options struct {
+				EventID string `json:"eventID"`
+			}
+		}
+		calls := eval[[]call](t, ctx, `fbqCalls.map(c => ({Method: c[0], Name: c[1], Params: c[2], Options: c[3]}))`)
+		if len(calls) != 1 {
+			t.Fatalf("fbq calls = %+v; want exactly one (the newsletter form matches no rule)", calls)
+		}
+		got := graph.Received()
+		if len(got) != 1 {
+			t.Fatalf("stand-in received %d events; want 1", len(got))
+		}
+		ev, px := got[0], calls[0]
+		if px.Method != "track" || px.Name != ev.EventName || px.Options.EventID != ev.EventID || ev.EventName != "Lead" {
+			t.Errorf("pixel %s %q eventID %q; server %q event_id %q: want the same name and id", px.Method, px.Name, px.Options.EventID, ev.EventName, ev.EventID)
+		}
+		if ev.CustomData == nil || ev.CustomData.Value == nil || *ev.CustomData.Value != px.Params.Value || px.Params.Value != 120 ||
+			ev.CustomData.Currency != px.Params.Currency || px.Params.Currency != "EUR" {
+			t.Errorf("pixel value %v %s; server custom_data %+v: want 120 EUR on both", px.Params.Value, px.Params.Currency, ev.CustomData)
+		}
+		if len(ev.UserData.Email) != 1 || ev.UserData.Email[0] != hashOf("ada@example.com") {
+			t.Errorf("server em = %v; want the hash of the identified email", ev.UserData.Email)
+		}
+		if want := "fb.1."; len(ev.UserData.Fbc) < len(want) || ev.UserData.Fbc[:len(want)] != want || ev.UserData.Fbc[len(ev.UserData.Fbc)-9:] != "AbCdEf123" {
+			t.Errorf("server fbc = %q; want fb.1.<ms>.AbCdEf123 built from fbclid", ev.UserData.Fbc)
+		}
+		if ev.UserData.ClientUserAgent != normalUA || ev.UserData.ClientIPAddress != "127.0.0.1" {
+			t.Errorf("server user agent %q ip %q; want the browser's", ev.UserData.ClientUserAgent, ev.UserData.ClientIPAddress)
+		}
+		eventually(t, "sent row in deliveries", func() (bool, string) {
+			n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE status = 'sent' AND event_id = '"+ev.EventID+"'")
+			return n == 1, fmt.Sprint(n, " rows")
+		})
+	})
+
+	t.Run("without ads consent neither pixel nor server", func(t *testing.T) {
+		ctx := newBrowser(t)
+		do(t, ctx, chromedp.Navigate(f.page("/p/mirror-no-ads", stub, "")))
+		loaded(t, ctx)
+		before := len(graph.Received())
+		eval[chromedp.Void](t, ctx, `tally('consent', {analytics: true, ads: false});
+tally('track', 'form_submitted', {form_id: 'contact', deal_amount: 80});`)
+		rows := waitRows(t, tu, "/p/mirror-no-ads", atLeast("form_submitted", 1))
+		eventID := named(rows, "form_submitted")[0].EventID
+		eventually(t, "skipped_consent row in deliveries", func() (bool, string) {
+			n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE status = 'skipped_consent' AND event_id = '"+eventID+"'")
+			return n == 1, fmt.Sprint(n, " rows")
+		})
+		if n := eval[int](t, ctx, `fbqCalls.length`); n != 0 {
+			t.Errorf("fbq called %d times without ads consent; want 0", n)
+		}
+		if n := len(graph.Received()); n != before {
+			t.Errorf("stand-in received %d new events without ads consent; want 0", n-before)
+		}
+	})
+}
