@@ -125,6 +125,8 @@ func Open(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Spool, erro
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o750); err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", cfg.Path, err)
 	}
+	_, statErr := os.Stat(cfg.Path)
+	created := errors.Is(statErr, os.ErrNotExist)
 	// Timeout: a second tally on the same file fails instead of waiting.
 	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -143,6 +145,14 @@ func Open(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Spool, erro
 		db.Close()
 		return nil, fmt.Errorf("open spool %s: %w", cfg.Path, err)
 	}
+	if created {
+		// A new file's directory entry is durable only once the directory
+		// is synced; without it a crash could lose the whole spool.
+		if err := syncDir(filepath.Dir(cfg.Path)); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open spool %s: %w", cfg.Path, err)
+		}
+	}
 	s := &Spool{cfg: cfg, db: db, log: log, leased: map[string]struct{}{}, ready: make(chan struct{}, 1), reg: reg}
 	if err := s.registerMetrics(reg); err != nil {
 		db.Close()
@@ -154,6 +164,15 @@ func Open(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Spool, erro
 		s.signal()
 	}
 	return s, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func (s *Spool) registerMetrics(reg prometheus.Registerer) error {
