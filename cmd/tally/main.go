@@ -26,7 +26,7 @@ commands:
   serve    run the collector
   check    validate the config and print every problem
   migrate  apply the ClickHouse schema
-  import   import past completions from CSV
+  import   import past completions from CSV (not in this release)
   snippet  print the tags to paste into a site
   version  print version information
 
