@@ -33,8 +33,10 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Metrics is served at /metrics; nil serves none.
 	Metrics http.Handler
-	// Extra mounts further routes (the demo page, later APIs); may be nil.
-	Extra func(app *fiber.App)
+	// Pages are static HTML pages by path (the demo page); each is also
+	// served for every path below its own, so a page can navigate within
+	// itself. May be nil.
+	Pages map[string][]byte
 
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
@@ -162,8 +164,13 @@ func (c *Collector) routes() {
 	api.Get("/event-definitions", c.listDefinitions)
 	api.Get("/event-definitions/:name", c.getDefinition)
 	c.browserRoutes(app)
-	if c.cfg.Extra != nil {
-		c.cfg.Extra(app)
+	for path, html := range c.cfg.Pages {
+		h := func(ctx *fiber.Ctx) error {
+			ctx.Type("html")
+			return ctx.Send(html)
+		}
+		app.Get(path, h)
+		app.Get(strings.TrimSuffix(path, "/")+"/*", h)
 	}
 }
 

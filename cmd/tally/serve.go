@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -256,7 +255,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		Scripts:         scripts,
 		Ready:           s.ready,
 		Metrics:         promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Extra:           demoRoutes(cfg),
+		Pages:           demoPages(cfg),
 		Log:             log,
 		Registerer:      reg,
 	})
@@ -402,18 +401,10 @@ func (l deliveryLog) Record(ds []capi.Delivery) {
 	l.w.Record(rows)
 }
 
-// demoRoutes serves the demo page for the first site at /demo.
-func demoRoutes(cfg *config.File) func(app *fiber.App) {
-	return func(app *fiber.App) {
-		if len(cfg.Sites) == 0 {
-			return
-		}
-		page := snippet.DemoPage(cfg.Sites[0].ID)
-		h := func(ctx *fiber.Ctx) error {
-			ctx.Type("html")
-			return ctx.Send(page)
-		}
-		app.Get("/demo", h)
-		app.Get("/demo/*", h)
+// demoPages serves the demo page for the first site at /demo.
+func demoPages(cfg *config.File) map[string][]byte {
+	if len(cfg.Sites) == 0 {
+		return nil
 	}
+	return map[string][]byte{"/demo": snippet.DemoPage(cfg.Sites[0].ID)}
 }

@@ -2,13 +2,9 @@ package enrich
 
 import (
 	"bytes"
-	"go/parser"
-	"go/token"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -215,37 +211,4 @@ func TestEnrichConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-}
-
-// TestImports holds the package to its doc.go: no HTTP framework, storage,
-// forwarding or snippet code.
-func TestImports(t *testing.T) {
-	forbidden := []string{"github.com/gofiber/", "github.com/tally-analytics/tally/store",
-		"github.com/tally-analytics/tally/rules", "github.com/tally-analytics/tally/snippet"}
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := parser.ParseFile(fset, name, src, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range f.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			for _, bad := range forbidden {
-				if strings.HasPrefix(path, bad) {
-					t.Errorf("%s imports %s, which package enrich must not", name, path)
-				}
-			}
-		}
-	}
 }
