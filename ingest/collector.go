@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -163,6 +164,9 @@ func (c *Collector) routes() {
 	api.Post("/send/batch", c.sendBatch)
 	api.Get("/event-definitions", c.listDefinitions)
 	api.Get("/event-definitions/:name", c.getDefinition)
+	if c.cfg.RateLimitPerMinute >= 0 {
+		app.Post(c.cfg.EventPath, c.rateLimit())
+	}
 	c.browserRoutes(app)
 	for path, html := range c.cfg.Pages {
 		h := func(ctx *fiber.Ctx) error {
@@ -172,6 +176,24 @@ func (c *Collector) routes() {
 		app.Get(path, h)
 		app.Get(strings.TrimSuffix(path, "/")+"/*", h)
 	}
+}
+
+// rateLimit answers 429 with Retry-After to a client IP past its
+// requests per minute (a fixed window, kept in memory).
+func (c *Collector) rateLimit() fiber.Handler {
+	perMinute := c.cfg.RateLimitPerMinute
+	if perMinute == 0 {
+		perMinute = 1200
+	}
+	return limiter.New(limiter.Config{
+		Max:          perMinute,
+		Expiration:   time.Minute,
+		KeyGenerator: c.clientIP,
+		LimitReached: func(ctx *fiber.Ctx) error {
+			c.metrics.rejected.WithLabelValues("RATE_LIMITED").Inc()
+			return ctx.SendStatus(fiber.StatusTooManyRequests)
+		},
+	})
 }
 
 // App returns the fiber app (for Listen and for tests' app.Test).

@@ -32,4 +32,12 @@ type CollectorConfig struct {
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// TrustedProxies are CIDRs whose X-Forwarded-For/Forwarded is believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// RateLimitPerMinute bounds the snippet requests one client IP may make
+	// in a minute; past it the collector answers 429 with Retry-After and the
+	// tracker retries later. 0 means 1,200 (20 a second: a page sends one
+	// request per burst of completions, so only a script hammering the
+	// endpoint, or a very large office behind one address, reaches it);
+	// -1 turns the limit off. The HubSpot-compatible API is not limited by
+	// IP: its callers authenticate, and a full queue answers 503.
+	RateLimitPerMinute int `yaml:"rate_limit_per_minute"`
 }

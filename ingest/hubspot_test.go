@@ -362,3 +362,16 @@ func BenchmarkParseAPIInput(b *testing.B) {
 		}
 	}
 }
+
+func TestSinkFailureAnswers500WithoutDetail(t *testing.T) {
+	h := newAPIHarness(t)
+	h.sink.err = fmt.Errorf("insert into events: connection refused to 10.1.2.3:9000")
+	resp, body := h.do(t, "POST", "/events/v3/send", testToken, `{"eventName":"viewed_car","utk":"a","uuid":"u-500","properties":{}}`)
+	if resp.StatusCode != 500 || !bytes.Contains(body, []byte(`"category":"INTERNAL_ERROR"`)) || bytes.Contains(body, []byte("10.1.2.3")) {
+		t.Errorf("status %d body %s; want 500 with the envelope and no internal detail", resp.StatusCode, body)
+	}
+	h.sink.err = nil
+	if resp, _ := h.do(t, "POST", "/events/v3/send", testToken, `{"eventName":"viewed_car","utk":"a","uuid":"u-500","properties":{}}`); resp.StatusCode != 204 || len(h.sink.got) != 1 {
+		t.Errorf("retry after 500: %d, stored %d; want 204 and stored once", resp.StatusCode, len(h.sink.got))
+	}
+}
