@@ -95,6 +95,32 @@ tally('track', 'form_submitted', {form_id: 'newsletter'});`)
 		})
 	})
 
+	t.Run("identity and _fbp from an earlier page reach the server event", func(t *testing.T) {
+		ctx := newBrowser(t)
+		do(t, ctx, chromedp.Navigate(f.page("/p/identify-first", stub, "")))
+		loaded(t, ctx)
+		eval[chromedp.Void](t, ctx, `document.cookie = '_fbp=fb.1.1700000000000.424242; path=/';
+tally('identify', {email: 'grace@example.com', external_id: 'crm-77'});`)
+		do(t, ctx, chromedp.Navigate(f.page("/p/identify-later", stub, "")))
+		loaded(t, ctx)
+		before := len(graph.Received())
+		eval[chromedp.Void](t, ctx, `tally('track', 'form_submitted', {form_id: 'contact', deal_amount: 10});`)
+		eventually(t, "server event for the later page", func() (bool, string) {
+			n := len(graph.Received()) - before
+			return n >= 1, fmt.Sprint(n, " new events")
+		})
+		ev := graph.Received()[before]
+		if ev.EventSourceURL != f.srv.URL+"/p/identify-later" {
+			t.Errorf("event_source_url = %q; want the later page", ev.EventSourceURL)
+		}
+		if len(ev.UserData.Email) != 1 || ev.UserData.Email[0] != hashOf("grace@example.com") {
+			t.Errorf("em = %v; want the email identified on the earlier page", ev.UserData.Email)
+		}
+		if ev.UserData.Fbp != "fb.1.1700000000000.424242" {
+			t.Errorf("fbp = %q; want the _fbp cookie as-is", ev.UserData.Fbp)
+		}
+	})
+
 	t.Run("without ads consent neither pixel nor server", func(t *testing.T) {
 		ctx := newBrowser(t)
 		do(t, ctx, chromedp.Navigate(f.page("/p/mirror-no-ads", stub, "")))
