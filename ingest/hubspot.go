@@ -43,8 +43,7 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 		return path + "." + field
 	}
 	var in APIInput
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&in); err != nil {
+	if err := json.Unmarshal(raw, &in); err != nil {
 		return Completion{}, []FieldError{fieldErr(pathOr(path, "body"), "INVALID_JSON", "not a valid completion object: %v", err)}
 	}
 	c := Completion{Source: src, ReceivedAt: now.UTC(), Consent: Consent{Analytics: true, Ads: true}}
