@@ -64,10 +64,10 @@ func Validate(ev *Event, now time.Time) error {
 			return fmt.Errorf("custom_data.currency %q is not an ISO 4217 code", cd.Currency)
 		}
 		if ev.EventName == "Purchase" && (cd.Value == nil || cd.Currency == "") {
-			return errors.New("Purchase requires custom_data.value and custom_data.currency")
+			return errors.New("a Purchase event requires custom_data.value and custom_data.currency")
 		}
 	} else if ev.EventName == "Purchase" {
-		return errors.New("Purchase requires custom_data.value and custom_data.currency")
+		return errors.New("a Purchase event requires custom_data.value and custom_data.currency")
 	}
 	return nil
 }
