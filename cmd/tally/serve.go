@@ -286,9 +286,16 @@ func (s *server) Addr() string { return s.ln.Addr().String() }
 // Failed reports a component that stopped on its own.
 func (s *server) Failed() <-chan error { return s.failed }
 
+// readyHighWater is the outbox fill at which tally reports not ready: at
+// 90% a load balancer has time to shift traffic before Enqueue refuses.
+const readyHighWater = 0.9
+
 func (s *server) ready(ctx context.Context) error {
 	if err := s.conn.Ping(ctx); err != nil {
 		return fmt.Errorf("clickhouse: %w", err)
+	}
+	if full := s.forwarder.Backlogged(readyHighWater); len(full) > 0 {
+		return fmt.Errorf("forwarding outbox above %.0f%% for %v", readyHighWater*100, full)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -228,6 +229,20 @@ func (f *Forwarder) Enqueue(ctx context.Context, destination, rule string, ev Ev
 		return fmt.Errorf("forward %s to %q: %w", ev.EventName, destination, err)
 	}
 	return nil
+}
+
+// Backlogged names the destinations whose outbox holds at least fraction
+// (0..1) of its bound: /readyz reports them, since a full outbox refuses
+// completions that match their rules.
+func (f *Forwarder) Backlogged(fraction float64) []string {
+	var names []string
+	for name, w := range f.workers {
+		if w.sp.Full(fraction) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // spoolKey makes a repeat of the same event idempotent. event_name is part

@@ -504,3 +504,23 @@ func TestForwarderSurvivesKill(t *testing.T) {
 		t.Errorf("spool holds %d items after delivery; want 0", n)
 	}
 }
+
+func TestForwarderBacklogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStandIn()
+		srv.FailNext(1000, capitest.Fail5xx)
+		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{SpoolMaxItems: 10})
+		defer e.close(t)
+		now := time.Now()
+		for i := range 8 {
+			e.enqueue(t, websiteEvent(fmt.Sprintf("b%d", i), now))
+		}
+		if got := e.fwd.Backlogged(0.9); len(got) != 0 {
+			t.Errorf("Backlogged(0.9) with 8 of 10 = %v; want none", got)
+		}
+		e.enqueue(t, websiteEvent("b8", now))
+		if got := e.fwd.Backlogged(0.9); !slices.Equal(got, []string{"meta"}) {
+			t.Errorf("Backlogged(0.9) with 9 of 10 = %v; want [meta]", got)
+		}
+	})
+}
