@@ -7,13 +7,19 @@ GOTEST    ?= $(GO) test
 TESTFLAGS ?= -timeout 25m
 HUBSPOT_CLIENT := ingest/testdata/hubspot-client
 
-.PHONY: run test deps test-deps build bench fuzz check load clean
+.PHONY: run test deps test-deps build bench fuzz check lint clean
 
 run: deps
 	$(GO) run ./cmd/tally serve -config $(CONFIG)
 
 test: test-deps
+	$(GO) vet ./...
 	$(GOTEST) $(TESTFLAGS) ./...
+
+# Static analysis beyond go vet (staticcheck comes from the Go module proxy).
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 build:
 	$(GO) build -o bin/tally ./cmd/tally
