@@ -6,11 +6,14 @@ CONFIG    ?= examples/tally.yaml
 GOTEST    ?= $(GO) test
 TESTFLAGS ?= -timeout 25m
 HUBSPOT_CLIENT := ingest/testdata/hubspot-client
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: run test deps test-deps build bench fuzz check lint clean
 
 run: deps
-	$(GO) run ./cmd/tally serve -config $(CONFIG)
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/tally serve -config $(CONFIG)
 
 test: test-deps
 	$(GO) vet ./...
@@ -22,7 +25,7 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 build:
-	$(GO) build -o bin/tally ./cmd/tally
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/tally ./cmd/tally
 
 check:
 	$(GO) run ./cmd/tally check -config $(CONFIG)
