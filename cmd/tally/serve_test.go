@@ -300,3 +300,55 @@ func TestCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestStoredIPIsAnonymisedForwardedIPIsNot checks privacy.anonymize_ip: the
+// row in ClickHouse holds the truncated address, while a forward that shares
+// client_ip still carries the full one.
+func TestStoredIPIsAnonymisedForwardedIPIsNot(t *testing.T) {
+	graph := capitestServer(t)
+	yaml := serveYAML + `  - name: form_submitted
+    label: Form submitted
+    properties:
+      - {name: form_id, type: string}
+privacy:
+  anonymize_ip: true
+destinations:
+  - {name: meta, type: meta_capi, pixel_id: "1234567890", access_token: ` + graphToken + `, graph_url: ` + graph.URL() + `}
+rules:
+  - name: leads
+    when: {event: form_submitted}
+    forward: {to: meta, event_name: Lead, share: [client_ip, user_agent]}
+`
+	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	req, _ := http.NewRequest("POST", ts.url+"/e", strings.NewReader(
+		`{"site":"shop","events":[{"id":"0b6f4f0e-1c1a-4c55-9d43-5b3f8f7c9a01","name":"form_submitted","url":"https://shop.example.com/contact","props":{"form_id":"contact"}}]}`))
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	req.Header.Set("Origin", "https://shop.example.com")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("POST /e: %d; want 204", resp.StatusCode)
+	}
+	eventually(t, "forward at the stand-in", func() (bool, string) {
+		n := len(graph.Received())
+		return n == 1, fmt.Sprint(n, " events")
+	})
+	if ip := graph.Received()[0].UserData.ClientIPAddress; ip != "127.0.0.1" {
+		t.Errorf("forwarded client_ip_address = %q; want the full 127.0.0.1", ip)
+	}
+	eventually(t, "stored row", func() (bool, string) {
+		n := ts.count(t, "SELECT count() FROM DB.events WHERE event_name = 'form_submitted'")
+		return n == 1, fmt.Sprint(n, " rows")
+	})
+	var ip string
+	if err := ts.conn.QueryRow(context.Background(), "SELECT ip FROM `"+ts.db+"`.events WHERE event_name = 'form_submitted'").Scan(&ip); err != nil {
+		t.Fatal(err)
+	}
+	if ip != "127.0.0.0" {
+		t.Errorf("stored ip = %q; want 127.0.0.0 (the /24)", ip)
+	}
+}
