@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -351,4 +354,92 @@ rules:
 	if ip != "127.0.0.0" {
 		t.Errorf("stored ip = %q; want 127.0.0.0 (the /24)", ip)
 	}
+}
+
+// rawBodies wraps the Graph API stand-in and keeps each request body as
+// sent, so a test can show the exact JSON that left tally.
+type rawBodies struct {
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func (rb *rawBodies) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		rb.mu.Lock()
+		rb.bodies = append(rb.bodies, b)
+		rb.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (rb *rawBodies) first() []byte {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if len(rb.bodies) == 0 {
+		return nil
+	}
+	return rb.bodies[0]
+}
+
+// TestForwardConversionLeads runs a CRM lifecycle completion through a
+// conversion_leads destination: action_source system_generated, the Lead
+// Ads id in user_data.lead_id, custom_data.event_source "crm" and the
+// configured lead_event_source. Run with -v to see the exact body sent.
+func TestForwardConversionLeads(t *testing.T) {
+	graph := capitestServer(t)
+	raw := &rawBodies{}
+	front := httptest.NewServer(raw.wrap(graph))
+	t.Cleanup(front.Close)
+	yaml := serveYAML + `  - name: lifecycle_stage_changed
+    label: Lifecycle stage changed
+    properties:
+      - {name: stage, type: enumeration, options: [lead, mql, sql, customer]}
+      - {name: lead_id, type: string}
+destinations:
+  - name: meta_crm
+    type: meta_capi
+    pixel_id: "1234567890"
+    access_token: ` + graphToken + `
+    graph_url: ` + front.URL + `
+    mode: conversion_leads
+    lead_event_source: HubSpot
+    test_event_code: TEST4242
+    partner_agent: acme-crm-sync
+rules:
+  - name: mql
+    when:
+      event: lifecycle_stage_changed
+      where:
+        - {property: stage, op: is_equal_to, value: mql}
+    forward:
+      to: meta_crm
+      event_name: Marketing Qualified Lead
+      share: [email, phone]
+      lead_id: {property: lead_id}
+`
+	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	code, body := ts.post(t, "/events/v3/send/batch", `{"inputs":[
+		{"eventName":"lifecycle_stage_changed","email":"ada@example.com","uuid":"crm-981-mql","properties":{"stage":"mql","lead_id":"1234567890123456"}},
+		{"eventName":"lifecycle_stage_changed","email":"ada@example.com","uuid":"crm-981-sql","properties":{"stage":"sql","lead_id":"1234567890123456"}}]}`)
+	if code != 204 {
+		t.Fatalf("send: %d %s", code, body)
+	}
+	eventually(t, "event at the Graph stand-in", func() (bool, string) {
+		n := len(graph.Received())
+		return n == 1, fmt.Sprint(n, " events")
+	})
+	ev := graph.Received()[0]
+	if ev.EventID != "crm-981-mql" || ev.EventName != "Marketing Qualified Lead" || ev.ActionSource != "system_generated" ||
+		ev.UserData.LeadID != 1234567890123456 || ev.CustomData == nil || ev.CustomData.EventSource != "crm" ||
+		ev.CustomData.LeadEventSource != "HubSpot" || len(ev.UserData.Email) != 1 {
+		t.Errorf("forwarded %+v user_data %+v custom_data %+v", ev, ev.UserData, ev.CustomData)
+	}
+	if reqs := graph.Requests(); len(reqs) != 1 || reqs[0].TestEventCode != "TEST4242" || reqs[0].PartnerAgent != "acme-crm-sync" {
+		t.Errorf("requests = %+v; want one carrying the configured test_event_code and partner_agent", reqs)
+	}
+	var pretty bytes.Buffer
+	json.Indent(&pretty, raw.first(), "", "  ")
+	t.Logf("body sent to Meta:\n%s", pretty.String())
 }

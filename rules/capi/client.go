@@ -35,7 +35,7 @@ type ClientConfig struct {
 	// TestEventCode routes events to Events Manager's Test Events tab. Meta
 	// still uses such events for ads: keep it empty in production.
 	TestEventCode string
-	// PartnerAgent names the sending platform. Default "tally".
+	// PartnerAgent names the sending platform to Meta; sent only when set.
 	PartnerAgent string
 	// Timeout bounds one request. Default 30s: a 1,000-event body is about
 	// 1 MB, which Meta accepts within a few seconds when healthy.
@@ -48,9 +48,6 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	}
 	if c.APIVersion == "" {
 		c.APIVersion = "v25.0"
-	}
-	if c.PartnerAgent == "" {
-		c.PartnerAgent = "tally"
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 30 * time.Second

@@ -131,8 +131,8 @@ func TestClientSendAgainstStandIn(t *testing.T) {
 		t.Errorf("Send = %+v; want 2 events received with a fbtrace_id", resp)
 	}
 	reqs := srv.Requests()
-	if len(reqs) != 1 || reqs[0].Auth != "header" || reqs[0].TestEventCode != "TEST1" || reqs[0].PartnerAgent != "tally" {
-		t.Errorf("requests = %+v; want one with a Bearer token, test code TEST1, partner agent tally", reqs)
+	if len(reqs) != 1 || reqs[0].Auth != "header" || reqs[0].TestEventCode != "TEST1" || reqs[0].PartnerAgent != "" {
+		t.Errorf("requests = %+v; want one with a Bearer token, test code TEST1 and no partner agent (none configured)", reqs)
 	}
 	got := srv.Received()
 	if len(got) != 2 || got[0].EventID != "a" || got[1].UserData.LeadID != 1234567890123456 {
