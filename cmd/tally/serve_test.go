@@ -205,6 +205,9 @@ func deref[T any](p *T) any {
 // its outcome lands in deliveries.
 func TestForwardToMeta(t *testing.T) {
 	graph := capitestServer(t)
+	raw := &rawBodies{}
+	front := httptest.NewServer(raw.wrap(graph))
+	t.Cleanup(front.Close)
 	yaml := serveYAML + `  - name: form_submitted
     label: Form submitted
     properties:
@@ -215,7 +218,7 @@ destinations:
     type: meta_capi
     pixel_id: "1234567890"
     access_token: ` + graphToken + `
-    graph_url: ` + graph.URL() + `
+    graph_url: ` + front.URL + `
 rules:
   - name: contact_form_lead
     when:
@@ -258,6 +261,9 @@ rules:
 		n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE event_id = 'lead-1' AND status = 'sent' AND rule = 'contact_form_lead'")
 		return n == 1, fmt.Sprint(n, " rows")
 	})
+	var pretty bytes.Buffer
+	json.Indent(&pretty, raw.first(), "", "  ")
+	t.Logf("body sent to Meta:\n%s", pretty.String())
 }
 
 const graphToken = "graph-test-token"
