@@ -647,7 +647,6 @@ type tallyUnderTest struct {
 	rejections func(t *testing.T) [][4]string
 }
 
-
 // rowsUnder returns the stored rows whose page path starts with prefix.
 func (tu *tallyUnderTest) rowsUnder(t *testing.T, prefix string) []eventRow {
 	var out []eventRow
