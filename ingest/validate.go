@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -84,34 +85,39 @@ func stripPortalPrefix(name string) string {
 // is recorded in c.Truncated, and the returned errors say what was dropped.
 func ApplyProperties(c *Completion, def *Definition, raw []Prop, mode Mode, path string) []FieldError {
 	var errs []FieldError
-	sort.SliceStable(raw, func(i, j int) bool { return raw[i].Name < raw[j].Name })
+	// The path of a property is built only for an error: most completions
+	// have none, and the concatenation is one allocation per property.
+	propPath := func(name string) string { return path + "." + name }
+	slices.SortStableFunc(raw, byPropName)
 	if len(raw) > MaxPropsPerCompletion {
 		if mode == Strict {
 			return []FieldError{fieldErr(path, "TOO_MANY_PROPERTIES", "%d properties sent; the limit is %d per completion", len(raw), MaxPropsPerCompletion)}
 		}
 		for _, p := range raw[MaxPropsPerCompletion:] {
 			c.Truncated = append(c.Truncated, p.Name+": dropped, over 50 properties")
-			errs = append(errs, fieldErr(path+"."+p.Name, "TOO_MANY_PROPERTIES", "dropped: over %d properties", MaxPropsPerCompletion))
+			errs = append(errs, fieldErr(propPath(p.Name), "TOO_MANY_PROPERTIES", "dropped: over %d properties", MaxPropsPerCompletion))
 		}
 		raw = raw[:MaxPropsPerCompletion]
 	}
-	byName := make(map[string]string, len(raw))
-	order := make([]string, 0, len(raw))
-	for _, p := range raw {
-		n := strings.ToLower(p.Name)
-		if _, dup := byName[n]; !dup {
-			order = append(order, n)
-		}
-		byName[n] = p.Value
+	// Lower-case into a copy (raw is the caller's) and sort again: the sort
+	// is stable, so each run of equal names keeps the order above and its
+	// last entry is the one that wins. The kept properties are written back
+	// into the same slice, never ahead of the one being read.
+	props := make([]Prop, len(raw))
+	for i, p := range raw {
+		props[i] = Prop{Name: strings.ToLower(p.Name), Value: p.Value}
 	}
-	sort.Strings(order)
-	props := make([]Prop, 0, len(order))
-	for _, name := range order {
-		v := byName[name]
-		fp := path + "." + name
+	slices.SortStableFunc(props, byPropName)
+	named := props
+	props = props[:0]
+	for i, p := range named {
+		if i+1 < len(named) && named[i+1].Name == p.Name {
+			continue // a later value of the same name wins
+		}
+		name, v := p.Name, p.Value
 		if n := utf8.RuneCountInString(v); n > MaxLen(name) {
 			if mode == Strict {
-				errs = append(errs, fieldErr(fp, "VALUE_TOO_LONG", "value of %q is %d characters; the limit is %d", name, n, MaxLen(name)))
+				errs = append(errs, fieldErr(propPath(name), "VALUE_TOO_LONG", "value of %q is %d characters; the limit is %d", name, n, MaxLen(name)))
 				continue
 			}
 			v = truncateRunes(v, MaxLen(name))
@@ -120,7 +126,7 @@ func ApplyProperties(c *Completion, def *Definition, raw []Prop, mode Mode, path
 		if strings.HasPrefix(name, "hs_") {
 			if !applyStandard(c, name, v) {
 				if _, known := hubspotDefaults[name]; !known {
-					errs = append(errs, droppedOrRejected(c, mode, fp, "UNKNOWN_PROPERTY", fmt.Sprintf("%q is not a HubSpot default property", name)))
+					errs = append(errs, droppedOrRejected(c, mode, propPath(name), "UNKNOWN_PROPERTY", fmt.Sprintf("%q is not a HubSpot default property", name)))
 					continue
 				}
 				props = append(props, Prop{Name: name, Value: v})
@@ -129,12 +135,12 @@ func ApplyProperties(c *Completion, def *Definition, raw []Prop, mode Mode, path
 		}
 		prop, ok := def.Property(name)
 		if !ok {
-			errs = append(errs, droppedOrRejected(c, mode, fp, "UNKNOWN_PROPERTY", fmt.Sprintf("property %q is not defined on event %q", name, def.Name)))
+			errs = append(errs, droppedOrRejected(c, mode, propPath(name), "UNKNOWN_PROPERTY", fmt.Sprintf("property %q is not defined on event %q", name, def.Name)))
 			continue
 		}
 		nv, err := prop.Normalize(v)
 		if err != nil {
-			errs = append(errs, droppedOrRejected(c, mode, fp, "INVALID_VALUE", fmt.Sprintf("%s property %q: %v", prop.Type, name, err)))
+			errs = append(errs, droppedOrRejected(c, mode, propPath(name), "INVALID_VALUE", fmt.Sprintf("%s property %q: %v", prop.Type, name, err)))
 			continue
 		}
 		props = append(props, Prop{Name: name, Value: nv})
@@ -142,6 +148,8 @@ func ApplyProperties(c *Completion, def *Definition, raw []Prop, mode Mode, path
 	c.Props = props
 	return errs
 }
+
+func byPropName(a, b Prop) int { return strings.Compare(a.Name, b.Name) }
 
 func droppedOrRejected(c *Completion, mode Mode, path, code, msg string) FieldError {
 	if mode == Lenient {
