@@ -451,20 +451,35 @@ type browserBody struct {
 }
 
 type browserEvent struct {
-	ID      string                     `json:"id"`
-	Name    string                     `json:"name"`
-	TS      json.RawMessage            `json:"ts"`
-	Props   map[string]json.RawMessage `json:"props"`
-	URL     string                     `json:"url"`
-	Ref     string                     `json:"ref"`
-	Title   string                     `json:"title"`
+	ID      string          `json:"id"`
+	Name    string          `json:"name"`
+	TS      json.RawMessage `json:"ts"`
+	Props   browserProps    `json:"props"`
+	URL     string          `json:"url"`
+	Ref     string          `json:"ref"`
+	Title   string          `json:"title"`
 	Consent *struct {
 		Analytics *bool `json:"analytics"`
 		Ads       *bool `json:"ads"`
 	} `json:"consent"`
-	Traits map[string]json.RawMessage `json:"traits"`
-	Fbp    string                     `json:"fbp"`
-	Fbc    string                     `json:"fbc"`
+	Traits browserTraits `json:"traits"`
+	Fbp    string        `json:"fbp"`
+	Fbc    string        `json:"fbc"`
+}
+
+// browserProps are a completion's properties, each value read as text by
+// browserScalar while the event is decoded.
+type browserProps []scalarMember
+
+func (p *browserProps) UnmarshalJSON(data []byte) error {
+	return decodeMembers((*[]scalarMember)(p), data, browserScalar)
+}
+
+// browserTraits are identify traits, each value read as text by propScalar.
+type browserTraits []scalarMember
+
+func (t *browserTraits) UnmarshalJSON(data []byte) error {
+	return decodeMembers((*[]scalarMember)(t), data, propScalar)
 }
 
 // ParseBrowserBatch turns a snippet batch into completions, in Lenient mode:
@@ -582,15 +597,15 @@ func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, ske
 	c.Page.Title = cutField(&c, "page_title", e.Title, MaxValueLen)
 
 	var rejs []Rejection
-	props := make([]Prop, 0, len(e.Props))
-	for k, v := range e.Props {
-		s, ok := browserScalar(v)
-		if !ok {
-			c.Truncated = append(c.Truncated, k+": dropped, not a string, number, bool or list")
-			rejs = append(rejs, rej(def.Name, "INVALID_VALUE", path+".props."+k))
+	members := lastPerName(e.Props)
+	props := make([]Prop, 0, len(members))
+	for _, m := range members {
+		if !m.OK {
+			c.Truncated = append(c.Truncated, m.Name+": dropped, not a string, number, bool or list")
+			rejs = append(rejs, rej(def.Name, "INVALID_VALUE", path+".props."+m.Name))
 			continue
 		}
-		props = append(props, Prop{Name: k, Value: s})
+		props = append(props, Prop{Name: m.Name, Value: m.Value})
 	}
 	for _, fe := range ApplyProperties(&c, def, props, Lenient, path+".props") {
 		rejs = append(rejs, rej(def.Name, fe.Code, fe.Path))
@@ -645,21 +660,15 @@ func browserScalar(raw json.RawMessage) (string, bool) {
 
 // applyTraits copies identify traits onto the completion's identity. A
 // trait that is too long or not an address (email) is dropped and recorded.
-func applyTraits(c *Completion, traits map[string]json.RawMessage) {
-	id := &c.Identity
-	dst := map[string]*string{
-		"email": &id.Email, "phone": &id.Phone, "external_id": &id.ExternalID,
-		"first_name": &id.FirstName, "last_name": &id.LastName, "city": &id.City,
-		"state": &id.State, "zip": &id.Zip, "country": &id.Country,
-	}
-	for k, raw := range traits {
-		p, known := dst[k]
-		if !known {
+func applyTraits(c *Completion, traits browserTraits) {
+	for _, t := range lastPerName(traits) {
+		k := t.Name
+		p := traitField(&c.Identity, k)
+		if p == nil {
 			c.Truncated = append(c.Truncated, "traits."+clip(k, MaxPropertyNameLen)+": dropped, not a known trait")
 			continue
 		}
-		v, ok := propScalar(raw)
-		v = strings.TrimSpace(v)
+		v, ok := strings.TrimSpace(t.Value), t.OK
 		switch {
 		case !ok:
 			c.Truncated = append(c.Truncated, "traits."+k+": dropped, not a string or number")
@@ -675,6 +684,31 @@ func applyTraits(c *Completion, traits map[string]json.RawMessage) {
 		}
 		*p = v
 	}
+}
+
+// traitField is where a known trait is kept; nil for any other name.
+func traitField(id *Identity, name string) *string {
+	switch name {
+	case "email":
+		return &id.Email
+	case "phone":
+		return &id.Phone
+	case "external_id":
+		return &id.ExternalID
+	case "first_name":
+		return &id.FirstName
+	case "last_name":
+		return &id.LastName
+	case "city":
+		return &id.City
+	case "state":
+		return &id.State
+	case "zip":
+		return &id.Zip
+	case "country":
+		return &id.Country
+	}
+	return nil
 }
 
 // metaCookie accepts an _fbp/_fbc value in Meta's fb.<index>.<ms>.<value>
