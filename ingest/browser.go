@@ -443,6 +443,11 @@ type BrowserBatch struct {
 //
 // Events are decoded one by one from raw JSON so that one malformed item
 // cannot lose the others.
+//
+// The body is decoded by decode, which walks it once after one validation
+// pass; the json tags are what it matches (as encoding/json would) and
+// what encoding/json uses to say why a body that decode refuses is not a
+// batch.
 type browserBody struct {
 	Site   string            `json:"site"`
 	Sent   json.RawMessage   `json:"sent"`
@@ -450,36 +455,108 @@ type browserBody struct {
 	Events []json.RawMessage `json:"events"`
 }
 
+// decode fills b from body as json.Unmarshal would (field names matched
+// exactly or under encoding/json's case folding, null leaving a string as
+// it is, a repeated key decoded again), except that Sent and Events alias
+// body instead of copying it, and that its error says less.
+func (b *browserBody) decode(body []byte) error {
+	if !json.Valid(body) {
+		return errMalformed
+	}
+	if string(bytes.TrimSpace(body)) == "null" {
+		return nil
+	}
+	return objectMembers(body, func(key, value []byte) error {
+		var buf [32]byte
+		switch string(fieldKey(&buf, key)) {
+		case "SITE":
+			return decodeString(value, &b.Site)
+		case "SENT":
+			b.Sent = value
+		case "LANG":
+			return decodeString(value, &b.Lang)
+		case "EVENTS":
+			if string(value) == "null" {
+				b.Events = nil
+				return nil
+			}
+			b.Events = b.Events[:0]
+			return arrayElements(value, func(item []byte) error {
+				b.Events = append(b.Events, item)
+				return nil
+			})
+		}
+		return nil
+	})
+}
+
+// browserEvent is one item of a batch's events.
 type browserEvent struct {
-	ID      string          `json:"id"`
-	Name    string          `json:"name"`
-	TS      json.RawMessage `json:"ts"`
-	Props   browserProps    `json:"props"`
-	URL     string          `json:"url"`
-	Ref     string          `json:"ref"`
-	Title   string          `json:"title"`
-	Consent *struct {
-		Analytics *bool `json:"analytics"`
-		Ads       *bool `json:"ads"`
-	} `json:"consent"`
-	Traits browserTraits `json:"traits"`
-	Fbp    string        `json:"fbp"`
-	Fbc    string        `json:"fbc"`
+	ID      string
+	Name    string
+	TS      []byte // raw JSON: epoch milliseconds or an ISO 8601 string
+	Props   []scalarMember
+	URL     string
+	Ref     string
+	Title   string
+	Consent struct{ Analytics, Ads optBool }
+	Traits  []scalarMember
+	Fbp     string
+	Fbc     string
 }
 
-// browserProps are a completion's properties, each value read as text by
-// browserScalar while the event is decoded.
-type browserProps []scalarMember
-
-func (p *browserProps) UnmarshalJSON(data []byte) error {
-	return decodeMembers((*[]scalarMember)(p), data, browserScalar)
-}
-
-// browserTraits are identify traits, each value read as text by propScalar.
-type browserTraits []scalarMember
-
-func (t *browserTraits) UnmarshalJSON(data []byte) error {
-	return decodeMembers((*[]scalarMember)(t), data, propScalar)
+// decode fills e from one item of a batch as json.Unmarshal would into the
+// same struct with the snippet's field names as tags: keys matched exactly
+// or under encoding/json's case folding, unknown keys skipped, null
+// leaving a string as it is, a repeated key decoded again over the first
+// (props, traits and consent merge, as maps and pointers to structs do),
+// and any value of the wrong type an error. raw was validated with the
+// body, so it is walked once, without reflection. Props are read with
+// browserScalar and traits with propScalar as they are met.
+func (e *browserEvent) decode(raw []byte) error {
+	if string(raw) == "null" {
+		return nil
+	}
+	return objectMembers(raw, func(key, value []byte) error {
+		var buf [32]byte
+		switch string(fieldKey(&buf, key)) {
+		case "ID":
+			return decodeString(value, &e.ID)
+		case "NAME":
+			return decodeString(value, &e.Name)
+		case "TS":
+			e.TS = value
+		case "PROPS":
+			return decodeMembers(&e.Props, value, browserScalar)
+		case "URL":
+			return decodeString(value, &e.URL)
+		case "REF":
+			return decodeString(value, &e.Ref)
+		case "TITLE":
+			return decodeString(value, &e.Title)
+		case "CONSENT":
+			if string(value) == "null" {
+				e.Consent.Analytics, e.Consent.Ads = optBool{}, optBool{}
+				return nil
+			}
+			return objectMembers(value, func(key, value []byte) error {
+				switch string(fieldKey(&buf, key)) {
+				case "ANALYTICS":
+					return e.Consent.Analytics.decode(value)
+				case "ADS":
+					return e.Consent.Ads.decode(value)
+				}
+				return nil
+			})
+		case "TRAITS":
+			return decodeMembers(&e.Traits, value, propScalar)
+		case "FBP":
+			return decodeString(value, &e.Fbp)
+		case "FBC":
+			return decodeString(value, &e.Fbc)
+		}
+		return nil
+	})
 }
 
 // ParseBrowserBatch turns a snippet batch into completions, in Lenient mode:
@@ -497,8 +574,12 @@ func (t *browserTraits) UnmarshalJSON(data []byte) error {
 // MaxFutureSkew ahead of receive time.
 func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBatch, error) {
 	var b browserBody
-	if err := json.Unmarshal(body, &b); err != nil {
-		return BrowserBatch{}, fmt.Errorf("parse snippet batch: %w", err)
+	if err := b.decode(body); err != nil {
+		// Not a batch: encoding/json says why, in its words.
+		b = browserBody{}
+		if err := json.Unmarshal(body, &b); err != nil {
+			return BrowserBatch{}, fmt.Errorf("parse snippet batch: %w", err)
+		}
 	}
 	now := bc.Now.UTC()
 	out := BrowserBatch{Site: b.Site, Analytics: true}
@@ -520,10 +601,12 @@ func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBat
 		}
 		events = events[:maxBrowserEvents]
 	}
+	// The request's client facts are the same for every completion.
+	client := Client{IP: bc.IP, UserAgent: clip(bc.UserAgent, MaxLongValueLen), Language: lang}
 	seen := make(map[[2]string]bool, len(events))
 	for i, raw := range events {
-		path := fmt.Sprintf("events[%d]", i)
-		comp, rejs, ok := parseBrowserEvent(cat, raw, path, now, skew, bc, lang)
+		path := "events[" + strconv.Itoa(i) + "]"
+		comp, rejs, ok := parseBrowserEvent(cat, raw, path, now, skew, bc.GPC, client)
 		out.Rejections = append(out.Rejections, rejs...)
 		if !ok {
 			continue
@@ -534,17 +617,20 @@ func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBat
 			continue // the same completion twice in one batch: first wins
 		}
 		seen[key] = true
+		if out.Completions == nil {
+			out.Completions = make([]Completion, 0, len(events)-i)
+		}
 		out.Completions = append(out.Completions, comp)
 	}
 	return out, nil
 }
 
-func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, skew time.Duration, bc BrowserContext, lang string) (Completion, []Rejection, bool) {
+func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, skew time.Duration, gpc bool, client Client) (Completion, []Rejection, bool) {
 	rej := func(name, code, field string) Rejection {
 		return Rejection{At: now, Source: SourceBrowser, EventName: name, Reason: code, Field: field, Payload: boundPayload(raw)}
 	}
 	var e browserEvent
-	if err := json.Unmarshal(raw, &e); err != nil {
+	if err := e.decode(raw); err != nil {
 		return Completion{}, []Rejection{rej("", "INVALID_JSON", path)}, false
 	}
 	def, ok := cat.Lookup(e.Name)
@@ -559,16 +645,14 @@ func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, ske
 		EventName:  def.Name,
 		Source:     SourceBrowser,
 		ReceivedAt: now,
-		Consent:    Consent{Analytics: true, Ads: !bc.GPC},
-		Client:     Client{IP: bc.IP, UserAgent: clip(bc.UserAgent, MaxLongValueLen), Language: lang},
+		Consent:    Consent{Analytics: true, Ads: !gpc},
+		Client:     client,
 	}
-	if e.Consent != nil {
-		if e.Consent.Analytics != nil {
-			c.Consent.Analytics = *e.Consent.Analytics
-		}
-		if e.Consent.Ads != nil {
-			c.Consent.Ads = *e.Consent.Ads && !bc.GPC
-		}
+	if a := e.Consent.Analytics; a.set {
+		c.Consent.Analytics = a.v
+	}
+	if ads := e.Consent.Ads; ads.set {
+		c.Consent.Ads = ads.v && !gpc
 	}
 	switch {
 	case e.ID == "":
@@ -660,7 +744,7 @@ func browserScalar(raw json.RawMessage) (string, bool) {
 
 // applyTraits copies identify traits onto the completion's identity. A
 // trait that is too long or not an address (email) is dropped and recorded.
-func applyTraits(c *Completion, traits browserTraits) {
+func applyTraits(c *Completion, traits []scalarMember) {
 	for _, t := range lastPerName(traits) {
 		k := t.Name
 		p := traitField(&c.Identity, k)

@@ -160,27 +160,6 @@ func propScalar(raw json.RawMessage) (string, bool) {
 	return "", false
 }
 
-// plainString decodes a JSON string literal that needs no unescaping: no
-// backslash, no control character and valid UTF-8, which is what almost
-// every value is. encoding/json would return the same bytes for it; it is
-// skipped because a full Unmarshal per value costs more than the value.
-// ok is false for anything else, which the caller decodes the long way.
-func plainString(raw []byte) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", false
-	}
-	in := raw[1 : len(raw)-1]
-	for _, b := range in {
-		if b < ' ' || b == '"' || b == '\\' {
-			return "", false
-		}
-	}
-	if !utf8.Valid(in) {
-		return "", false
-	}
-	return string(in), true
-}
-
 func (c *Collector) sendOne(ctx *fiber.Ctx) error {
 	body := ctx.Body()
 	comp, errs := ParseAPIInput(c.catalog, body, "", c.now(), SourceAPI)

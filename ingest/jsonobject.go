@@ -5,18 +5,25 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
-// This file reads the members of a JSON object one by one, for the
-// property and trait objects of a completion. encoding/json would decode
-// them into a map[string]json.RawMessage: a map, a copy of every value and
-// a reflect allocation per member, only for the map to be ranged over once
-// and thrown away. Here each value is read in place and only its text is
-// kept.
+// This file walks JSON that encoding/json has already validated, for the
+// snippet batch: its body, each completion in it, and their property and
+// trait objects. Decoding those with json.Unmarshal cost a validation pass
+// per completion on top of the body's, reflection per field, and a map, a
+// copy and a reflect allocation per property, only for the maps to be
+// ranged over once. The walk finds where each value ends and keeps only the
+// text the parser uses; strings are unescaped by encoding/json itself
+// whenever they hold an escape. A fuzz test holds the walk to
+// encoding/json's own decoding.
 
 var (
 	errNotObject = errors.New("not a JSON object")
-	errMalformed = errors.New("malformed JSON object")
+	errNotArray  = errors.New("not a JSON array")
+	errMalformed = errors.New("malformed JSON")
+	errWrongType = errors.New("JSON value of the wrong type")
 )
 
 // scalarMember is one member of an object whose values are read as text;
@@ -27,18 +34,23 @@ type scalarMember struct {
 	OK    bool
 }
 
-// decodeMembers is the UnmarshalJSON of an object field read as text with
-// read. It decodes the way a map field does: null clears the list, an
-// object adds its members to it (so a key repeated in the body merges), and
+// decodeMembers decodes an object field whose values are read as text
+// with read, the way a map field decodes: null clears the list, an object
+// adds its members to it (so a key repeated in the body merges), and
 // anything else is an error.
 func decodeMembers(list *[]scalarMember, data []byte, read func(json.RawMessage) (string, bool)) error {
 	if string(data) == "null" {
 		*list = nil
 		return nil
 	}
-	return objectMembers(data, func(key string, value []byte) {
+	return objectMembers(data, func(key, value []byte) error {
+		name, err := unquote(key)
+		if err != nil {
+			return err
+		}
 		s, ok := read(value)
-		*list = append(*list, scalarMember{Name: key, Value: s, OK: ok})
+		*list = append(*list, scalarMember{Name: name, Value: s, OK: ok})
+		return nil
 	})
 }
 
@@ -57,14 +69,13 @@ func lastPerName(list []scalarMember) []scalarMember {
 	return list[:n]
 }
 
-// objectMembers calls fn with the key and the raw value of each member of
-// the JSON object data, in order, repeated keys included. Keys are
-// unescaped exactly as encoding/json unescapes map keys. data is meant to
-// be a value encoding/json has already checked (UnmarshalJSON is only
-// handed complete, valid values), so the scan below only finds where each
-// part ends; anything malformed is still an error, never a panic. value
-// aliases data and must be copied to be kept.
-func objectMembers(data []byte, fn func(key string, value []byte)) error {
+// objectMembers calls fn with the raw (quoted) key and the raw value of
+// each member of the JSON object data, in order, repeated keys included,
+// and stops at fn's first error. data is meant to be JSON encoding/json
+// has already checked, so the walk only finds where each part ends;
+// anything malformed is still an error, never a panic. key and value alias
+// data.
+func objectMembers(data []byte, fn func(key, value []byte) error) error {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return errNotObject
@@ -81,12 +92,7 @@ func objectMembers(data []byte, fn func(key string, value []byte)) error {
 		if end < 0 {
 			return errMalformed
 		}
-		key, ok := plainString(data[i:end])
-		if !ok {
-			if err := json.Unmarshal(data[i:end], &key); err != nil {
-				return err
-			}
-		}
+		key := data[i:end]
 		i = skipSpace(data, end)
 		if i >= len(data) || data[i] != ':' {
 			return errMalformed
@@ -96,13 +102,48 @@ func objectMembers(data []byte, fn func(key string, value []byte)) error {
 		if end < 0 {
 			return errMalformed
 		}
-		fn(key, data[i:end])
-		i = skipSpace(data, end)
-		if i >= len(data) {
+		if err := fn(key, data[i:end]); err != nil {
+			return err
+		}
+		if i = skipSpace(data, end); i >= len(data) {
 			return errMalformed
 		}
 		switch data[i] {
 		case '}':
+			return nil
+		case ',':
+			i = skipSpace(data, i+1)
+		default:
+			return errMalformed
+		}
+	}
+	return errMalformed
+}
+
+// arrayElements calls fn with each element of the JSON array data, in
+// order, under the same terms as objectMembers.
+func arrayElements(data []byte, fn func(value []byte) error) error {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return errNotArray
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == ']' {
+		return nil
+	}
+	for i < len(data) {
+		end := valueEnd(data, i)
+		if end < 0 {
+			return errMalformed
+		}
+		if err := fn(data[i:end]); err != nil {
+			return err
+		}
+		if i = skipSpace(data, end); i >= len(data) {
+			return errMalformed
+		}
+		switch data[i] {
+		case ']':
 			return nil
 		case ',':
 			i = skipSpace(data, i+1)
@@ -121,7 +162,7 @@ func skipSpace(data []byte, i int) int {
 }
 
 // valueEnd returns the index just past the JSON value that starts at
-// data[i], or -1 when it does not end within data.
+// data[i], or -1 when none does or it does not end within data.
 func valueEnd(data []byte, i int) int {
 	if i >= len(data) {
 		return -1
@@ -157,7 +198,7 @@ func valueEnd(data []byte, i int) int {
 			}
 		}
 		return -1
-	case ',', ':', '}', ']':
+	case ',', ':', '}', ']', ' ', '\t', '\n', '\r':
 		return -1
 	}
 	// A number, true, false or null: it runs to the next delimiter.
@@ -170,4 +211,122 @@ func valueEnd(data []byte, i int) int {
 		j++
 	}
 	return j
+}
+
+// unquote decodes a JSON string literal as encoding/json does.
+func unquote(raw []byte) (string, error) {
+	if s, ok := plainString(raw); ok {
+		return s, nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+// plainString decodes a JSON string literal that needs no unescaping: no
+// backslash, no control character and valid UTF-8, which is what almost
+// every value is. encoding/json returns exactly the bytes between the
+// quotes for it; a full Unmarshal per value costs more than the value.
+// ok is false for anything else, which the caller decodes the long way.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	for _, b := range in {
+		if b < ' ' || b == '"' || b == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
+}
+
+// decodeString decodes a JSON value into a string field as encoding/json
+// does: a string is unescaped, null leaves the field as it is, and
+// anything else is an error.
+func decodeString(value []byte, dst *string) error {
+	switch value[0] {
+	case '"':
+		s, err := unquote(value)
+		if err != nil {
+			return err
+		}
+		*dst = s
+		return nil
+	case 'n':
+		return nil
+	}
+	return errWrongType
+}
+
+// optBool is a *bool field without the allocation: set is false when the
+// value was absent or null.
+type optBool struct{ set, v bool }
+
+// decode decodes a JSON value into the field as encoding/json decodes
+// into a *bool: null unsets it, true and false set it, anything else is an
+// error.
+func (b *optBool) decode(value []byte) error {
+	switch string(value) {
+	case "null":
+		*b = optBool{}
+	case "true":
+		*b = optBool{set: true, v: true}
+	case "false":
+		*b = optBool{set: true}
+	default:
+		return errWrongType
+	}
+	return nil
+}
+
+// fieldKey is the key of a member, raw and quoted, folded the way
+// encoding/json folds a key to match it against a struct's field names
+// (their folded forms are their upper-case forms: "ID", "NAME", …). buf
+// keeps short keys off the heap.
+func fieldKey(buf *[32]byte, key []byte) []byte {
+	in := key[1 : len(key)-1]
+	if slices.Contains(in, '\\') {
+		s, err := unquote(key)
+		if err != nil {
+			return nil
+		}
+		in = []byte(s)
+	}
+	return appendFoldedName(buf[:0], in)
+}
+
+// appendFoldedName and foldRune are encoding/json's (fold.go), so that a
+// key selects the same field here as it did there.
+func appendFoldedName(out, in []byte) []byte {
+	for i := 0; i < len(in); {
+		// Handle single-byte ASCII.
+		if c := in[i]; c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			out = append(out, c)
+			i++
+			continue
+		}
+		// Handle multi-byte Unicode.
+		r, n := utf8.DecodeRune(in[i:])
+		out = utf8.AppendRune(out, foldRune(r))
+		i += n
+	}
+	return out
+}
+
+// foldRune returns the smallest rune for all runes in the same fold set.
+func foldRune(r rune) rune {
+	for {
+		r2 := unicode.SimpleFold(r)
+		if r2 <= r {
+			return r2
+		}
+		r = r2
+	}
 }

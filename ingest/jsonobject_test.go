@@ -11,8 +11,10 @@ import (
 // membersOf lists an object's members as key=value lines, in order.
 func membersOf(data []byte) (string, error) {
 	var b strings.Builder
-	err := objectMembers(data, func(key string, value []byte) {
-		fmt.Fprintf(&b, "%s=%s\n", key, value)
+	err := objectMembers(data, func(key, value []byte) error {
+		k, err := unquote(key)
+		fmt.Fprintf(&b, "%s=%s\n", k, value)
+		return err
 	})
 	return b.String(), err
 }
@@ -54,7 +56,11 @@ func FuzzObjectMembers(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got := map[string][]byte{}
-		err := objectMembers(data, func(key string, value []byte) { got[key] = value })
+		err := objectMembers(data, func(key, value []byte) error {
+			k, err := unquote(key)
+			got[k] = value
+			return err
+		})
 		var want map[string]json.RawMessage
 		if json.Unmarshal(data, &want) != nil || want == nil {
 			return
