@@ -605,8 +605,10 @@ func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBat
 	client := Client{IP: bc.IP, UserAgent: clip(bc.UserAgent, MaxLongValueLen), Language: lang}
 	seen := make(map[[2]string]bool, len(events))
 	for i, raw := range events {
-		path := "events[" + strconv.Itoa(i) + "]"
-		comp, rejs, ok := parseBrowserEvent(cat, raw, path, now, skew, bc.GPC, client)
+		// One string holds the item's path and its properties' path.
+		propsPath := "events[" + strconv.Itoa(i) + "].props"
+		path := propsPath[:len(propsPath)-len(".props")]
+		comp, rejs, ok := parseBrowserEvent(cat, raw, path, propsPath, now, skew, bc.GPC, client)
 		out.Rejections = append(out.Rejections, rejs...)
 		if !ok {
 			continue
@@ -625,7 +627,7 @@ func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBat
 	return out, nil
 }
 
-func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, skew time.Duration, gpc bool, client Client) (Completion, []Rejection, bool) {
+func parseBrowserEvent(cat *Catalog, raw []byte, path, propsPath string, now time.Time, skew time.Duration, gpc bool, client Client) (Completion, []Rejection, bool) {
 	rej := func(name, code, field string) Rejection {
 		return Rejection{At: now, Source: SourceBrowser, EventName: name, Reason: code, Field: field, Payload: boundPayload(raw)}
 	}
@@ -686,12 +688,12 @@ func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, ske
 	for _, m := range members {
 		if !m.OK {
 			c.Truncated = append(c.Truncated, m.Name+": dropped, not a string, number, bool or list")
-			rejs = append(rejs, rej(def.Name, "INVALID_VALUE", path+".props."+m.Name))
+			rejs = append(rejs, rej(def.Name, "INVALID_VALUE", propsPath+"."+m.Name))
 			continue
 		}
 		props = append(props, Prop{Name: m.Name, Value: m.Value})
 	}
-	for _, fe := range ApplyProperties(&c, def, props, Lenient, path+".props") {
+	for _, fe := range ApplyProperties(&c, def, props, Lenient, propsPath) {
 		rejs = append(rejs, rej(def.Name, fe.Code, fe.Path))
 	}
 	applyTraits(&c, e.Traits)
@@ -813,6 +815,12 @@ func metaCookie(v string) string {
 // fbclid and the snippet sent no _fbc. The fbclid keeps its case: Meta
 // compares it case-sensitively.
 func fbcFromURL(pageURL string, at time.Time) string {
+	// Only a URL that spells fbclid, or escapes bytes that could, can carry
+	// one. Most page URLs do neither, and parsing one to find out costs
+	// several allocations per completion.
+	if !strings.Contains(pageURL, "fbclid") && !strings.Contains(pageURL, "%") {
+		return ""
+	}
 	u, err := url.Parse(pageURL)
 	if err != nil {
 		return ""

@@ -43,6 +43,11 @@ func decodeMembers(list *[]scalarMember, data []byte, read func(json.RawMessage)
 		*list = nil
 		return nil
 	}
+	if *list == nil {
+		// Room for a handful of members: what most completions send, in
+		// one allocation instead of three growing ones.
+		*list = make([]scalarMember, 0, 4)
+	}
 	return objectMembers(data, func(key, value []byte) error {
 		name, err := unquote(key)
 		if err != nil {
