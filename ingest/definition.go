@@ -248,11 +248,15 @@ func ParseTime(v string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, fmt.Errorf("empty time")
 	}
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if ms < 0 || ms > 253402300799999 { // 9999-12-31T23:59:59.999Z
-			return time.Time{}, fmt.Errorf("%q is out of range for epoch milliseconds", v)
+	// ParseInt is tried only on what it could accept: on an ISO time it
+	// fails, and its error costs allocations on every call.
+	if integerShaped(s) {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			if ms < 0 || ms > 253402300799999 { // 9999-12-31T23:59:59.999Z
+				return time.Time{}, fmt.Errorf("%q is out of range for epoch milliseconds", v)
+			}
+			return time.UnixMilli(ms).UTC(), nil
 		}
-		return time.UnixMilli(ms).UTC(), nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05.999999999Z0700", "2006-01-02 15:04:05.999999999", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
@@ -260,4 +264,21 @@ func ParseTime(v string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not epoch milliseconds or ISO 8601", v)
+}
+
+// integerShaped reports whether s is an optional sign and decimal digits,
+// the only strings strconv.ParseInt(s, 10, 64) can accept.
+func integerShaped(s string) bool {
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
