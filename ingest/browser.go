@@ -443,11 +443,6 @@ type BrowserBatch struct {
 //
 // Events are decoded one by one from raw JSON so that one malformed item
 // cannot lose the others.
-//
-// The body is decoded by decode, which walks it once after one validation
-// pass; the json tags are what it matches (as encoding/json would) and
-// what encoding/json uses to say why a body that decode refuses is not a
-// batch.
 type browserBody struct {
 	Site   string            `json:"site"`
 	Sent   json.RawMessage   `json:"sent"`
@@ -455,108 +450,21 @@ type browserBody struct {
 	Events []json.RawMessage `json:"events"`
 }
 
-// decode fills b from body as json.Unmarshal would (field names matched
-// exactly or under encoding/json's case folding, null leaving a string as
-// it is, a repeated key decoded again), except that Sent and Events alias
-// body instead of copying it, and that its error says less.
-func (b *browserBody) decode(body []byte) error {
-	if !json.Valid(body) {
-		return errMalformed
-	}
-	if string(bytes.TrimSpace(body)) == "null" {
-		return nil
-	}
-	return objectMembers(body, func(key, value []byte) error {
-		var buf [32]byte
-		switch string(fieldKey(&buf, key)) {
-		case "SITE":
-			return decodeString(value, &b.Site)
-		case "SENT":
-			b.Sent = value
-		case "LANG":
-			return decodeString(value, &b.Lang)
-		case "EVENTS":
-			if string(value) == "null" {
-				b.Events = nil
-				return nil
-			}
-			b.Events = b.Events[:0]
-			return arrayElements(value, func(item []byte) error {
-				b.Events = append(b.Events, item)
-				return nil
-			})
-		}
-		return nil
-	})
-}
-
-// browserEvent is one item of a batch's events.
 type browserEvent struct {
-	ID      string
-	Name    string
-	TS      []byte // raw JSON: epoch milliseconds or an ISO 8601 string
-	Props   []scalarMember
-	URL     string
-	Ref     string
-	Title   string
-	Consent struct{ Analytics, Ads optBool }
-	Traits  []scalarMember
-	Fbp     string
-	Fbc     string
-}
-
-// decode fills e from one item of a batch as json.Unmarshal would into the
-// same struct with the snippet's field names as tags: keys matched exactly
-// or under encoding/json's case folding, unknown keys skipped, null
-// leaving a string as it is, a repeated key decoded again over the first
-// (props, traits and consent merge, as maps and pointers to structs do),
-// and any value of the wrong type an error. raw was validated with the
-// body, so it is walked once, without reflection. Props are read with
-// browserScalar and traits with propScalar as they are met.
-func (e *browserEvent) decode(raw []byte) error {
-	if string(raw) == "null" {
-		return nil
-	}
-	return objectMembers(raw, func(key, value []byte) error {
-		var buf [32]byte
-		switch string(fieldKey(&buf, key)) {
-		case "ID":
-			return decodeString(value, &e.ID)
-		case "NAME":
-			return decodeString(value, &e.Name)
-		case "TS":
-			e.TS = value
-		case "PROPS":
-			return decodeMembers(&e.Props, value, browserScalar)
-		case "URL":
-			return decodeString(value, &e.URL)
-		case "REF":
-			return decodeString(value, &e.Ref)
-		case "TITLE":
-			return decodeString(value, &e.Title)
-		case "CONSENT":
-			if string(value) == "null" {
-				e.Consent.Analytics, e.Consent.Ads = optBool{}, optBool{}
-				return nil
-			}
-			return objectMembers(value, func(key, value []byte) error {
-				switch string(fieldKey(&buf, key)) {
-				case "ANALYTICS":
-					return e.Consent.Analytics.decode(value)
-				case "ADS":
-					return e.Consent.Ads.decode(value)
-				}
-				return nil
-			})
-		case "TRAITS":
-			return decodeMembers(&e.Traits, value, propScalar)
-		case "FBP":
-			return decodeString(value, &e.Fbp)
-		case "FBC":
-			return decodeString(value, &e.Fbc)
-		}
-		return nil
-	})
+	ID      string                     `json:"id"`
+	Name    string                     `json:"name"`
+	TS      json.RawMessage            `json:"ts"`
+	Props   map[string]json.RawMessage `json:"props"`
+	URL     string                     `json:"url"`
+	Ref     string                     `json:"ref"`
+	Title   string                     `json:"title"`
+	Consent *struct {
+		Analytics *bool `json:"analytics"`
+		Ads       *bool `json:"ads"`
+	} `json:"consent"`
+	Traits map[string]json.RawMessage `json:"traits"`
+	Fbp    string                     `json:"fbp"`
+	Fbc    string                     `json:"fbc"`
 }
 
 // ParseBrowserBatch turns a snippet batch into completions, in Lenient mode:
@@ -574,12 +482,8 @@ func (e *browserEvent) decode(raw []byte) error {
 // MaxFutureSkew ahead of receive time.
 func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBatch, error) {
 	var b browserBody
-	if err := b.decode(body); err != nil {
-		// Not a batch: encoding/json says why, in its words.
-		b = browserBody{}
-		if err := json.Unmarshal(body, &b); err != nil {
-			return BrowserBatch{}, fmt.Errorf("parse snippet batch: %w", err)
-		}
+	if err := json.Unmarshal(body, &b); err != nil {
+		return BrowserBatch{}, fmt.Errorf("parse snippet batch: %w", err)
 	}
 	now := bc.Now.UTC()
 	out := BrowserBatch{Site: b.Site, Analytics: true}
@@ -601,14 +505,10 @@ func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBat
 		}
 		events = events[:maxBrowserEvents]
 	}
-	// The request's client facts are the same for every completion.
-	client := Client{IP: bc.IP, UserAgent: clip(bc.UserAgent, MaxLongValueLen), Language: lang}
 	seen := make(map[[2]string]bool, len(events))
 	for i, raw := range events {
-		// One string holds the item's path and its properties' path.
-		propsPath := "events[" + strconv.Itoa(i) + "].props"
-		path := propsPath[:len(propsPath)-len(".props")]
-		comp, rejs, ok := parseBrowserEvent(cat, raw, path, propsPath, now, skew, bc.GPC, client)
+		path := fmt.Sprintf("events[%d]", i)
+		comp, rejs, ok := parseBrowserEvent(cat, raw, path, now, skew, bc, lang)
 		out.Rejections = append(out.Rejections, rejs...)
 		if !ok {
 			continue
@@ -619,20 +519,17 @@ func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBat
 			continue // the same completion twice in one batch: first wins
 		}
 		seen[key] = true
-		if out.Completions == nil {
-			out.Completions = make([]Completion, 0, len(events)-i)
-		}
 		out.Completions = append(out.Completions, comp)
 	}
 	return out, nil
 }
 
-func parseBrowserEvent(cat *Catalog, raw []byte, path, propsPath string, now time.Time, skew time.Duration, gpc bool, client Client) (Completion, []Rejection, bool) {
+func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, skew time.Duration, bc BrowserContext, lang string) (Completion, []Rejection, bool) {
 	rej := func(name, code, field string) Rejection {
 		return Rejection{At: now, Source: SourceBrowser, EventName: name, Reason: code, Field: field, Payload: boundPayload(raw)}
 	}
 	var e browserEvent
-	if err := e.decode(raw); err != nil {
+	if err := json.Unmarshal(raw, &e); err != nil {
 		return Completion{}, []Rejection{rej("", "INVALID_JSON", path)}, false
 	}
 	def, ok := cat.Lookup(e.Name)
@@ -647,14 +544,16 @@ func parseBrowserEvent(cat *Catalog, raw []byte, path, propsPath string, now tim
 		EventName:  def.Name,
 		Source:     SourceBrowser,
 		ReceivedAt: now,
-		Consent:    Consent{Analytics: true, Ads: !gpc},
-		Client:     client,
+		Consent:    Consent{Analytics: true, Ads: !bc.GPC},
+		Client:     Client{IP: bc.IP, UserAgent: clip(bc.UserAgent, MaxLongValueLen), Language: lang},
 	}
-	if a := e.Consent.Analytics; a.set {
-		c.Consent.Analytics = a.v
-	}
-	if ads := e.Consent.Ads; ads.set {
-		c.Consent.Ads = ads.v && !gpc
+	if e.Consent != nil {
+		if e.Consent.Analytics != nil {
+			c.Consent.Analytics = *e.Consent.Analytics
+		}
+		if e.Consent.Ads != nil {
+			c.Consent.Ads = *e.Consent.Ads && !bc.GPC
+		}
 	}
 	switch {
 	case e.ID == "":
@@ -683,17 +582,17 @@ func parseBrowserEvent(cat *Catalog, raw []byte, path, propsPath string, now tim
 	c.Page.Title = cutField(&c, "page_title", e.Title, MaxValueLen)
 
 	var rejs []Rejection
-	members := lastPerName(e.Props)
-	props := make([]Prop, 0, len(members))
-	for _, m := range members {
-		if !m.OK {
-			c.Truncated = append(c.Truncated, m.Name+": dropped, not a string, number, bool or list")
-			rejs = append(rejs, rej(def.Name, "INVALID_VALUE", propsPath+"."+m.Name))
+	props := make([]Prop, 0, len(e.Props))
+	for k, v := range e.Props {
+		s, ok := browserScalar(v)
+		if !ok {
+			c.Truncated = append(c.Truncated, k+": dropped, not a string, number, bool or list")
+			rejs = append(rejs, rej(def.Name, "INVALID_VALUE", path+".props."+k))
 			continue
 		}
-		props = append(props, Prop{Name: m.Name, Value: m.Value})
+		props = append(props, Prop{Name: k, Value: s})
 	}
-	for _, fe := range ApplyProperties(&c, def, props, Lenient, propsPath) {
+	for _, fe := range ApplyProperties(&c, def, props, Lenient, path+".props") {
 		rejs = append(rejs, rej(def.Name, fe.Code, fe.Path))
 	}
 	applyTraits(&c, e.Traits)
@@ -746,15 +645,21 @@ func browserScalar(raw json.RawMessage) (string, bool) {
 
 // applyTraits copies identify traits onto the completion's identity. A
 // trait that is too long or not an address (email) is dropped and recorded.
-func applyTraits(c *Completion, traits []scalarMember) {
-	for _, t := range lastPerName(traits) {
-		k := t.Name
-		p := traitField(&c.Identity, k)
-		if p == nil {
+func applyTraits(c *Completion, traits map[string]json.RawMessage) {
+	id := &c.Identity
+	dst := map[string]*string{
+		"email": &id.Email, "phone": &id.Phone, "external_id": &id.ExternalID,
+		"first_name": &id.FirstName, "last_name": &id.LastName, "city": &id.City,
+		"state": &id.State, "zip": &id.Zip, "country": &id.Country,
+	}
+	for k, raw := range traits {
+		p, known := dst[k]
+		if !known {
 			c.Truncated = append(c.Truncated, "traits."+clip(k, MaxPropertyNameLen)+": dropped, not a known trait")
 			continue
 		}
-		v, ok := strings.TrimSpace(t.Value), t.OK
+		v, ok := propScalar(raw)
+		v = strings.TrimSpace(v)
 		switch {
 		case !ok:
 			c.Truncated = append(c.Truncated, "traits."+k+": dropped, not a string or number")
@@ -770,31 +675,6 @@ func applyTraits(c *Completion, traits []scalarMember) {
 		}
 		*p = v
 	}
-}
-
-// traitField is where a known trait is kept; nil for any other name.
-func traitField(id *Identity, name string) *string {
-	switch name {
-	case "email":
-		return &id.Email
-	case "phone":
-		return &id.Phone
-	case "external_id":
-		return &id.ExternalID
-	case "first_name":
-		return &id.FirstName
-	case "last_name":
-		return &id.LastName
-	case "city":
-		return &id.City
-	case "state":
-		return &id.State
-	case "zip":
-		return &id.Zip
-	case "country":
-		return &id.Country
-	}
-	return nil
 }
 
 // metaCookie accepts an _fbp/_fbc value in Meta's fb.<index>.<ms>.<value>
@@ -815,12 +695,6 @@ func metaCookie(v string) string {
 // fbclid and the snippet sent no _fbc. The fbclid keeps its case: Meta
 // compares it case-sensitively.
 func fbcFromURL(pageURL string, at time.Time) string {
-	// Only a URL that spells fbclid, or escapes bytes that could, can carry
-	// one. Most page URLs do neither, and parsing one to find out costs
-	// several allocations per completion.
-	if !strings.Contains(pageURL, "fbclid") && !strings.Contains(pageURL, "%") {
-		return ""
-	}
 	u, err := url.Parse(pageURL)
 	if err != nil {
 		return ""

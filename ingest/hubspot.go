@@ -26,63 +26,6 @@ type APIInput struct {
 	ObjectID   json.RawMessage            `json:"objectId"`
 }
 
-// apiFields is an APIInput as ParseAPIInput reads it: the properties as
-// their text (propScalar), in the order sent.
-type apiFields struct {
-	EventName  string
-	Properties []scalarMember
-	OccurredAt []byte
-	UUID       string
-	Email      string
-	UTK        string
-	ObjectID   []byte
-}
-
-// decode fills f from raw as json.Unmarshal fills an APIInput (keys
-// matched exactly or under encoding/json's case folding, null leaving a
-// string as it is, a repeated key decoded again, properties merging as a
-// map does, a value of the wrong type an error), after one validation pass
-// and without reflection, a map or a copy of every value. OccurredAt and
-// ObjectID alias raw. Its error says less than encoding/json's.
-func (f *apiFields) decode(raw []byte) error {
-	if !json.Valid(raw) {
-		return errMalformed
-	}
-	if string(bytes.TrimSpace(raw)) == "null" {
-		return nil
-	}
-	return objectMembers(raw, func(key, value []byte) error {
-		var buf [32]byte
-		switch string(fieldKey(&buf, key)) {
-		case "EVENTNAME":
-			return decodeString(value, &f.EventName)
-		case "PROPERTIES":
-			return decodeMembers(&f.Properties, value, propScalar)
-		case "OCCURREDAT":
-			f.OccurredAt = value
-		case "UUID":
-			return decodeString(value, &f.UUID)
-		case "EMAIL":
-			return decodeString(value, &f.Email)
-		case "UTK":
-			return decodeString(value, &f.UTK)
-		case "OBJECTID":
-			f.ObjectID = value
-		}
-		return nil
-	})
-}
-
-// fields is in as ParseAPIInput reads it.
-func (in *APIInput) fields() apiFields {
-	f := apiFields{EventName: in.EventName, OccurredAt: in.OccurredAt, UUID: in.UUID, Email: in.Email, UTK: in.UTK, ObjectID: in.ObjectID}
-	for k, v := range in.Properties {
-		s, ok := propScalar(v)
-		f.Properties = append(f.Properties, scalarMember{Name: k, Value: s, OK: ok})
-	}
-	return f
-}
-
 type apiBatch struct {
 	Inputs []json.RawMessage `json:"inputs"`
 }
@@ -99,16 +42,10 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 		}
 		return path + "." + field
 	}
-	var in apiFields
-	if err := in.decode(raw); err != nil {
-		// Not a completion object: encoding/json says why, in its words.
-		var full APIInput
-		if err := json.Unmarshal(raw, &full); err != nil {
-			return Completion{}, []FieldError{fieldErr(pathOr(path, "body"), "INVALID_JSON", "not a valid completion object: %v", err)}
-		}
-		in = full.fields()
+	var in APIInput
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return Completion{}, []FieldError{fieldErr(pathOr(path, "body"), "INVALID_JSON", "not a valid completion object: %v", err)}
 	}
-	properties := lastPerName(in.Properties)
 	c := Completion{Source: src, ReceivedAt: now.UTC(), Consent: Consent{Analytics: true, Ads: true}}
 	var errs []FieldError
 
@@ -154,18 +91,19 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 		c.Identity.Email = in.Email
 	}
 	c.VisitorID = in.UTK
-	if c.ObjectID == "" && in.Email == "" && in.UTK == "" && !hasMatchingID(def, properties) {
+	if c.ObjectID == "" && in.Email == "" && in.UTK == "" && !hasMatchingID(def, in.Properties) {
 		errs = append(errs, fieldErr(pathOr(path, "body"), "MISSING_IDENTIFIER", "one of objectId, email or utk is required"))
 	}
 
 	if def != nil {
-		props := make([]Prop, 0, len(properties))
-		for _, m := range properties {
-			if !m.OK {
-				errs = append(errs, fieldErr(p("properties."+m.Name), "INVALID_VALUE", "property %q must be a string, number or bool", m.Name))
+		props := make([]Prop, 0, len(in.Properties))
+		for k, v := range in.Properties {
+			s, ok := propScalar(v)
+			if !ok {
+				errs = append(errs, fieldErr(p("properties."+k), "INVALID_VALUE", "property %q must be a string, number or bool", k))
 				continue
 			}
-			props = append(props, Prop{Name: m.Name, Value: m.Value})
+			props = append(props, Prop{Name: k, Value: s})
 		}
 		errs = append(errs, ApplyProperties(&c, def, props, Strict, p("properties"))...)
 	}
@@ -181,16 +119,13 @@ func pathOr(path, alt string) string {
 
 // hasMatchingID reports whether the definition's custom matching property
 // was sent (it identifies the record ahead of every other identifier).
-func hasMatchingID(def *Definition, props []scalarMember) bool {
+func hasMatchingID(def *Definition, props map[string]json.RawMessage) bool {
 	if def == nil || def.MatchingProperty == "" {
 		return false
 	}
-	for _, m := range props {
-		if m.Name == def.MatchingProperty {
-			return m.Value != ""
-		}
-	}
-	return false
+	v, ok := props[def.MatchingProperty]
+	s, _ := propScalar(v)
+	return ok && s != ""
 }
 
 // jsonScalar reads a JSON string or number as text; null or absent is "".
@@ -223,6 +158,27 @@ func propScalar(raw json.RawMessage) (string, bool) {
 		return string(raw), true
 	}
 	return "", false
+}
+
+// plainString decodes a JSON string literal that needs no unescaping: no
+// backslash, no control character and valid UTF-8, which is what almost
+// every value is. encoding/json would return the same bytes for it; it is
+// skipped because a full Unmarshal per value costs more than the value.
+// ok is false for anything else, which the caller decodes the long way.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	for _, b := range in {
+		if b < ' ' || b == '"' || b == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
 }
 
 func (c *Collector) sendOne(ctx *fiber.Ctx) error {
