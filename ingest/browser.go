@@ -2,16 +2,19 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 )
@@ -432,7 +435,7 @@ type BrowserBatch struct {
 	Analytics bool
 }
 
-// browserBody is the snippet's wire format:
+// The snippet's wire format:
 //
 //	{"site":"shop","sent":1700000000123,"lang":"en-GB","events":[
 //	  {"id":"<uuid>","name":"viewed_car","ts":1700000000000,
@@ -441,31 +444,50 @@ type BrowserBatch struct {
 //	   "consent":{"analytics":true,"ads":false},
 //	   "traits":{"email":"a@b.com"},"fbp":"fb.1.…","fbc":"fb.1.…"}]}
 //
-// Events are decoded one by one from raw JSON so that one malformed item
-// cannot lose the others.
-type browserBody struct {
-	Site   string            `json:"site"`
-	Sent   json.RawMessage   `json:"sent"`
-	Lang   string            `json:"lang"`
-	Events []json.RawMessage `json:"events"`
+// A batch is read with jsontext's streaming decoder, which validates as it
+// reads: the batch object, its events array, each event object and its
+// props and traits member by member, in one pass over the body, with no
+// reflection and no map per event. Member names match exactly
+// (case-sensitively, as encoding/json/v2 does): the snippet sends exact
+// lower-case keys, so "Name" is an unknown member, not the event's name.
+//
+// What encoding/json did before is kept where a client can see it: a body
+// that is not valid JSON, or whose batch members have the wrong type, is
+// not a batch; an event that is not an object or has a member of the wrong
+// type is a malformed item (INVALID_JSON) while the rest of the batch is
+// kept; null leaves a string member unset; when a member is repeated its
+// last value wins.
+
+// wireBatch is a snippet batch as read, before any event is checked. The
+// events are checked only once the whole body is read because "sent" and
+// "lang", which every event needs, may come after "events".
+type wireBatch struct {
+	site, lang, sent string
+	events           []wireEvent
+	overflow         [][]byte // events past maxBrowserEvents, as sent
 }
 
-type browserEvent struct {
-	ID      string                     `json:"id"`
-	Name    string                     `json:"name"`
-	TS      json.RawMessage            `json:"ts"`
-	Props   map[string]json.RawMessage `json:"props"`
-	URL     string                     `json:"url"`
-	Ref     string                     `json:"ref"`
-	Title   string                     `json:"title"`
-	Consent *struct {
-		Analytics *bool `json:"analytics"`
-		Ads       *bool `json:"ads"`
-	} `json:"consent"`
-	Traits map[string]json.RawMessage `json:"traits"`
-	Fbp    string                     `json:"fbp"`
-	Fbc    string                     `json:"fbc"`
+// wireEvent is one snippet event as read. raw is its JSON text, a subslice
+// of the body, kept for a rejection's payload.
+type wireEvent struct {
+	raw                       []byte
+	malformed                 bool // not an object, or a member of the wrong type
+	id, name, ts              string
+	url, ref, title, fbp, fbc string
+	props, traits             []wireMember
+	consent                   bool // a consent object was sent
+	analytics, ads            optBool
 }
+
+// wireMember is one props or traits member: its value as text, or ok false
+// when the value is of a kind the member cannot have.
+type wireMember struct {
+	name, value string
+	ok          bool
+}
+
+// optBool is a JSON bool that may be absent or null.
+type optBool struct{ set, v bool }
 
 // ParseBrowserBatch turns a snippet batch into completions, in Lenient mode:
 // long values are cut and unknown, extra or malformed properties dropped,
@@ -481,34 +503,31 @@ type browserEvent struct {
 // happened by the server's clock. The result is clamped to at most
 // MaxFutureSkew ahead of receive time.
 func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBatch, error) {
-	var b browserBody
-	if err := json.Unmarshal(body, &b); err != nil {
+	b, err := readBrowserBody(body)
+	if err != nil {
 		return BrowserBatch{}, fmt.Errorf("parse snippet batch: %w", err)
 	}
 	now := bc.Now.UTC()
-	out := BrowserBatch{Site: b.Site, Analytics: true}
+	out := BrowserBatch{Site: b.site, Analytics: true}
 	var skew time.Duration
-	if sent := jsonScalar(b.Sent); sent != "" {
-		if t, err := ParseTime(sent); err == nil {
+	if b.sent != "" {
+		if t, err := ParseTime(b.sent); err == nil {
 			skew = now.Sub(t)
 		}
 	}
 	lang := bc.Language
-	if l := strings.TrimSpace(b.Lang); l != "" && len(l) <= 35 {
+	if l := strings.TrimSpace(b.lang); l != "" && len(l) <= 35 {
 		lang = l
 	}
-	events := b.Events
-	if len(events) > maxBrowserEvents {
-		for i := maxBrowserEvents; i < len(events); i++ {
-			out.Rejections = append(out.Rejections, Rejection{At: now, Source: SourceBrowser, Reason: "BATCH_TOO_LARGE",
-				Field: fmt.Sprintf("events[%d]", i), Payload: boundPayload(events[i])})
-		}
-		events = events[:maxBrowserEvents]
+	for i, raw := range b.overflow {
+		out.Rejections = append(out.Rejections, Rejection{At: now, Source: SourceBrowser, Reason: "BATCH_TOO_LARGE",
+			Field: "events[" + strconv.Itoa(maxBrowserEvents+i) + "]", Payload: boundPayload(raw)})
 	}
-	seen := make(map[[2]string]bool, len(events))
-	for i, raw := range events {
-		path := fmt.Sprintf("events[%d]", i)
-		comp, rejs, ok := parseBrowserEvent(cat, raw, path, now, skew, bc, lang)
+	out.Completions = make([]Completion, 0, len(b.events))
+	seen := make(map[[2]string]bool, len(b.events))
+	for i := range b.events {
+		path := "events[" + strconv.Itoa(i) + "]"
+		comp, rejs, ok := parseBrowserEvent(cat, &b.events[i], path, now, skew, bc, lang)
 		out.Rejections = append(out.Rejections, rejs...)
 		if !ok {
 			continue
@@ -521,24 +540,398 @@ func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBat
 		seen[key] = true
 		out.Completions = append(out.Completions, comp)
 	}
+	if len(out.Completions) == 0 {
+		out.Completions = nil // as before the slice was sized up front
+	}
 	return out, nil
 }
 
-func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, skew time.Duration, bc BrowserContext, lang string) (Completion, []Rejection, bool) {
-	rej := func(name, code, field string) Rejection {
-		return Rejection{At: now, Source: SourceBrowser, EventName: name, Reason: code, Field: field, Payload: boundPayload(raw)}
+// readBrowserBody reads a whole snippet batch. The decoder reads straight
+// from body (a bytes.Buffer is not copied into the decoder's own buffer)
+// and every string it returns is a copy. It accepts what encoding/json
+// accepted and jsontext by default refuses, since a refused body loses every
+// completion in it: repeated member names (the last wins) and invalid UTF-8
+// inside strings (each bad byte reads as U+FFFD).
+func readBrowserBody(body []byte) (wireBatch, error) {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	var b wireBatch
+	switch dec.PeekKind() {
+	case 'n': // encoding/json took null for an empty batch
+		if _, err := dec.ReadToken(); err != nil {
+			return b, err
+		}
+	case '{':
+		if err := readBatchObject(dec, body, &b); err != nil {
+			return b, err
+		}
+	default:
+		if err := dec.SkipValue(); err != nil {
+			return b, err
+		}
+		return b, errors.New("not a JSON object")
 	}
-	var e browserEvent
-	if err := json.Unmarshal(raw, &e); err != nil {
+	// A decoder reads a stream of values; a batch is exactly one.
+	if _, err := dec.ReadToken(); err != io.EOF {
+		if err == nil {
+			err = errors.New("more data after the batch object")
+		}
+		return b, err
+	}
+	return b, nil
+}
+
+func readBatchObject(dec *jsontext.Decoder, body []byte, b *wireBatch) error {
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		switch name.String() {
+		case "site":
+			err = readBatchString(dec, "site", &b.site)
+		case "lang":
+			err = readBatchString(dec, "lang", &b.lang)
+		case "sent":
+			b.sent, _, err = readScalar(dec)
+		case "events":
+			err = readEvents(dec, body, b)
+		default:
+			err = dec.SkipValue()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// readBatchString reads a string member of the batch: null leaves it as it
+// was; any other kind means the body is not a batch.
+func readBatchString(dec *jsontext.Decoder, name string, dst *string) error {
+	switch dec.PeekKind() {
+	case 'n':
+		_, err := dec.ReadToken()
+		return err
+	case '"':
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		*dst = tok.String()
+		return nil
+	}
+	if err := dec.SkipValue(); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s is not a string", name)
+}
+
+// readEvents reads the events array. Events past maxBrowserEvents are kept
+// as sent, to be rejected. A repeated "events" member replaces the earlier
+// one.
+func readEvents(dec *jsontext.Decoder, body []byte, b *wireBatch) error {
+	b.events, b.overflow = b.events[:0], b.overflow[:0]
+	switch dec.PeekKind() {
+	case 'n':
+		_, err := dec.ReadToken()
+		return err
+	case '[':
+	default:
+		if err := dec.SkipValue(); err != nil {
+			return err
+		}
+		return errors.New("events is not an array")
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != ']' {
+		// The event's text runs from the end of what was read before it
+		// (the '[' or the previous event) to the end of the event, less the
+		// separating comma and whitespace, which no JSON value starts with.
+		start := dec.InputOffset()
+		var e *wireEvent
+		var err error
+		if len(b.events) < maxBrowserEvents {
+			b.events = append(b.events, wireEvent{})
+			e = &b.events[len(b.events)-1]
+			err = readEvent(dec, e)
+		} else {
+			err = dec.SkipValue()
+		}
+		if err != nil {
+			return err
+		}
+		raw := bytes.TrimLeft(body[start:dec.InputOffset()], " \t\r\n,")
+		if e != nil {
+			e.raw = raw
+		} else {
+			b.overflow = append(b.overflow, raw)
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// readEvent reads one event. A null event is an event with no members (its
+// missing name rejects it); any other non-object is malformed.
+func readEvent(dec *jsontext.Decoder, e *wireEvent) error {
+	switch dec.PeekKind() {
+	case 'n':
+		_, err := dec.ReadToken()
+		return err
+	case '{':
+	default:
+		e.malformed = true
+		return dec.SkipValue()
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		switch name.String() {
+		case "id":
+			err = e.readString(dec, &e.id)
+		case "name":
+			err = e.readString(dec, &e.name)
+		case "ts":
+			e.ts, _, err = readScalar(dec)
+		case "props":
+			err = e.readMembers(dec, &e.props, true)
+		case "url":
+			err = e.readString(dec, &e.url)
+		case "ref":
+			err = e.readString(dec, &e.ref)
+		case "title":
+			err = e.readString(dec, &e.title)
+		case "consent":
+			err = e.readConsent(dec)
+		case "traits":
+			err = e.readMembers(dec, &e.traits, false)
+		case "fbp":
+			err = e.readString(dec, &e.fbp)
+		case "fbc":
+			err = e.readString(dec, &e.fbc)
+		default:
+			err = dec.SkipValue()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// readString reads a string member of an event: null leaves it as it was;
+// any other kind makes the event malformed.
+func (e *wireEvent) readString(dec *jsontext.Decoder, dst *string) error {
+	switch dec.PeekKind() {
+	case 'n':
+		_, err := dec.ReadToken()
+		return err
+	case '"':
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		*dst = tok.String()
+		return nil
+	}
+	e.malformed = true
+	return dec.SkipValue()
+}
+
+// readConsent reads the consent object; null forgets any sent before it.
+func (e *wireEvent) readConsent(dec *jsontext.Decoder) error {
+	switch dec.PeekKind() {
+	case 'n':
+		e.consent, e.analytics, e.ads = false, optBool{}, optBool{}
+		_, err := dec.ReadToken()
+		return err
+	case '{':
+	default:
+		e.malformed = true
+		return dec.SkipValue()
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	e.consent = true
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		switch name.String() {
+		case "analytics":
+			err = e.readBool(dec, &e.analytics)
+		case "ads":
+			err = e.readBool(dec, &e.ads)
+		default:
+			err = dec.SkipValue()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// readBool reads a consent flag: null unsets it; any kind other than a bool
+// makes the event malformed.
+func (e *wireEvent) readBool(dec *jsontext.Decoder, dst *optBool) error {
+	switch dec.PeekKind() {
+	case 'n':
+		*dst = optBool{}
+		_, err := dec.ReadToken()
+		return err
+	case 't', 'f':
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		*dst = optBool{set: true, v: tok.Bool()}
+		return nil
+	}
+	e.malformed = true
+	return dec.SkipValue()
+}
+
+// readMembers reads the props (lists true) or traits object, appending to
+// what an earlier member of the same name sent; null forgets that.
+func (e *wireEvent) readMembers(dec *jsontext.Decoder, dst *[]wireMember, lists bool) error {
+	switch dec.PeekKind() {
+	case 'n':
+		*dst = nil
+		_, err := dec.ReadToken()
+		return err
+	case '{':
+	default:
+		e.malformed = true
+		return dec.SkipValue()
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		m := wireMember{name: name.String()}
+		if lists {
+			m.value, m.ok, err = readPropValue(dec)
+		} else {
+			m.value, m.ok, err = readScalar(dec)
+		}
+		if err != nil {
+			return err
+		}
+		*dst = append(*dst, m)
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// readScalar reads a property, trait or time value: a string as its text, a
+// number or bool as its literal text, null as "". ok is false, and the
+// value is skipped, for an object, an array or a number beyond float64.
+func readScalar(dec *jsontext.Decoder) (string, bool, error) {
+	switch k := dec.PeekKind(); k {
+	case '"':
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return "", false, err
+		}
+		return tok.String(), true, nil
+	case 'n':
+		_, err := dec.ReadToken()
+		return "", err == nil, err
+	case 't', 'f', '0':
+		v, err := dec.ReadValue()
+		if err != nil {
+			return "", false, err
+		}
+		s := string(v)
+		if k == '0' {
+			if _, err := strconv.ParseFloat(s, 64); err != nil {
+				return "", false, nil
+			}
+		}
+		return s, true, nil
+	}
+	return "", false, dec.SkipValue()
+}
+
+// readPropValue reads a snippet property value: a scalar, or a list of
+// scalars joined by ';' (an enumeration's multi-value form).
+func readPropValue(dec *jsontext.Decoder) (string, bool, error) {
+	if dec.PeekKind() != '[' {
+		return readScalar(dec)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return "", false, err
+	}
+	var parts []string
+	ok := true
+	for dec.PeekKind() != ']' {
+		s, good, err := readScalar(dec)
+		if err != nil {
+			return "", false, err
+		}
+		ok = ok && good
+		parts = append(parts, s)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return "", false, err
+	}
+	if !ok {
+		return "", false, nil
+	}
+	return strings.Join(parts, ";"), true, nil
+}
+
+// lastOfEach keeps the last member of each name, as decoding into a map
+// did. The order that results is by name; every consumer sorts anyway.
+func lastOfEach(ms []wireMember) []wireMember {
+	if len(ms) < 2 {
+		return ms
+	}
+	slices.SortStableFunc(ms, func(a, b wireMember) int { return strings.Compare(a.name, b.name) })
+	out := ms[:0]
+	for i, m := range ms {
+		if i+1 < len(ms) && ms[i+1].name == m.name {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func parseBrowserEvent(cat *Catalog, e *wireEvent, path string, now time.Time, skew time.Duration, bc BrowserContext, lang string) (Completion, []Rejection, bool) {
+	rej := func(name, code, field string) Rejection {
+		return Rejection{At: now, Source: SourceBrowser, EventName: name, Reason: code, Field: field, Payload: boundPayload(e.raw)}
+	}
+	if e.malformed {
 		return Completion{}, []Rejection{rej("", "INVALID_JSON", path)}, false
 	}
-	def, ok := cat.Lookup(e.Name)
+	def, ok := cat.Lookup(e.name)
 	if !ok {
 		code := "UNKNOWN_EVENT"
-		if e.Name == "" {
+		if e.name == "" {
 			code = "REQUIRED"
 		}
-		return Completion{}, []Rejection{rej(clip(e.Name, MaxEventNameLen+16), code, path+".name")}, false
+		return Completion{}, []Rejection{rej(clip(e.name, MaxEventNameLen+16), code, path+".name")}, false
 	}
 	c := Completion{
 		EventName:  def.Name,
@@ -547,28 +940,28 @@ func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, ske
 		Consent:    Consent{Analytics: true, Ads: !bc.GPC},
 		Client:     Client{IP: bc.IP, UserAgent: clip(bc.UserAgent, MaxLongValueLen), Language: lang},
 	}
-	if e.Consent != nil {
-		if e.Consent.Analytics != nil {
-			c.Consent.Analytics = *e.Consent.Analytics
+	if e.consent {
+		if e.analytics.set {
+			c.Consent.Analytics = e.analytics.v
 		}
-		if e.Consent.Ads != nil {
-			c.Consent.Ads = *e.Consent.Ads && !bc.GPC
+		if e.ads.set {
+			c.Consent.Ads = e.ads.v && !bc.GPC
 		}
 	}
 	switch {
-	case e.ID == "":
+	case e.id == "":
 		// The snippet always sends one; a hand-made request without one
 		// still counts, but cannot be deduplicated on retry.
 		c.EventID = uuid.NewString()
-	case utf8.RuneCountInString(e.ID) > MaxEventIDLen:
+	case utf8.RuneCountInString(e.id) > MaxEventIDLen:
 		return Completion{}, []Rejection{rej(def.Name, "VALUE_TOO_LONG", path+".id")}, false
 	default:
-		c.EventID = e.ID
+		c.EventID = e.id
 	}
 
 	c.OccurredAt = now.Truncate(time.Millisecond)
-	if ts := jsonScalar(e.TS); ts != "" {
-		if t, err := ParseTime(ts); err == nil {
+	if e.ts != "" {
+		if t, err := ParseTime(e.ts); err == nil {
 			t = t.Add(skew).Truncate(time.Millisecond)
 			if limit := now.Add(MaxFutureSkew); t.After(limit) {
 				t = now.Truncate(time.Millisecond)
@@ -577,28 +970,28 @@ func parseBrowserEvent(cat *Catalog, raw []byte, path string, now time.Time, ske
 		}
 	}
 
-	c.Page.URL = cutField(&c, "url", e.URL, MaxLongValueLen)
-	c.Page.Referrer = cutField(&c, "referrer", e.Ref, MaxLongValueLen)
-	c.Page.Title = cutField(&c, "page_title", e.Title, MaxValueLen)
+	c.Page.URL = cutField(&c, "url", e.url, MaxLongValueLen)
+	c.Page.Referrer = cutField(&c, "referrer", e.ref, MaxLongValueLen)
+	c.Page.Title = cutField(&c, "page_title", e.title, MaxValueLen)
 
 	var rejs []Rejection
-	props := make([]Prop, 0, len(e.Props))
-	for k, v := range e.Props {
-		s, ok := browserScalar(v)
-		if !ok {
-			c.Truncated = append(c.Truncated, k+": dropped, not a string, number, bool or list")
-			rejs = append(rejs, rej(def.Name, "INVALID_VALUE", path+".props."+k))
+	members := lastOfEach(e.props)
+	props := make([]Prop, 0, len(members))
+	for _, m := range members {
+		if !m.ok {
+			c.Truncated = append(c.Truncated, m.name+": dropped, not a string, number, bool or list")
+			rejs = append(rejs, rej(def.Name, "INVALID_VALUE", path+".props."+m.name))
 			continue
 		}
-		props = append(props, Prop{Name: k, Value: s})
+		props = append(props, Prop{Name: m.name, Value: m.value})
 	}
 	for _, fe := range ApplyProperties(&c, def, props, Lenient, path+".props") {
 		rejs = append(rejs, rej(def.Name, fe.Code, fe.Path))
 	}
-	applyTraits(&c, e.Traits)
+	applyTraits(&c, lastOfEach(e.traits))
 	if c.Consent.Ads {
-		c.Identity.Fbp = metaCookie(e.Fbp)
-		c.Identity.Fbc = metaCookie(e.Fbc)
+		c.Identity.Fbp = metaCookie(e.fbp)
+		c.Identity.Fbc = metaCookie(e.fbc)
 		if c.Identity.Fbc == "" {
 			c.Identity.Fbc = fbcFromURL(c.Page.URL, c.OccurredAt)
 		}
@@ -620,48 +1013,19 @@ func clip(s string, n int) string {
 	return truncateRunes(strings.ToValidUTF8(s, "\uFFFD"), n)
 }
 
-// browserScalar reads a snippet property value: a string, number or bool as
-// its text, or a list of them joined by ';' (an enumeration's multi-value
-// form).
-func browserScalar(raw json.RawMessage) (string, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) > 0 && raw[0] == '[' {
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return "", false
-		}
-		parts := make([]string, 0, len(items))
-		for _, it := range items {
-			s, ok := propScalar(it)
-			if !ok {
-				return "", false
-			}
-			parts = append(parts, s)
-		}
-		return strings.Join(parts, ";"), true
-	}
-	return propScalar(raw)
-}
-
 // applyTraits copies identify traits onto the completion's identity. A
 // trait that is too long or not an address (email) is dropped and recorded.
-func applyTraits(c *Completion, traits map[string]json.RawMessage) {
-	id := &c.Identity
-	dst := map[string]*string{
-		"email": &id.Email, "phone": &id.Phone, "external_id": &id.ExternalID,
-		"first_name": &id.FirstName, "last_name": &id.LastName, "city": &id.City,
-		"state": &id.State, "zip": &id.Zip, "country": &id.Country,
-	}
-	for k, raw := range traits {
-		p, known := dst[k]
-		if !known {
+func applyTraits(c *Completion, traits []wireMember) {
+	for _, m := range traits {
+		k := m.name
+		p := traitField(&c.Identity, k)
+		if p == nil {
 			c.Truncated = append(c.Truncated, "traits."+clip(k, MaxPropertyNameLen)+": dropped, not a known trait")
 			continue
 		}
-		v, ok := propScalar(raw)
-		v = strings.TrimSpace(v)
+		v := strings.TrimSpace(m.value)
 		switch {
-		case !ok:
+		case !m.ok:
 			c.Truncated = append(c.Truncated, "traits."+k+": dropped, not a string or number")
 			continue
 		case utf8.RuneCountInString(v) > maxTraitLen:
@@ -675,6 +1039,31 @@ func applyTraits(c *Completion, traits map[string]json.RawMessage) {
 		}
 		*p = v
 	}
+}
+
+// traitField is where a trait goes in the identity; nil for an unknown one.
+func traitField(id *Identity, name string) *string {
+	switch name {
+	case "email":
+		return &id.Email
+	case "phone":
+		return &id.Phone
+	case "external_id":
+		return &id.ExternalID
+	case "first_name":
+		return &id.FirstName
+	case "last_name":
+		return &id.LastName
+	case "city":
+		return &id.City
+	case "state":
+		return &id.State
+	case "zip":
+		return &id.Zip
+	case "country":
+		return &id.Country
+	}
+	return nil
 }
 
 // metaCookie accepts an _fbp/_fbc value in Meta's fb.<index>.<ms>.<value>

@@ -614,3 +614,68 @@ func BenchmarkParseBrowserBatch(b *testing.B) {
 		}
 	}
 }
+
+// TestParseBrowserBatchWire pins what the batch reader accepts and refuses,
+// as encoding/json did before it: malformed items are rejected one by one
+// while the rest are kept; a repeated member's last value wins; null leaves
+// a string member unset; member names match exactly.
+func TestParseBrowserBatchWire(t *testing.T) {
+	for _, body := range []string{`{} {}`, `{"site":5}`, `{"lang":true}`, `{"events":[{},]}`, `{"events":[{"name":"page_view"}]`, `[]`} {
+		if _, err := ParseBrowserBatch(NewCatalog(browserDefs), []byte(body), browserCtx()); err == nil {
+			t.Errorf("ParseBrowserBatch(%q): nil error; want one", body)
+		}
+	}
+	if b := parseBatch(t, ` null `, browserCtx()); len(b.Completions)+len(b.Rejections) != 0 {
+		t.Errorf("null body: %+v; want an empty batch", b)
+	}
+
+	body := `{"site":"shop","events":[null, 7 ,"x",[],{"name":5},{"name":"page_view","consent":{"ads":"yes"}},
+		{"Name":"page_view"},{"name":"page_view","props":{"x":1},"url":{}},
+		{"id":"good1234","name":"form_submitted","ts":` + fmt.Sprint(fixedNow.Add(-time.Hour-5*time.Second).UnixMilli()) + `,"title":"Form","title":null,"unknown":{"a":[1,{"b":null}]},
+		 "props":{"stage":{},"form_id":"f1","stage":"mql"},"props":{"deal_amount":12.5},
+		 "traits":{"zip":[1],"zip":" 12345 ","city":{}}}],
+		"sent":1700000000000,"lang":"fr","sent":` + fmt.Sprint(fixedNow.Add(-time.Hour).UnixMilli()) + `}`
+	b := parseBatch(t, body, browserCtx())
+	type rej struct{ reason, field, payload string }
+	var got []rej
+	for _, r := range b.Rejections {
+		got = append(got, rej{r.Reason, r.Field, r.Payload})
+	}
+	want := []rej{
+		{"REQUIRED", "events[0].name", "null"},
+		{"INVALID_JSON", "events[1]", "7"},
+		{"INVALID_JSON", "events[2]", `"x"`},
+		{"INVALID_JSON", "events[3]", "[]"},
+		{"INVALID_JSON", "events[4]", `{"name":5}`},
+		{"INVALID_JSON", "events[5]", `{"name":"page_view","consent":{"ads":"yes"}}`},
+		{"REQUIRED", "events[6].name", `{"Name":"page_view"}`},
+		{"INVALID_JSON", "events[7]", `{"name":"page_view","props":{"x":1},"url":{}}`},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("rejections\n got %q\nwant %q", got, want)
+	}
+	if len(b.Completions) != 1 {
+		t.Fatalf("%d completions; want 1", len(b.Completions))
+	}
+	c := b.Completions[0]
+	if c.EventID != "good1234" || c.Page.Title != "Form" || c.Client.Language != "fr" {
+		t.Errorf("completion id %q title %q language %q; want good1234, Form, fr", c.EventID, c.Page.Title, c.Client.Language)
+	}
+	// "sent" came after the events, twice: the last one sets the skew.
+	if want := fixedNow.Add(-5 * time.Second).Truncate(time.Millisecond); !c.OccurredAt.Equal(want) {
+		t.Errorf("OccurredAt = %s; want %s", c.OccurredAt, want)
+	}
+	props := map[string]string{}
+	for _, p := range c.Props {
+		props[p.Name] = p.Value
+	}
+	if props["stage"] != "mql" || props["form_id"] != "f1" || props["deal_amount"] != "12.5" {
+		t.Errorf("props = %v; want stage mql, form_id f1, deal_amount 12.5", props)
+	}
+	if c.Identity.Zip != "12345" || c.Identity.City != "" {
+		t.Errorf("identity %+v; want zip 12345 and no city", c.Identity)
+	}
+	if !slices.Contains(c.Truncated, "traits.city: dropped, not a string or number") {
+		t.Errorf("Truncated = %q; lacks the dropped city", c.Truncated)
+	}
+}
