@@ -4,7 +4,7 @@
 GO        ?= go
 CONFIG    ?= examples/tally.yaml
 GOTEST    ?= $(GO) test
-TESTFLAGS ?= -timeout 25m
+TESTFLAGS ?= -count=1 -timeout 25m
 HUBSPOT_CLIENT := ingest/testdata/hubspot-client
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
