@@ -375,3 +375,24 @@ func TestSinkFailureAnswers500WithoutDetail(t *testing.T) {
 		t.Errorf("retry after 500: %d, stored %d; want 204 and stored once", resp.StatusCode, len(h.sink.got))
 	}
 }
+
+func TestOccurredAtFutureBoundary(t *testing.T) {
+	cat := NewCatalog([]Definition{testDef})
+	for _, tc := range []struct {
+		at time.Time
+		ok bool
+	}{
+		{fixedNow.Add(MaxFutureSkew), true},
+		{fixedNow.Add(MaxFutureSkew + time.Millisecond), false},
+		{fixedNow.Add(-365 * 24 * time.Hour), true}, // backdating is allowed
+	} {
+		raw := fmt.Sprintf(`{"eventName":"viewed_car","utk":"a","occurredAt":%d}`, tc.at.UnixMilli())
+		c, errs := ParseAPIInput(cat, []byte(raw), "", fixedNow, SourceAPI)
+		if (len(errs) == 0) != tc.ok {
+			t.Errorf("occurredAt now%+v: errors %v; want ok=%v", tc.at.Sub(fixedNow), errs, tc.ok)
+		}
+		if tc.ok && !c.OccurredAt.Equal(tc.at) {
+			t.Errorf("occurredAt = %v; want %v", c.OccurredAt, tc.at)
+		}
+	}
+}
