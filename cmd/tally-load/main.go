@@ -5,6 +5,10 @@
 //
 //	tally-load -url http://127.0.0.1:8080 -token T -event viewed_car -n 200000 -batch 100 -c 8
 //	tally-load -path browser -site demo -url http://127.0.0.1:8080 -n 50000
+//
+// All requests come from one address, so for the browser path set
+// collector.rate_limit_per_minute: -1 in the config of the tally under
+// test, or most requests are answered 429.
 package main
 
 import (
