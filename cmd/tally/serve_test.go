@@ -174,6 +174,22 @@ func TestAPIToClickHouse(t *testing.T) {
 		t.Errorf("attribution: utm_source %q touchpoint %q; want news, EMAIL_MARKETING", utmSource, touch)
 	}
 
+	for path, want := range map[string]string{
+		"/healthz": "ok",
+		"/readyz":  "ready",
+		"/metrics": `tally_completions_accepted_total{source="api"} 2`,
+	} {
+		resp, err := http.Get(ts.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s = %d, body without %q:\n%.500s", path, resp.StatusCode, want, b)
+		}
+	}
+
 	types := map[string]string{}
 	rows, err := ts.conn.Query(context.Background(), "SELECT name, type FROM system.columns WHERE database = ? AND table = 'event_viewed_car'", ts.db)
 	if err != nil {
