@@ -31,7 +31,7 @@ type Config struct {
 // Forwarder takes a mapped event for delivery (capi.Forwarder). Enqueue
 // returns once the event is durable, or an error (the spool is full).
 type Forwarder interface {
-	Enqueue(ctx context.Context, destination, rule string, ev capi.Event) error
+	Enqueue(ctx context.Context, destination string, o capi.Origin, ev capi.Event) error
 }
 
 // DeliveryLog records the outcomes the engine decides itself: a match
@@ -172,12 +172,12 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 				e.outcomes.WithLabelValues(r.name, string(capi.StatusSkippedConsent)).Inc()
 				if e.dlog != nil {
 					skipped = append(skipped, capi.Delivery{EventID: c.EventID, Rule: r.name, Destination: r.dest.Name,
-						EventName: r.rule.Forward.EventName, EventTime: c.OccurredAt, Status: capi.StatusSkippedConsent,
+						EventName: r.rule.Forward.EventName, SourceEvent: c.EventName, EventTime: c.OccurredAt, Status: capi.StatusSkippedConsent,
 						Message: msg, At: time.Now().UTC()})
 				}
 				continue
 			}
-			if err := e.fwd.Enqueue(ctx, r.dest.Name, r.name, r.Event(c)); err != nil {
+			if err := e.fwd.Enqueue(ctx, r.dest.Name, capi.Origin{Rule: r.name, Source: c.EventName}, r.Event(c)); err != nil {
 				e.outcomes.WithLabelValues(r.name, "enqueue_failed").Inc()
 				errs = append(errs, fmt.Errorf("forward event %s by rule %q: %w", c.EventID, r.name, err))
 				continue

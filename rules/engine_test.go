@@ -31,7 +31,8 @@ type enqueued struct {
 	ev         capi.Event
 }
 
-func (f *fakeForwarder) Enqueue(_ context.Context, dest, rule string, ev capi.Event) error {
+func (f *fakeForwarder) Enqueue(_ context.Context, dest string, o capi.Origin, ev capi.Event) error {
+	rule := o.Rule
 	if err := f.fail[rule]; err != nil {
 		return err
 	}
@@ -155,7 +156,7 @@ func TestEngineConsent(t *testing.T) {
 				if len(fwd.sent) != 0 {
 					t.Errorf("enqueued %d; want 0", len(fwd.sent))
 				}
-				want := capi.Delivery{EventID: c.EventID, Rule: "contact_form_lead", Destination: "meta_shop", EventName: "Lead",
+				want := capi.Delivery{EventID: c.EventID, Rule: "contact_form_lead", Destination: "meta_shop", EventName: "Lead", SourceEvent: "form_submitted",
 					EventTime: c.OccurredAt, Status: capi.StatusSkippedConsent, At: time.Now().UTC()}
 				if len(skips.got) != 1 {
 					t.Fatalf("skips = %+v; want one", skips.got)
@@ -346,7 +347,7 @@ var _ Forwarder = (*capi.Forwarder)(nil)
 // countForwarder accepts everything and counts it.
 type countForwarder struct{ n int }
 
-func (f *countForwarder) Enqueue(context.Context, string, string, capi.Event) error {
+func (f *countForwarder) Enqueue(context.Context, string, capi.Origin, capi.Event) error {
 	f.n++
 	return nil
 }

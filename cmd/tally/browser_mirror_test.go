@@ -131,7 +131,7 @@ tally('track', 'form_submitted', {form_id: 'contact', deal_amount: 80});`)
 		rows := waitRows(t, tu, "/p/mirror-no-ads", atLeast("form_submitted", 1))
 		eventID := named(rows, "form_submitted")[0].EventID
 		eventually(t, "skipped_consent row in deliveries", func() (bool, string) {
-			n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE status = 'skipped_consent' AND event_id = '"+eventID+"'")
+			n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE status = 'skipped_consent' AND event_name = 'form_submitted' AND forwarded_name = 'Lead' AND event_id = '"+eventID+"'")
 			return n == 1, fmt.Sprint(n, " rows")
 		})
 		if n := eval[int](t, ctx, `fbqCalls.length`); n != 0 {

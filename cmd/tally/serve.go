@@ -401,7 +401,7 @@ type deliveryLog struct{ w *store.DeliveryWriter }
 func (l deliveryLog) Record(ds []capi.Delivery) {
 	rows := make([]store.Delivery, len(ds))
 	for i, d := range ds {
-		rows[i] = store.Delivery{EventID: d.EventID, Rule: d.Rule, Destination: d.Destination, ForwardedName: d.EventName,
+		rows[i] = store.Delivery{EventID: d.EventID, EventName: d.SourceEvent, Rule: d.Rule, Destination: d.Destination, ForwardedName: d.EventName,
 			Status: string(d.Status), Attempts: d.Attempts, HTTPStatus: d.HTTPStatus, FBTraceID: d.FbtraceID,
 			Error: d.Message, CreatedAt: d.EventTime, UpdatedAt: d.At}
 	}

@@ -274,7 +274,7 @@ rules:
 		t.Errorf("em = %v; want the hash of the normalised email", ev.UserData.Email)
 	}
 	eventually(t, "sent row in deliveries", func() (bool, string) {
-		n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE event_id = 'lead-1' AND status = 'sent' AND rule = 'contact_form_lead'")
+		n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE event_id = 'lead-1' AND status = 'sent' AND rule = 'contact_form_lead' AND event_name = 'form_submitted' AND forwarded_name = 'Lead' AND attempts = 1 AND http_status = 200 AND fbtrace_id != ''")
 		return n == 1, fmt.Sprint(n, " rows")
 	})
 	var pretty bytes.Buffer

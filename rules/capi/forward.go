@@ -38,7 +38,8 @@ type Delivery struct {
 	EventID     string
 	Rule        string
 	Destination string
-	EventName   string
+	EventName   string // the name sent to Meta, e.g. Lead
+	SourceEvent string // tally's event name of the completion forwarded
 	EventTime   time.Time
 	Status      Status
 	Attempts    int // attempts made so far, this one included
@@ -120,8 +121,18 @@ var ErrClosed = errors.New("forwarder closed")
 
 // envelope is what the spool holds for one forward.
 type envelope struct {
-	Rule  string `json:"rule"`
-	Event Event  `json:"event"`
+	Rule string `json:"rule"`
+	// Source is tally's event name of the completion forwarded (absent in
+	// spools written before it was recorded).
+	Source string `json:"source,omitempty"`
+	Event  Event  `json:"event"`
+}
+
+// Origin says which rule forwards an event, and the tally event (the
+// completion's event name) it was mapped from.
+type Origin struct {
+	Rule   string
+	Source string
 }
 
 // Forwarder delivers events to Meta at least once: Enqueue puts them in a
@@ -200,11 +211,11 @@ func (f *Forwarder) closeSpools() {
 	}
 }
 
-// Enqueue stores ev for delivery to destination on behalf of rule and
+// Enqueue stores ev for delivery to destination on behalf of o.Rule and
 // returns once it is on disk. The same event (event_id and event_name) for
 // the same destination is stored once. Errors: unknown destination, no
 // event_id, spool.ErrFull (wrapped), ErrClosed.
-func (f *Forwarder) Enqueue(ctx context.Context, destination, rule string, ev Event) error {
+func (f *Forwarder) Enqueue(ctx context.Context, destination string, o Origin, ev Event) error {
 	f.mu.Lock()
 	closing := f.closing
 	f.mu.Unlock()
@@ -218,7 +229,7 @@ func (f *Forwarder) Enqueue(ctx context.Context, destination, rule string, ev Ev
 	if ev.EventID == "" {
 		return fmt.Errorf("forward %s to %q: event_id is empty", ev.EventName, destination)
 	}
-	b, err := json.Marshal(envelope{Rule: rule, Event: ev})
+	b, err := json.Marshal(envelope{Rule: o.Rule, Source: o.Source, Event: ev})
 	if err != nil {
 		return fmt.Errorf("forward %s to %q: %w", ev.EventName, destination, err)
 	}
@@ -560,7 +571,7 @@ func (w *worker) retryAt(p pending, delay, retryAfter time.Duration, now time.Ti
 func (w *worker) delivery(p pending, st Status, now time.Time, msg string, sent bool) Delivery {
 	ev := p.env.Event
 	d := Delivery{
-		EventID: ev.EventID, Rule: p.env.Rule, Destination: w.name, EventName: ev.EventName,
+		EventID: ev.EventID, Rule: p.env.Rule, Destination: w.name, EventName: ev.EventName, SourceEvent: p.env.Source,
 		Status: st, Attempts: p.item.Attempts, Message: msg, At: now,
 	}
 	if sent {

@@ -90,7 +90,7 @@ func newStandIn() *capitest.Server {
 func (e env) enqueue(t *testing.T, evs ...capi.Event) {
 	t.Helper()
 	for _, ev := range evs {
-		if err := e.fwd.Enqueue(context.Background(), "meta", "lead_rule", ev); err != nil {
+		if err := e.fwd.Enqueue(context.Background(), "meta", capi.Origin{Rule: "lead_rule", Source: "form_submitted"}, ev); err != nil {
 			t.Fatalf("Enqueue(%s) = %v", ev.EventID, err)
 		}
 	}
@@ -361,7 +361,7 @@ func TestForwarderCloseDrainsAndHardStopKeepsEvents(t *testing.T) {
 		e.enqueue(t, websiteEvent("d1", time.Now()), websiteEvent("d2", time.Now()))
 		e.close(t) // drains without waiting for the linger
 		want(t, "received after drain", receivedIDs(srv), []string{"d1", "d2"})
-		if err := e.fwd.Enqueue(context.Background(), "meta", "r", websiteEvent("x", time.Now())); !errors.Is(err, capi.ErrClosed) {
+		if err := e.fwd.Enqueue(context.Background(), "meta", capi.Origin{Rule: "r"}, websiteEvent("x", time.Now())); !errors.Is(err, capi.ErrClosed) {
 			t.Errorf("Enqueue after Close = %v; want ErrClosed", err)
 		}
 
@@ -410,7 +410,7 @@ func TestForwarderCrashChild(t *testing.T) {
 	}
 	for i := range 50 {
 		id := fmt.Sprintf("crash-%02d", i)
-		if err := f.Enqueue(context.Background(), "meta", "r", websiteEvent(id, time.Now())); err != nil {
+		if err := f.Enqueue(context.Background(), "meta", capi.Origin{Rule: "r"}, websiteEvent(id, time.Now())); err != nil {
 			fmt.Println("error", err)
 			os.Exit(2)
 		}
@@ -521,6 +521,21 @@ func TestForwarderBacklogged(t *testing.T) {
 		e.enqueue(t, websiteEvent("b8", now))
 		if got := e.fwd.Backlogged(0.9); !slices.Equal(got, []string{"meta"}) {
 			t.Errorf("Backlogged(0.9) with 9 of 10 = %v; want [meta]", got)
+		}
+	})
+}
+
+func TestDeliveryNamesTheSourceEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStandIn()
+		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		defer e.close(t)
+		e.enqueue(t, websiteEvent("s1", time.Now()))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		ds := e.log.all()
+		if len(ds) != 1 || ds[0].Status != capi.StatusSent || ds[0].SourceEvent != "form_submitted" || ds[0].Rule != "lead_rule" {
+			t.Errorf("deliveries = %+v; want one sent, from form_submitted by lead_rule", ds)
 		}
 	})
 }
