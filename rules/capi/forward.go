@@ -38,8 +38,9 @@ type Delivery struct {
 	EventID     string
 	Rule        string
 	Destination string
-	EventName   string // the name sent to Meta, e.g. Lead
-	SourceEvent string // tally's event name of the completion forwarded
+	EventName   string    // the name sent to Meta, e.g. Lead
+	SourceEvent string    // tally's event name of the completion forwarded
+	QueuedAt    time.Time // when the forward was enqueued (zero if unknown)
 	EventTime   time.Time
 	Status      Status
 	Attempts    int // attempts made so far, this one included
@@ -125,7 +126,9 @@ type envelope struct {
 	// Source is tally's event name of the completion forwarded (absent in
 	// spools written before it was recorded).
 	Source string `json:"source,omitempty"`
-	Event  Event  `json:"event"`
+	// Queued is when the forward was enqueued.
+	Queued time.Time `json:"queued,omitzero"`
+	Event  Event     `json:"event"`
 }
 
 // Origin says which rule forwards an event, and the tally event (the
@@ -229,7 +232,7 @@ func (f *Forwarder) Enqueue(ctx context.Context, destination string, o Origin, e
 	if ev.EventID == "" {
 		return fmt.Errorf("forward %s to %q: event_id is empty", ev.EventName, destination)
 	}
-	b, err := json.Marshal(envelope{Rule: o.Rule, Source: o.Source, Event: ev})
+	b, err := json.Marshal(envelope{Rule: o.Rule, Source: o.Source, Queued: time.Now().UTC(), Event: ev})
 	if err != nil {
 		return fmt.Errorf("forward %s to %q: %w", ev.EventName, destination, err)
 	}
@@ -571,7 +574,7 @@ func (w *worker) retryAt(p pending, delay, retryAfter time.Duration, now time.Ti
 func (w *worker) delivery(p pending, st Status, now time.Time, msg string, sent bool) Delivery {
 	ev := p.env.Event
 	d := Delivery{
-		EventID: ev.EventID, Rule: p.env.Rule, Destination: w.name, EventName: ev.EventName, SourceEvent: p.env.Source,
+		EventID: ev.EventID, Rule: p.env.Rule, Destination: w.name, EventName: ev.EventName, SourceEvent: p.env.Source, QueuedAt: p.env.Queued,
 		Status: st, Attempts: p.item.Attempts, Message: msg, At: now,
 	}
 	if sent {

@@ -534,8 +534,9 @@ func TestDeliveryNamesTheSourceEvent(t *testing.T) {
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		ds := e.log.all()
-		if len(ds) != 1 || ds[0].Status != capi.StatusSent || ds[0].SourceEvent != "form_submitted" || ds[0].Rule != "lead_rule" {
-			t.Errorf("deliveries = %+v; want one sent, from form_submitted by lead_rule", ds)
+		if len(ds) != 1 || ds[0].Status != capi.StatusSent || ds[0].SourceEvent != "form_submitted" || ds[0].Rule != "lead_rule" ||
+			ds[0].QueuedAt.IsZero() || ds[0].QueuedAt.After(ds[0].At) {
+			t.Errorf("deliveries = %+v; want one sent, from form_submitted by lead_rule, queued before it was sent", ds)
 		}
 	})
 }
