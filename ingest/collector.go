@@ -283,7 +283,9 @@ func (c *Collector) reject(rs []Rejection) {
 	}
 }
 
-// errSinkFull maps ErrFull onto 503 with Retry-After in the error handler.
+// errorHandler is the one place errors become HTTP answers: ErrFull is 503
+// with Retry-After, fiber errors keep their status, anything else is a 500
+// whose detail stays in the log.
 func (c *Collector) errorHandler(ctx *fiber.Ctx, err error) error {
 	var fe *fiber.Error
 	switch {
