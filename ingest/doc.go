@@ -9,6 +9,8 @@
 //
 // Backpressure: the collector never buffers completions itself. It hands each
 // accepted request to the Sink synchronously; when the Sink answers ErrFull the
-// request is refused with 503 and Retry-After, and nothing of it is stored, so
-// the client's retry is the only copy.
+// request is refused with 503 and Retry-After and its event ids are forgotten
+// by the Deduper, so the client's retry is accepted as new. A Sink that did
+// part of its work before refusing must make that part idempotent by event id
+// (tally's forwarding outbox is keyed by it).
 package ingest
