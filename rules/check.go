@@ -49,7 +49,6 @@ func CheckSites(rules []Rule, siteIDs []string) []ingest.FieldError {
 // compiled is a rule ready to run: filters typed by their definitions.
 type compiled struct {
 	name    string
-	index   int
 	rule    Rule
 	dest    Destination // with defaults
 	events  []string
@@ -95,7 +94,7 @@ func compile(rules []Rule, dests []Destination, defs []ingest.Definition) ([]*co
 			c.add(path+".name", "DUPLICATE_RULE", "rule %q is already defined at rules[%d]", r.Name, j)
 		}
 		seen[r.Name] = i
-		cr := &compiled{name: r.Name, index: i, rule: r}
+		cr := &compiled{name: r.Name, rule: r}
 		evDefs := c.checkEvents(path+".when", &r.When, defByName)
 		cr.events = r.When.EventNames()
 		for j, f := range r.When.Where {
