@@ -391,7 +391,7 @@ func viewOf(d *Definition) definitionView {
 		if pl == "" {
 			pl = p.Name
 		}
-		pv := propertyView{Name: p.Name, Label: pl, Type: hubspotType(p.Type), FieldType: fieldType(p.Type),
+		pv := propertyView{Name: p.Name, Label: pl, Type: string(p.Type), FieldType: fieldType(p.Type),
 			Description: p.Description, GroupName: "event_properties", Options: []optionView{}}
 		for i, o := range p.Options {
 			pv.Options = append(pv.Options, optionView{Label: o, Value: o, DisplayOrder: i})
@@ -400,16 +400,6 @@ func viewOf(d *Definition) definitionView {
 	}
 	sort.Slice(v.Properties, func(i, j int) bool { return v.Properties[i].Name < v.Properties[j].Name })
 	return v
-}
-
-func hubspotType(t PropertyType) string {
-	switch t {
-	case TypeDatetime, TypeDate:
-		return string(t)
-	case TypeBool:
-		return "bool"
-	}
-	return string(t)
 }
 
 func fieldType(t PropertyType) string {
