@@ -45,11 +45,10 @@ type DeliveryLog interface {
 // Engine decides, for each accepted completion, which rules forward it,
 // maps it, and hands the event to the Forwarder. It starts no goroutines.
 type Engine struct {
-	rules []*active
-	fwd   Forwarder
-	dlog  DeliveryLog
-	log   *slog.Logger
-	cfg   Config
+	rules  []*active
+	fwd    Forwarder
+	dlog   DeliveryLog
+	replay bool // Config.Replay: imports and pre-enable completions forward too
 
 	outcomes *prometheus.CounterVec
 }
@@ -80,7 +79,7 @@ func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, re
 		}
 		return nil, fmt.Errorf("rules config: %w", errors.Join(es...))
 	}
-	e := &Engine{fwd: fwd, dlog: dlog, log: log, cfg: cfg,
+	e := &Engine{fwd: fwd, dlog: dlog, replay: cfg.Replay,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_rule_matches_total",
 			Help: "Completions matched by a rule, by rule and outcome (enqueued, skipped_consent, enqueue_failed).",
@@ -158,11 +157,11 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 		if c.Enrichment.IsBot {
 			continue
 		}
-		if c.Source == ingest.SourceImport && !e.cfg.Replay {
+		if c.Source == ingest.SourceImport && !e.replay {
 			continue
 		}
 		for _, r := range e.rules {
-			if !e.cfg.Replay && c.ReceivedAt.Before(r.enabledAt) {
+			if !e.replay && c.ReceivedAt.Before(r.enabledAt) {
 				continue
 			}
 			if !r.matches(c) {
