@@ -225,22 +225,29 @@ func readMembers(dec *jsontext.Decoder, member func(name string) error) error {
 // readBatchString reads a string member of the batch: null leaves it as it
 // was; any other kind means the body is not a batch.
 func readBatchString(dec *jsontext.Decoder, name string, dst *string) error {
+	ok, err := readOptString(dec, dst)
+	if err == nil && !ok {
+		err = fmt.Errorf("%s is not a string", name)
+	}
+	return err
+}
+
+// readOptString reads a string into dst; null leaves dst as it was. Any
+// other kind is skipped and reported by ok false.
+func readOptString(dec *jsontext.Decoder, dst *string) (ok bool, err error) {
 	switch dec.PeekKind() {
 	case 'n':
 		_, err := dec.ReadToken()
-		return err
+		return true, err
 	case '"':
 		tok, err := dec.ReadToken()
 		if err != nil {
-			return err
+			return true, err
 		}
 		*dst = tok.String()
-		return nil
+		return true, nil
 	}
-	if err := dec.SkipValue(); err != nil {
-		return err
-	}
-	return fmt.Errorf("%s is not a string", name)
+	return false, dec.SkipValue()
 }
 
 // readEvents reads the events array. Events past maxBrowserEvents are kept
@@ -336,20 +343,11 @@ func readEvent(dec *jsontext.Decoder, e *wireEvent) error {
 // readString reads a string member of an event: null leaves it as it was;
 // any other kind makes the event malformed.
 func (e *wireEvent) readString(dec *jsontext.Decoder, dst *string) error {
-	switch dec.PeekKind() {
-	case 'n':
-		_, err := dec.ReadToken()
-		return err
-	case '"':
-		tok, err := dec.ReadToken()
-		if err != nil {
-			return err
-		}
-		*dst = tok.String()
-		return nil
+	ok, err := readOptString(dec, dst)
+	if !ok {
+		e.malformed = true
 	}
-	e.malformed = true
-	return dec.SkipValue()
+	return err
 }
 
 // readConsent reads the consent object; null forgets any sent before it.
