@@ -24,27 +24,28 @@ func (r *compiled) matches(c *ingest.Completion) bool {
 
 // matchFilters is the pure matcher over a property lookup.
 func matchFilters(where []*filter, any [][]*filter, prop func(string) (string, bool)) bool {
-	for _, f := range where {
-		if !f.match(prop(f.prop)) {
-			return false
-		}
+	if !allMatch(where, prop) {
+		return false
 	}
 	if len(any) == 0 {
 		return true
 	}
 	for _, g := range any {
-		ok := true
-		for _, f := range g {
-			if !f.match(prop(f.prop)) {
-				ok = false
-				break
-			}
-		}
-		if ok {
+		if allMatch(g, prop) {
 			return true
 		}
 	}
 	return false
+}
+
+// allMatch reports whether every filter of fs holds.
+func allMatch(fs []*filter, prop func(string) (string, bool)) bool {
+	for _, f := range fs {
+		if !f.match(prop(f.prop)) {
+			return false
+		}
+	}
+	return true
 }
 
 // consentOK reports whether the rule's consent gate holds for c.
