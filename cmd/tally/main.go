@@ -104,6 +104,14 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// loadFromFlags parses a command's flags and loads the config they name.
+func loadFromFlags(fs *flag.FlagSet, path *string, args []string) (*config.File, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	return loadConfig(*path)
+}
+
 // loadConfig reads the config and applies TALLY_* environment overrides of
 // the settings that differ per deployment.
 func loadConfig(path string) (*config.File, error) {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -33,10 +32,7 @@ const shutdownTimeout = 30 * time.Second
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs, path := commonFlags("serve", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadFromFlags(fs, path, args)
 	if err != nil {
 		return err
 	}
@@ -59,10 +55,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 
 func migrateCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs, path := commonFlags("migrate", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadFromFlags(fs, path, args)
 	if err != nil {
 		return err
 	}
@@ -73,10 +66,7 @@ func migrateCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer stop()
 	db := cfg.ClickHouse.DatabaseName()
-	if err := store.Migrate(ctx, conn, db); err != nil {
-		return err
-	}
-	if err := store.SyncViews(ctx, conn, db, cfg.Events); err != nil {
+	if err := applySchema(ctx, conn, db, cfg); err != nil {
 		return err
 	}
 	v, err := store.SchemaVersion(ctx, conn, db)
@@ -91,10 +81,7 @@ func snippetCmd(args []string, stdout, stderr io.Writer) error {
 	fs, path := commonFlags("snippet", stderr)
 	site := fs.String("site", "", "site id from the config")
 	origin := fs.String("origin", "", "where tally is reached from the site, e.g. https://shop.example.com (default: https://<the site's first domain>)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadFromFlags(fs, path, args)
 	if err != nil {
 		return err
 	}
@@ -169,17 +156,12 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	dataDir := cfg.DataDir
-	if dataDir == "" {
-		dataDir = "var"
-	}
 
 	step := time.Now()
-	if cfg.ClickHouse.DSN == "" {
-		s.ch, err = chserver.Start(ctx, chserver.Config{Dir: filepath.Join(dataDir, "clickhouse"), Log: log})
-		if err != nil {
-			return nil, err
-		}
+	if s.ch, err = startManagedClickHouse(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if s.ch != nil {
 		go func() {
 			select {
 			case <-s.ch.Exited():
@@ -187,15 +169,11 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 			case <-ctx.Done():
 			}
 		}()
-		cfg.ClickHouse.DSN = s.ch.DSN()
 	}
 	if s.conn, err = store.Open(ctx, cfg.ClickHouse.DSN); err != nil {
 		return nil, err
 	}
-	if err = store.Migrate(ctx, s.conn, s.db); err != nil {
-		return nil, err
-	}
-	if err = store.SyncViews(ctx, s.conn, s.db, cfg.Events); err != nil {
+	if err = applySchema(ctx, s.conn, s.db, cfg); err != nil {
 		return nil, err
 	}
 	log.Info("clickhouse ready", "database", s.db, "managed", s.ch != nil, "took", time.Since(step).Round(time.Millisecond))
@@ -227,12 +205,12 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		dests = append(dests, capi.Destination{Name: d.Name, Sender: client})
 	}
 	fwdCfg := opt.Forwarder
-	fwdCfg.Dir = filepath.Join(dataDir, "outbox")
+	fwdCfg.Dir = cfg.DataPath("outbox")
 	dlog := deliveryLog{s.delivers}
 	if s.forwarder, err = capi.NewForwarder(fwdCfg, dests, dlog, log, reg); err != nil {
 		return nil, err
 	}
-	engine, err := rules.NewEngine(rules.Config{Rules: cfg.Rules, Destinations: cfg.Destinations, Definitions: cfg.Events, DataDir: dataDir},
+	engine, err := rules.NewEngine(rules.Config{Rules: cfg.Rules, Destinations: cfg.Destinations, Definitions: cfg.Events, DataDir: cfg.DataPath()},
 		s.forwarder, dlog, log, reg)
 	if err != nil {
 		return nil, err
@@ -338,23 +316,37 @@ func (s *server) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// openClickHouse connects to the configured server, or starts the managed
-// one for the duration of a command.
-func openClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (driver.Conn, func(), error) {
-	dsn := cfg.ClickHouse.DSN
-	var ch *chserver.Server
-	if dsn == "" {
-		dataDir := cfg.DataDir
-		if dataDir == "" {
-			dataDir = "var"
-		}
-		var err error
-		if ch, err = chserver.Start(ctx, chserver.Config{Dir: filepath.Join(dataDir, "clickhouse"), Log: log}); err != nil {
-			return nil, nil, err
-		}
-		dsn = ch.DSN()
+// startManagedClickHouse starts the local ClickHouse server under
+// data_dir/clickhouse when clickhouse.dsn is empty, and points the config at
+// it. It returns nil when a DSN is configured.
+func startManagedClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (*chserver.Server, error) {
+	if cfg.ClickHouse.DSN != "" {
+		return nil, nil
 	}
-	conn, err := store.Open(ctx, dsn)
+	ch, err := chserver.Start(ctx, chserver.Config{Dir: cfg.DataPath("clickhouse"), Log: log})
+	if err != nil {
+		return nil, err
+	}
+	cfg.ClickHouse.DSN = ch.DSN()
+	return ch, nil
+}
+
+// applySchema brings the database to the current schema and the typed
+// views to the configured events.
+func applySchema(ctx context.Context, conn store.Conn, db string, cfg *config.File) error {
+	if err := store.Migrate(ctx, conn, db); err != nil {
+		return err
+	}
+	return store.SyncViews(ctx, conn, db, cfg.Events)
+}
+
+// openClickHouse connects to the configured server, or starts the managed
+// one for the duration of a command; stop closes both.
+func openClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (conn driver.Conn, stop func(), err error) {
+	ch, err := startManagedClickHouse(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	stopCH := func() {
 		if ch != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -362,7 +354,7 @@ func openClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (dr
 			ch.Stop(sctx)
 		}
 	}
-	if err != nil {
+	if conn, err = store.Open(ctx, cfg.ClickHouse.DSN); err != nil {
 		stopCH()
 		return nil, nil, err
 	}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"path/filepath"
+
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/ingest/enrich"
 	"github.com/tally-analytics/tally/rules"
@@ -23,4 +25,13 @@ type File struct {
 	Events       []ingest.Definition    `yaml:"events"`
 	Destinations []rules.Destination    `yaml:"destinations"`
 	Rules        []rules.Rule           `yaml:"rules"`
+}
+
+// DataPath joins elem to the data directory (data_dir, default ./var).
+func (f *File) DataPath(elem ...string) string {
+	dir := f.DataDir
+	if dir == "" {
+		dir = "var"
+	}
+	return filepath.Join(append([]string{dir}, elem...)...)
 }
