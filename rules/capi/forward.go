@@ -507,13 +507,13 @@ func (w *worker) send(ps []pending, ds *[]Delivery, acks *[]string, retries *[]s
 	if !errors.As(err, &e) {
 		e = &Error{Message: err.Error(), Err: err, network: true}
 	}
-	if !e.Retryable() && e.EventSpecific() && len(ps) > 1 {
+	if e.EventSpecific() && len(ps) > 1 {
 		half := len(ps) / 2
 		w.send(ps[:half], ds, acks, retries, released)
 		w.send(ps[half:], ds, acks, retries, released)
 		return
 	}
-	w.setHealthy(!e.Retryable() && e.EventSpecific(), e)
+	w.setHealthy(e.EventSpecific(), e)
 	// One delay for the whole request, from its most-tried event, so the
 	// events retry together in one request rather than scattered by jitter.
 	attempts := 0
