@@ -59,14 +59,11 @@ func Validate(ev *Event, now time.Time) error {
 	if err := validateUserData(&ev.UserData); err != nil {
 		return err
 	}
-	if cd := ev.CustomData; cd != nil {
-		if cd.Currency != "" && !isCurrency(cd.Currency) {
-			return fmt.Errorf("custom_data.currency %q is not an ISO 4217 code", cd.Currency)
-		}
-		if ev.EventName == "Purchase" && (cd.Value == nil || cd.Currency == "") {
-			return errors.New("a Purchase event requires custom_data.value and custom_data.currency")
-		}
-	} else if ev.EventName == "Purchase" {
+	cd := ev.CustomData
+	if cd != nil && cd.Currency != "" && !isCurrency(cd.Currency) {
+		return fmt.Errorf("custom_data.currency %q is not an ISO 4217 code", cd.Currency)
+	}
+	if ev.EventName == "Purchase" && (cd == nil || cd.Value == nil || cd.Currency == "") {
 		return errors.New("a Purchase event requires custom_data.value and custom_data.currency")
 	}
 	return nil
