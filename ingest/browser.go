@@ -329,7 +329,7 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 			comp.VisitorID, comp.SessionID = visitor, session
 		}
 	}
-	if _, err := c.accept(ctx.UserContext(), batch.Completions); err != nil {
+	if err := c.accept(ctx.UserContext(), batch.Completions); err != nil {
 		return err
 	}
 	return ctx.SendStatus(fiber.StatusNoContent)

@@ -237,9 +237,9 @@ func (c *Collector) requireToken(ctx *fiber.Ctx) error {
 }
 
 // accept runs accepted completions through dedup, enrichment and the Sink.
-// It returns how many were new. On ErrFull nothing of cs is kept and the
-// dedup marks are undone, so the client's retry is accepted.
-func (c *Collector) accept(ctx context.Context, cs []Completion) (int, error) {
+// On ErrFull nothing of cs is kept and the dedup marks are undone, so the
+// client's retry is accepted.
+func (c *Collector) accept(ctx context.Context, cs []Completion) error {
 	fresh := cs[:0:0]
 	for i := range cs {
 		if c.cfg.Dedup != nil && !c.cfg.Dedup.FirstSeen(cs[i].EventName, cs[i].EventID) {
@@ -249,7 +249,7 @@ func (c *Collector) accept(ctx context.Context, cs []Completion) (int, error) {
 		fresh = append(fresh, cs[i])
 	}
 	if len(fresh) == 0 {
-		return 0, nil
+		return nil
 	}
 	for i := range fresh {
 		if c.cfg.Enrich != nil {
@@ -262,7 +262,7 @@ func (c *Collector) accept(ctx context.Context, cs []Completion) (int, error) {
 				c.cfg.Dedup.Forget(fresh[i].EventName, fresh[i].EventID)
 			}
 		}
-		return 0, err
+		return err
 	}
 	for i := range fresh {
 		c.metrics.accepted.WithLabelValues(string(fresh[i].Source)).Inc()
@@ -270,7 +270,7 @@ func (c *Collector) accept(ctx context.Context, cs []Completion) (int, error) {
 			c.metrics.truncated.Inc()
 		}
 	}
-	return len(fresh), nil
+	return nil
 }
 
 // reject records rejected input; it never blocks.

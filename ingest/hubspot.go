@@ -187,7 +187,7 @@ func (c *Collector) sendOne(ctx *fiber.Ctx) error {
 	if len(errs) > 0 {
 		return c.validationFailed(ctx, body, []int{0}, [][]FieldError{errs}, []string{comp.EventName})
 	}
-	if _, err := c.accept(ctx.UserContext(), []Completion{comp}); err != nil {
+	if err := c.accept(ctx.UserContext(), []Completion{comp}); err != nil {
 		return err
 	}
 	return ctx.SendStatus(fiber.StatusNoContent)
@@ -232,7 +232,7 @@ func (c *Collector) sendBatch(ctx *fiber.Ctx) error {
 		}
 		return c.validationFailedBatch(ctx, inputs, bad, badErrs, badNames)
 	}
-	if _, err := c.accept(ctx.UserContext(), comps); err != nil {
+	if err := c.accept(ctx.UserContext(), comps); err != nil {
 		return err
 	}
 	return ctx.SendStatus(fiber.StatusNoContent)
