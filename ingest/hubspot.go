@@ -185,7 +185,7 @@ func (c *Collector) sendOne(ctx *fiber.Ctx) error {
 	body := ctx.Body()
 	comp, errs := ParseAPIInput(c.catalog, body, "", c.now(), SourceAPI)
 	if len(errs) > 0 {
-		return c.validationFailed(ctx, body, []int{0}, [][]FieldError{errs}, []string{comp.EventName})
+		return c.validationFailed(ctx, body, errs, comp.EventName)
 	}
 	if err := c.accept(ctx.UserContext(), []Completion{comp}); err != nil {
 		return err
@@ -197,13 +197,13 @@ func (c *Collector) sendBatch(ctx *fiber.Ctx) error {
 	body := ctx.Body()
 	var b apiBatch
 	if err := json.Unmarshal(body, &b); err != nil {
-		return c.validationFailed(ctx, body, []int{-1}, [][]FieldError{{fieldErr("inputs", "INVALID_JSON", "body is not {\"inputs\": [...]}: %v", err)}}, []string{""})
+		return c.validationFailed(ctx, body, []FieldError{fieldErr("inputs", "INVALID_JSON", "body is not {\"inputs\": [...]}: %v", err)}, "")
 	}
 	switch {
 	case len(b.Inputs) == 0:
-		return c.validationFailed(ctx, body, []int{-1}, [][]FieldError{{fieldErr("inputs", "REQUIRED", "inputs must hold at least one completion")}}, []string{""})
+		return c.validationFailed(ctx, body, []FieldError{fieldErr("inputs", "REQUIRED", "inputs must hold at least one completion")}, "")
 	case len(b.Inputs) > MaxBatch:
-		return c.validationFailed(ctx, body, []int{-1}, [][]FieldError{{fieldErr("inputs", "BATCH_TOO_LARGE", "%d inputs sent; the limit is %d per batch", len(b.Inputs), MaxBatch)}}, []string{""})
+		return c.validationFailed(ctx, body, []FieldError{fieldErr("inputs", "BATCH_TOO_LARGE", "%d inputs sent; the limit is %d per batch", len(b.Inputs), MaxBatch)}, "")
 	}
 	now := c.now()
 	comps := make([]Completion, 0, len(b.Inputs))
@@ -226,11 +226,7 @@ func (c *Collector) sendBatch(ctx *fiber.Ctx) error {
 		comps = append(comps, comp)
 	}
 	if len(bad) > 0 {
-		inputs := make([][]byte, len(b.Inputs))
-		for i, r := range b.Inputs {
-			inputs[i] = r
-		}
-		return c.validationFailedBatch(ctx, inputs, bad, badErrs, badNames)
+		return c.validationFailedBatch(ctx, b.Inputs, bad, badErrs, badNames)
 	}
 	if err := c.accept(ctx.UserContext(), comps); err != nil {
 		return err
@@ -238,24 +234,21 @@ func (c *Collector) sendBatch(ctx *fiber.Ctx) error {
 	return ctx.SendStatus(fiber.StatusNoContent)
 }
 
-// validationFailed answers 400 with the envelope for a single-input body.
-func (c *Collector) validationFailed(ctx *fiber.Ctx, body []byte, idx []int, errs [][]FieldError, names []string) error {
-	return c.validationFailedBatch(ctx, [][]byte{body}, idx, errs, names)
+// validationFailed answers 400 with the envelope for a body refused as a
+// whole; the body is each rejection's payload.
+func (c *Collector) validationFailed(ctx *fiber.Ctx, body []byte, errs []FieldError, name string) error {
+	return c.validationFailedBatch(ctx, []json.RawMessage{body}, []int{0}, [][]FieldError{errs}, []string{name})
 }
 
 // validationFailedBatch records the rejections and answers HubSpot's error
-// envelope listing every failing item and field.
-func (c *Collector) validationFailedBatch(ctx *fiber.Ctx, inputs [][]byte, idx []int, errs [][]FieldError, names []string) error {
+// envelope listing every failing item and field: errs[k] and names[k] are
+// those of inputs[idx[k]].
+func (c *Collector) validationFailedBatch(ctx *fiber.Ctx, inputs []json.RawMessage, idx []int, errs [][]FieldError, names []string) error {
 	now := c.now().UTC()
 	var details []errorDetail
 	var rejs []Rejection
 	for k, i := range idx {
-		payload := ""
-		if i >= 0 && i < len(inputs) {
-			payload = boundPayload(inputs[i])
-		} else if len(inputs) > 0 {
-			payload = boundPayload(inputs[0])
-		}
+		payload := boundPayload(inputs[i])
 		for _, e := range errs[k] {
 			details = append(details, detailOf(e))
 			rejs = append(rejs, Rejection{At: now, Source: SourceAPI, EventName: names[k], Reason: e.Code, Field: e.Path, Payload: payload})
