@@ -3,6 +3,8 @@ package rules
 import (
 	"log/slog"
 	"strings"
+
+	"github.com/tally-analytics/tally/rules/capi"
 )
 
 // Destination types and modes.
@@ -13,15 +15,10 @@ const (
 	ModeConversionLeads = "conversion_leads"
 )
 
-// Defaults for a Meta destination.
+// Defaults for a Meta destination: the client's own (see capi).
 const (
-	// DefaultGraphURL is Meta's Graph API host; tests point graph_url at a
-	// local stand-in.
-	DefaultGraphURL = "https://graph.facebook.com"
-	// DefaultAPIVersion is the Graph version used when api_version is empty:
-	// v25.0 was released 2026-02-18 and expires 2028-07-29, so it outlives
-	// v24.0, whose Marketing API support ends 2026-10-06.
-	DefaultAPIVersion = "v25.0"
+	DefaultGraphURL   = capi.DefaultGraphURL
+	DefaultAPIVersion = capi.DefaultAPIVersion
 )
 
 // Destination is one configured forwarding target (destinations[] in

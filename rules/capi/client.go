@@ -17,13 +17,22 @@ import (
 	"time"
 )
 
+// Defaults for ClientConfig.
+const (
+	// DefaultGraphURL is Meta's Graph API host; tests point GraphURL at a
+	// local stand-in.
+	DefaultGraphURL = "https://graph.facebook.com"
+	// DefaultAPIVersion is the Graph version used when APIVersion is empty:
+	// v25.0 was released 2026-02-18 and expires 2028-07-29, so it outlives
+	// v24.0, whose Marketing API support ends 2026-10-06.
+	DefaultAPIVersion = "v25.0"
+)
+
 // ClientConfig says where and as whom events are sent.
 type ClientConfig struct {
-	// GraphURL is Meta's Graph API base; tests point it at a stand-in.
-	// Default "https://graph.facebook.com".
+	// GraphURL is Meta's Graph API base. Default DefaultGraphURL.
 	GraphURL string
-	// APIVersion such as "v25.0". Default v25.0: v24.0 reaches its Marketing
-	// API expiry on 2026-10-06 and v25.0 is supported until 2028-07-29.
+	// APIVersion such as "v25.0". Default DefaultAPIVersion.
 	APIVersion string
 	// PixelID is the pixel (or dataset) ID events are sent to.
 	PixelID string
@@ -44,10 +53,10 @@ type ClientConfig struct {
 
 func (c ClientConfig) withDefaults() ClientConfig {
 	if c.GraphURL == "" {
-		c.GraphURL = "https://graph.facebook.com"
+		c.GraphURL = DefaultGraphURL
 	}
 	if c.APIVersion == "" {
-		c.APIVersion = "v25.0"
+		c.APIVersion = DefaultAPIVersion
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 30 * time.Second
