@@ -2,6 +2,7 @@ package rules
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/tally-analytics/tally/rules/capi"
@@ -192,14 +193,7 @@ var standardEvents = []string{
 
 // IsStandardEvent reports whether name is one of Meta's standard events,
 // spelled exactly (Meta's names are case-exact).
-func IsStandardEvent(name string) bool {
-	for _, s := range standardEvents {
-		if s == name {
-			return true
-		}
-	}
-	return false
-}
+func IsStandardEvent(name string) bool { return slices.Contains(standardEvents, name) }
 
 // standardEventFold returns the standard event that name equals ignoring
 // case, for a hint when a config spells one in the wrong case.
