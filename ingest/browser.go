@@ -362,11 +362,11 @@ func (c *Collector) siteOf(id string) *Site {
 func (c *Collector) identifyBrowser(ctx *fiber.Ctx, site *Site, f browserFacts, analytics bool, now time.Time) (visitor, session string) {
 	base := fiber.Cookie{Path: "/", Domain: site.CookieDomain, Secure: f.secure, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode}
 	if !analytics {
-		for _, name := range []string{VisitorCookie, SessionCookie} {
-			if (name == VisitorCookie && f.visitor != "") || (name == SessionCookie && f.session != "") {
-				ck := base
-				ck.Name, ck.Value, ck.MaxAge, ck.Expires = name, "", -1, time.Unix(0, 0)
-				ctx.Cookie(&ck)
+		for _, ck := range []struct{ name, sent string }{{VisitorCookie, f.visitor}, {SessionCookie, f.session}} {
+			if ck.sent != "" {
+				expired := base
+				expired.Name, expired.Value, expired.MaxAge, expired.Expires = ck.name, "", -1, time.Unix(0, 0)
+				ctx.Cookie(&expired)
 			}
 		}
 		return "", ""
