@@ -131,7 +131,7 @@ func SyncViews(ctx context.Context, conn Conn, database string, defs []ingest.De
 	}
 
 	var changes []viewState
-	for _, name := range sortedKeys(want) {
+	for _, name := range slices.Sorted(maps.Keys(want)) {
 		w := want[name]
 		t, ours := tracked[name]
 		engine, exists := existing[name]
@@ -155,7 +155,7 @@ func SyncViews(ctx context.Context, conn Conn, database string, defs []ingest.De
 		w.name = name
 		changes = append(changes, w)
 	}
-	for _, name := range sortedKeys(tracked) {
+	for _, name := range slices.Sorted(maps.Keys(tracked)) {
 		if _, keep := want[name]; keep {
 			continue
 		}
@@ -261,13 +261,4 @@ func recordViews(ctx context.Context, conn Conn, db string, vs []viewState) erro
 		return fmt.Errorf("record views: %w", err)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
