@@ -1,46 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
-
-// arrivals wraps the Graph API stand-in and notes when each event id
-// arrives.
-type arrivals struct {
-	mu sync.Mutex
-	at map[string]time.Time
-}
-
-func (a *arrivals) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now()
-		body, _ := io.ReadAll(r.Body)
-		var req struct {
-			Data []struct {
-				EventID string `json:"event_id"`
-			} `json:"data"`
-		}
-		json.Unmarshal(body, &req)
-		a.mu.Lock()
-		for _, d := range req.Data {
-			if _, seen := a.at[d.EventID]; !seen {
-				a.at[d.EventID] = now
-			}
-		}
-		a.mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		next.ServeHTTP(w, r)
-	})
-}
 
 // BenchmarkForwardLatency measures the time from a completion's 204 to its
 // arrival at the Graph API stand-in, under a steady 200 completions/s over
@@ -52,8 +18,8 @@ func BenchmarkForwardLatency(b *testing.B) {
 		every = 5 * time.Millisecond // 200 completions/s
 	)
 	graph := capitestServer(b)
-	arr := &arrivals{at: map[string]time.Time{}}
-	front := httptest.NewServer(arr.wrap(graph))
+	raw := &rawBodies{}
+	front := httptest.NewServer(raw.wrap(graph))
 	b.Cleanup(front.Close)
 	yaml := serveYAML + `  - name: form_submitted
     label: Form submitted
@@ -85,14 +51,13 @@ rules:
 		deadline := time.Now().Add(30 * time.Second)
 		var lat []time.Duration
 		for {
-			arr.mu.Lock()
+			arrived := raw.arrivals()
 			lat = lat[:0]
 			for id, t0 := range accepted {
-				if t1, ok := arr.at[id]; ok {
+				if t1, ok := arrived[id]; ok {
 					lat = append(lat, max(0, t1.Sub(t0)))
 				}
 			}
-			arr.mu.Unlock()
 			if len(lat) == total || time.Now().After(deadline) {
 				break
 			}

@@ -379,17 +379,21 @@ rules:
 }
 
 // rawBodies wraps the Graph API stand-in and keeps each request body as
-// sent, so a test can show the exact JSON that left tally.
+// sent, with when it arrived, so a test can show the exact JSON that left
+// tally and when.
 type rawBodies struct {
 	mu     sync.Mutex
 	bodies [][]byte
+	at     []time.Time
 }
 
 func (rb *rawBodies) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
 		b, _ := io.ReadAll(r.Body)
 		rb.mu.Lock()
 		rb.bodies = append(rb.bodies, b)
+		rb.at = append(rb.at, now)
 		rb.mu.Unlock()
 		r.Body = io.NopCloser(bytes.NewReader(b))
 		next.ServeHTTP(w, r)
@@ -403,6 +407,27 @@ func (rb *rawBodies) first() []byte {
 		return nil
 	}
 	return rb.bodies[0]
+}
+
+// arrivals maps each event_id to when its first request arrived.
+func (rb *rawBodies) arrivals() map[string]time.Time {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	out := map[string]time.Time{}
+	for i, b := range rb.bodies {
+		var req struct {
+			Data []struct {
+				EventID string `json:"event_id"`
+			} `json:"data"`
+		}
+		json.Unmarshal(b, &req)
+		for _, d := range req.Data {
+			if _, seen := out[d.EventID]; !seen {
+				out[d.EventID] = rb.at[i]
+			}
+		}
+	}
+	return out
 }
 
 // TestForwardConversionLeads runs a CRM lifecycle completion through a
