@@ -190,12 +190,7 @@ func (s *Site) AllowsHost(host string) bool {
 // the origin is checked against every site; the POST is checked against the
 // batch's own site.
 func (c *Collector) anySiteAllows(host string) bool {
-	for i := range c.cfg.Sites {
-		if c.cfg.Sites[i].AllowsHost(host) {
-			return true
-		}
-	}
-	return false
+	return c.siteAllowing(host) != nil
 }
 
 // corsHeaders allows a configured origin to read the answer and to send and
@@ -291,14 +286,16 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 	})
 	if err != nil {
 		// Not a batch at all, so its site is unknown: any configured origin
-		// may hear so (the snippet does not retry a 400).
-		if !c.anySiteAllows(f.host) {
+		// may hear so (the snippet does not retry a 400), and the rejection
+		// is recorded against the first site that admits the origin.
+		allowing := c.siteAllowing(f.host)
+		if allowing == nil {
 			return ctx.SendStatus(fiber.StatusForbidden)
 		}
 		if f.origin != "" {
 			corsHeaders(ctx, f.origin)
 		}
-		c.reject([]Rejection{{At: now.UTC(), Site: c.siteIDOf(f.host), Source: SourceBrowser, Reason: "INVALID_JSON",
+		c.reject([]Rejection{{At: now.UTC(), Site: allowing.ID, Source: SourceBrowser, Reason: "INVALID_JSON",
 			Field: "body", Payload: boundPayload(body)}})
 		return ctx.SendStatus(fiber.StatusBadRequest)
 	}
@@ -335,15 +332,14 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 	return ctx.SendStatus(fiber.StatusNoContent)
 }
 
-// siteIDOf names the first site whose domains admit host, for recording a
-// rejection whose body did not say.
-func (c *Collector) siteIDOf(host string) string {
+// siteAllowing is the first site whose domains admit host, or nil.
+func (c *Collector) siteAllowing(host string) *Site {
 	for i := range c.cfg.Sites {
 		if c.cfg.Sites[i].AllowsHost(host) {
-			return c.cfg.Sites[i].ID
+			return &c.cfg.Sites[i]
 		}
 	}
-	return ""
+	return nil
 }
 
 func (c *Collector) siteOf(id string) *Site {
