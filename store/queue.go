@@ -106,6 +106,15 @@ func (q *queue[T]) offer(items []T, partial bool) (int, error) {
 	return n, nil
 }
 
+// offerOrDrop queues what fits and counts the rest as dropped; after Close
+// nothing is taken. It is the intake of the writers that never block.
+func (q *queue[T]) offerOrDrop(items []T) {
+	n, _ := q.offer(items, true)
+	if dropped := len(items) - n; dropped > 0 {
+		q.m.dropped.Add(float64(dropped))
+	}
+}
+
 func (q *queue[T]) newChunk() *chunk[T] {
 	c := q.spare
 	q.spare = nil

@@ -146,10 +146,7 @@ func NewRejectionWriter(cfg RejectionWriterConfig, insert RejectionInsertFunc, l
 // Reject queues what fits and drops the rest, counting it in
 // tally_store_rows_dropped_total{table="rejections"}. It never blocks.
 func (w *RejectionWriter) Reject(rs []ingest.Rejection) {
-	n, _ := w.q.offer(rs, true) // after Close nothing is taken
-	if dropped := len(rs) - n; dropped > 0 {
-		w.q.m.dropped.Add(float64(dropped))
-	}
+	w.q.offerOrDrop(rs)
 }
 
 // Close stops intake, writes what is queued until ctx ends and waits.
@@ -185,10 +182,7 @@ func NewDeliveryWriter(insert DeliveryInsertFunc, log *slog.Logger, reg promethe
 // tally_store_rows_dropped_total{table="deliveries"}. It never blocks, and
 // the rows are copied.
 func (w *DeliveryWriter) Record(ds []Delivery) {
-	n, _ := w.q.offer(ds, true)
-	if dropped := len(ds) - n; dropped > 0 {
-		w.q.m.dropped.Add(float64(dropped))
-	}
+	w.q.offerOrDrop(ds)
 }
 
 // Close stops intake, writes what is queued until ctx ends and waits.
