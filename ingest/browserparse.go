@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"net/url"
 	"slices"
 	"strconv"
@@ -610,7 +609,7 @@ func applyTraits(c *Completion, traits []wireMember) {
 			c.Truncated = append(c.Truncated, fmt.Sprintf("traits.%s: dropped, longer than %d characters", k, maxTraitLen))
 			continue
 		case k == "email" && v != "":
-			if a, err := mail.ParseAddress(v); err != nil || a.Address != v {
+			if !isEmailAddress(v) {
 				c.Truncated = append(c.Truncated, "traits.email: dropped, not an email address")
 				continue
 			}

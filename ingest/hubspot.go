@@ -85,7 +85,7 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 	// sent must be valid; at least one is required.
 	c.ObjectID = jsonScalar(in.ObjectID)
 	if in.Email != "" {
-		if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email {
+		if !isEmailAddress(in.Email) {
 			errs = append(errs, fieldErr(p("email"), "INVALID_EMAIL", "email %q is not a valid address", in.Email))
 		}
 		c.Identity.Email = in.Email
@@ -108,6 +108,13 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 		errs = append(errs, ApplyProperties(&c, def, props, Strict, p("properties"))...)
 	}
 	return c, errs
+}
+
+// isEmailAddress reports whether s is a bare address ("a@b.com"), not a
+// display-name form that net/mail also accepts ("A <a@b.com>").
+func isEmailAddress(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s
 }
 
 func pathOr(path, alt string) string {
