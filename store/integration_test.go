@@ -32,23 +32,12 @@ func migrated(t *testing.T) (driver.Conn, string) {
 	return conn, db
 }
 
+// queryStrings reads a one-column String result.
 func queryStrings(t *testing.T, conn driver.Conn, q string) []string {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
 	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", q, err)
+	for _, r := range queryRowsOfStrings(t, conn, q) {
+		out = append(out, r[0])
 	}
 	return out
 }
