@@ -130,9 +130,7 @@ func hasMatchingID(def *Definition, props map[string]json.RawMessage) bool {
 	if def == nil || def.MatchingProperty == "" {
 		return false
 	}
-	v, ok := props[def.MatchingProperty]
-	s, _ := propScalar(v)
-	return ok && s != ""
+	return jsonScalar(props[def.MatchingProperty]) != ""
 }
 
 // jsonScalar reads a JSON string or number as text; null or absent is "".
