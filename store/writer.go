@@ -173,8 +173,7 @@ type DeliveryWriter struct {
 func NewDeliveryWriter(insert DeliveryInsertFunc, log *slog.Logger, reg prometheus.Registerer) *DeliveryWriter {
 	q := newQueue(queueConfig{table: "deliveries", flushRows: 1_000, flushAge: time.Second, maxRows: 100_000,
 		minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second},
-		func(ctx context.Context, ds []Delivery) error { return insert(ctx, ds) },
-		log, newMetrics(reg, "deliveries"), nil)
+		insert, log, newMetrics(reg, "deliveries"), nil)
 	return &DeliveryWriter{q: q}
 }
 
