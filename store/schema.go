@@ -196,13 +196,19 @@ func migrations() []migration {
 // database, in order, for review and for golden tests.
 func SchemaDDL(database string) []string {
 	db := quoteIdent(database)
-	out := []string{"CREATE DATABASE IF NOT EXISTS " + db, expand(migrationsDDL, db)}
+	out := bootstrapDDL(db)
 	for _, m := range migrations() {
 		for _, s := range m.statements {
 			out = append(out, expand(s, db))
 		}
 	}
 	return out
+}
+
+// bootstrapDDL is what Migrate runs before it can read which migrations
+// are applied: the database and its schema_migrations table.
+func bootstrapDDL(db string) []string {
+	return []string{"CREATE DATABASE IF NOT EXISTS " + db, expand(migrationsDDL, db)}
 }
 
 func expand(stmt, db string) string { return strings.ReplaceAll(stmt, "{db}", db) }
@@ -214,7 +220,7 @@ func Migrate(ctx context.Context, conn Conn, database string) error {
 		return err
 	}
 	db := quoteIdent(database)
-	for _, s := range []string{"CREATE DATABASE IF NOT EXISTS " + db, expand(migrationsDDL, db)} {
+	for _, s := range bootstrapDDL(db) {
 		if err := conn.Exec(ctx, s); err != nil {
 			return fmt.Errorf("migrate %s: %s: %w", database, firstLine(s), err)
 		}
