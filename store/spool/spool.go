@@ -187,12 +187,18 @@ func (s *Spool) registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{s.items, s.bytes, s.enqueued, s.dupes, s.full} {
+	for _, c := range s.collectors() {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	return nil
+}
+
+// collectors are the spool's metrics, registered by Open and unregistered
+// by Close.
+func (s *Spool) collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.items, s.bytes, s.enqueued, s.dupes, s.full}
 }
 
 // Ready delivers a token whenever items may have become available
@@ -554,7 +560,7 @@ func (s *Spool) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	if s.reg != nil {
-		for _, c := range []prometheus.Collector{s.items, s.bytes, s.enqueued, s.dupes, s.full} {
+		for _, c := range s.collectors() {
 			s.reg.Unregister(c)
 		}
 	}
