@@ -394,13 +394,8 @@ func isPaidMedium(m string) bool {
 }
 
 func isSocialMedium(m string) bool {
-	for _, w := range [...]string{"social", "social-network", "social-media", "sm", "social network",
-		"social media", "social_media", "socialmedia", "organic_social", "organic-social"} {
-		if strings.EqualFold(m, w) {
-			return true
-		}
-	}
-	return false
+	return equalFoldAny(m, []string{"social", "social-network", "social-media", "sm", "social network",
+		"social media", "social_media", "socialmedia", "organic_social", "organic-social"})
 }
 
 // sourceKind classifies a utm_source: a host name ("google.com",
@@ -413,15 +408,21 @@ func sourceKind(s string) string {
 	if strings.IndexByte(s, '.') >= 0 {
 		return hostKind(strings.ToLower(s))
 	}
-	for _, w := range searchSourceNames {
-		if strings.EqualFold(s, w) {
-			return TouchOrganicSearch
-		}
-	}
-	for _, w := range socialSourceNames {
-		if strings.EqualFold(s, w) {
-			return TouchSocial
-		}
+	switch {
+	case equalFoldAny(s, searchSourceNames[:]):
+		return TouchOrganicSearch
+	case equalFoldAny(s, socialSourceNames[:]):
+		return TouchSocial
 	}
 	return ""
+}
+
+// equalFoldAny reports whether s is one of words, ignoring case.
+func equalFoldAny(s string, words []string) bool {
+	for _, w := range words {
+		if strings.EqualFold(s, w) {
+			return true
+		}
+	}
+	return false
 }

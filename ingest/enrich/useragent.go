@@ -265,20 +265,14 @@ var wearableTokens = [...]string{
 // iPadOS Safari asks for desktop sites and sends a Macintosh user agent, so
 // those iPads count as Desktop; so does a phone in "desktop site" mode.
 func deviceType(s string, mobile bool) string {
-	for _, t := range tvTokens {
-		if strings.Contains(s, t) {
-			return DeviceSmartTV
-		}
+	if containsAny(s, tvTokens[:]) {
+		return DeviceSmartTV
 	}
-	for _, t := range consoleTokens {
-		if strings.Contains(s, t) {
-			return DeviceConsole
-		}
+	if containsAny(s, consoleTokens[:]) {
+		return DeviceConsole
 	}
-	for _, t := range wearableTokens {
-		if strings.Contains(s, t) {
-			return DeviceWearable
-		}
+	if containsAny(s, wearableTokens[:]) {
+		return DeviceWearable
 	}
 	android := strings.Contains(s, "Android")
 	hasMobile := strings.Contains(s, "Mobile")
@@ -297,6 +291,16 @@ func deviceType(s string, mobile bool) string {
 		return DeviceDesktop
 	}
 	return DeviceUnknown
+}
+
+// containsAny reports whether s contains any of tokens.
+func containsAny(s string, tokens []string) bool {
+	for _, t := range tokens {
+		if strings.Contains(s, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // normalizeOS turns mssola's OS name into the names analysts group by.
