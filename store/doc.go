@@ -4,11 +4,12 @@
 // RejectionWriter, DeliveryWriter), and the in-memory
 // duplicate filter warmed from stored completions (Deduper).
 //
-// It must not import fiber itself, nor rules, snippet or cmd (deps_test.go
-// checks): it uses ingest's types, implements ingest's small interfaces
-// (Sink, RejectionSink, Deduper), and main wires it in. It talks to ClickHouse over the native protocol only,
-// with SQL that runs on both ClickHouse 18.16 and current releases (see
-// schema.go). The managed local server lives in store/chserver.
+// It must not import fiber itself, nor rules, snippet or cmd (cmd/tally's
+// architecture_test.go checks): it uses ingest's types, implements ingest's
+// small interfaces (Sink, RejectionSink, Deduper), and main wires it in. It
+// talks to ClickHouse over the native protocol only, with SQL that runs on
+// both ClickHouse 18.16 and current releases (see schema.go). The managed
+// local server lives in store/chserver.
 //
 // # Batching
 //
