@@ -272,7 +272,7 @@ func newBrowserHarnessConfig(t *testing.T, edit func(*Config)) *browserHarness {
 	cfg := Config{
 		Sites: sites, Definitions: browserDefs,
 		Sink: h.sink, Rejections: h.rej, Dedup: &mapDedup{},
-		Scripts: fakeScripts{"shop": {JS: []byte("console.log(1)"), Gzip: gz.Bytes(), ETag: `"abc"`, Digest: "abc"}},
+		Scripts: fakeScripts{"shop": {JS: []byte("console.log(1)"), Gzip: gz.Bytes(), ETag: `"abc"`}},
 		Now:     func() time.Time { return fixedNow },
 	}
 	edit(&cfg)

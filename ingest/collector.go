@@ -51,10 +51,9 @@ type ScriptSource interface {
 
 // Script is a built, minified tracker with its gzip form and entity tag.
 type Script struct {
-	JS     []byte
-	Gzip   []byte
-	ETag   string
-	Digest string
+	JS   []byte
+	Gzip []byte
+	ETag string
 }
 
 // Collector serves every ingest path over HTTP.

@@ -177,5 +177,5 @@ func pack(js []byte) (ingest.Script, error) {
 	}
 	sum := sha256.Sum256(js)
 	digest := base64.RawURLEncoding.EncodeToString(sum[:18])
-	return ingest.Script{JS: js, Gzip: buf.Bytes(), ETag: `"` + digest + `"`, Digest: digest}, nil
+	return ingest.Script{JS: js, Gzip: buf.Bytes(), ETag: `"` + digest + `"`}, nil
 }
