@@ -4,7 +4,6 @@ import (
 	"bytes"
 	_ "embed"
 	"html/template"
-	"net/http"
 )
 
 //go:embed demo/index.html
@@ -28,14 +27,4 @@ func DemoPage(site string) []byte {
 		panic(err)
 	}
 	return buf.Bytes()
-}
-
-// DemoHandler serves DemoPage(site) as text/html.
-func DemoHandler(site string) http.Handler {
-	page := DemoPage(site)
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Write(page)
-	})
 }
