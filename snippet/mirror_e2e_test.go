@@ -3,7 +3,6 @@ package snippet_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/rules"
@@ -93,17 +90,7 @@ func TestMirrorMatchesConversionsAPI(t *testing.T) {
 	script, _ := b.Script("shop")
 	cat := ingest.NewCatalog(defs)
 	collected := make(chan error, 4)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, `<!doctype html><title>form</title>
-<script>window.calls=[];window.fbq=function(){calls.push([].slice.call(arguments))};
-window.tally=window.tally||function(){(tally.q=tally.q||[]).push(arguments)}</script>
-<script async src="/t.js" data-site="shop"></script>`)
-	})
-	mux.HandleFunc("/t.js", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/javascript")
-		w.Write(script.JS)
-	})
+	mux := trackerPage(script.JS)
 	mux.HandleFunc("/e", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		batch, err := ingest.ParseBrowserBatch(cat, body, ingest.BrowserContext{Now: time.Now(), UserAgent: r.UserAgent(), IP: "203.0.113.9"})
@@ -116,12 +103,7 @@ window.tally=window.tally||function(){(tally.q=tally.q||[]).push(arguments)}</sc
 	site := httptest.NewServer(mux)
 	t.Cleanup(site.Close)
 
-	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/?fbclid=IwAR-Click")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.tally && window.tally.l)`)); err != nil {
-		t.Fatalf("tracker did not load: %v", err)
-	}
+	openTracker(t, ctx, site.URL+"/?fbclid=IwAR-Click")
 	calls := mirrorEval[string](t, ctx, `tally('track', 'form_submitted', {form_id: 'Contact', deal_amount: '249.90'});
 JSON.stringify(calls)`)
 	var got [][]any

@@ -1,6 +1,7 @@
 package snippet_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,18 +41,7 @@ func mirrorSite(t *testing.T) (*httptest.Server, <-chan []byte) {
 		t.Fatal("no script for site shop")
 	}
 	bodies := make(chan []byte, 16)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		fmt.Fprint(w, `<!doctype html><title>form</title>
-<script>window.calls=[];window.fbq=function(){calls.push([].slice.call(arguments))};
-window.tally=window.tally||function(){(tally.q=tally.q||[]).push(arguments)}</script>
-<script async src="/t.js" data-site="shop"></script>`)
-	})
-	mux.HandleFunc("/t.js", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/javascript")
-		w.Write(script.JS)
-	})
+	mux := trackerPage(script.JS)
 	mux.HandleFunc("/e", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		select {
@@ -63,6 +53,36 @@ window.tally=window.tally||function(){(tally.q=tally.q||[]).push(arguments)}</sc
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv, bodies
+}
+
+// trackerPage serves a page at / that embeds the tracker script (served at
+// /t.js) for site shop, with an fbq that records its calls in window.calls.
+// The caller adds the collection path.
+func trackerPage(script []byte) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<!doctype html><title>form</title>
+<script>window.calls=[];window.fbq=function(){calls.push([].slice.call(arguments))};
+window.tally=window.tally||function(){(tally.q=tally.q||[]).push(arguments)}</script>
+<script async src="/t.js" data-site="shop"></script>`)
+	})
+	mux.HandleFunc("/t.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/javascript")
+		w.Write(script)
+	})
+	return mux
+}
+
+// openTracker navigates to url and waits until the tracker has loaded.
+func openTracker(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.tally && window.tally.l)`)); err != nil {
+		t.Fatalf("tracker did not load: %v", err)
+	}
 }
 
 // sentEvent waits for the collection request that carries the named event.
@@ -95,12 +115,7 @@ func sentEvent(t *testing.T, bodies <-chan []byte, name string) map[string]any {
 func TestMirrorThroughTracker(t *testing.T) {
 	srv, bodies := mirrorSite(t)
 	ctx := mirrorBrowser(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.tally && window.tally.l)`)); err != nil {
-		t.Fatalf("tracker did not load: %v", err)
-	}
+	openTracker(t, ctx, srv.URL+"/")
 	calls := mirrorEval[string](t, ctx, `tally('track', 'form_submitted', {form_id: 'Contact', deal_amount: 120});
 tally('track', 'form_submitted', {form_id: 'newsletter', deal_amount: 5});
 JSON.stringify(calls)`)
@@ -127,12 +142,7 @@ JSON.stringify(calls)`)
 func TestMirrorNeedsAdsConsent(t *testing.T) {
 	srv, bodies := mirrorSite(t)
 	ctx := mirrorBrowser(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.tally && window.tally.l)`)); err != nil {
-		t.Fatalf("tracker did not load: %v", err)
-	}
+	openTracker(t, ctx, srv.URL+"/")
 	calls := mirrorEval[string](t, ctx, `tally('consent', {ads: false});
 tally('track', 'form_submitted', {form_id: 'contact'});
 JSON.stringify(calls)`)
