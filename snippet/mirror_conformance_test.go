@@ -9,7 +9,6 @@ package snippet_test
 // completion matches, or on its event name, value and currency.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -53,17 +52,6 @@ func mirrorBundle(t *testing.T) string {
 	return string(res.OutputFiles[0].Contents)
 }
 
-// mirrorBrowser starts a headless Chromium with a fresh profile.
-func mirrorBrowser(t *testing.T) context.Context {
-	t.Helper()
-	return chromiumtest.New(t)
-}
-
-func mirrorEval[T any](t *testing.T, ctx context.Context, js string) T {
-	t.Helper()
-	return chromiumtest.Eval[T](t, ctx, js)
-}
-
 func TestMirrorConformance(t *testing.T) {
 	raw, err := os.ReadFile("../rules/testdata/conformance.golden.json")
 	if err != nil {
@@ -76,12 +64,12 @@ func TestMirrorConformance(t *testing.T) {
 	if len(cases) < 50 {
 		t.Fatalf("conformance table holds %d cases; want the full table", len(cases))
 	}
-	ctx := mirrorBrowser(t)
-	mirrorEval[any](t, ctx, mirrorBundle(t)+";0")
+	ctx := chromiumtest.New(t)
+	chromiumtest.Eval[any](t, ctx, mirrorBundle(t)+";0")
 
 	// Each case: a fresh recording fbq, then the snippet's own entry point
 	// (mirror), which also applies the ads-consent check.
-	out := mirrorEval[string](t, ctx, `(function (cases) {
+	out := chromiumtest.Eval[string](t, ctx, `(function (cases) {
   return JSON.stringify(cases.map(function (c) {
     var calls = [];
     window.fbq = function () { calls.push([].slice.call(arguments)); };
@@ -119,12 +107,12 @@ func TestMirrorConformance(t *testing.T) {
 // TestMirrorRespectsGPC: with Global Privacy Control on, nothing reaches the
 // pixel even when the completion claims ads consent.
 func TestMirrorRespectsGPC(t *testing.T) {
-	ctx := mirrorBrowser(t)
-	mirrorEval[any](t, ctx, mirrorBundle(t)+";0")
+	ctx := chromiumtest.New(t)
+	chromiumtest.Eval[any](t, ctx, mirrorBundle(t)+";0")
 	rules := `[{"r":"lead","e":["form_submitted"],"n":"Lead"}]`
 	ev := `{"id":"x","name":"form_submitted","props":{},"consent":{"analytics":true,"ads":true}}`
 	run := func() string {
-		return mirrorEval[string](t, ctx, fmt.Sprintf(`(function () {
+		return chromiumtest.Eval[string](t, ctx, fmt.Sprintf(`(function () {
   var calls = [];
   window.fbq = function () { calls.push([].slice.call(arguments)); };
   tallyMirror.mirror(%s, %s, null);
@@ -134,7 +122,7 @@ func TestMirrorRespectsGPC(t *testing.T) {
 	if got := run(); got != `[["track","Lead",{},{"eventID":"x"}]]` {
 		t.Fatalf("without GPC the pixel got %s; want one Lead", got)
 	}
-	mirrorEval[any](t, ctx, `Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: function () { return true; }, configurable: true}); 0`)
+	chromiumtest.Eval[any](t, ctx, `Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: function () { return true; }, configurable: true}); 0`)
 	if got := run(); got != `[]` {
 		t.Errorf("with GPC the pixel got %s; want nothing", got)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/tally-analytics/tally/rules/capi"
 	"github.com/tally-analytics/tally/rules/capi/capitest"
 	"github.com/tally-analytics/tally/snippet"
+	"github.com/tally-analytics/tally/snippet/chromiumtest"
 )
 
 // The pixel and the Conversions API, end to end: a page in Chromium runs
@@ -42,7 +43,7 @@ func (d *deliveries) Record(ds []capi.Delivery) {
 }
 
 func TestMirrorMatchesConversionsAPI(t *testing.T) {
-	ctx := mirrorBrowser(t) // first: skips (or fails under CI) without Chromium
+	ctx := chromiumtest.New(t) // first: skips (or fails under CI) without Chromium
 
 	graph := capitest.Start(capitest.Config{PixelID: "1234567890", AccessToken: "token"})
 	t.Cleanup(graph.Close)
@@ -104,7 +105,7 @@ func TestMirrorMatchesConversionsAPI(t *testing.T) {
 	t.Cleanup(site.Close)
 
 	openTracker(t, ctx, site.URL+"/?fbclid=IwAR-Click")
-	calls := mirrorEval[string](t, ctx, `tally('track', 'form_submitted', {form_id: 'Contact', deal_amount: '249.90'});
+	calls := chromiumtest.Eval[string](t, ctx, `tally('track', 'form_submitted', {form_id: 'Contact', deal_amount: '249.90'});
 JSON.stringify(calls)`)
 	var got [][]any
 	if err := json.Unmarshal([]byte(calls), &got); err != nil || len(got) != 1 || len(got[0]) != 4 {

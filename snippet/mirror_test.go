@@ -14,6 +14,7 @@ import (
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/snippet"
+	"github.com/tally-analytics/tally/snippet/chromiumtest"
 )
 
 // mirrorRules is what rules.Engine.BrowserRules gives the builder for the
@@ -114,9 +115,9 @@ func sentEvent(t *testing.T, bodies <-chan []byte, name string) map[string]any {
 // event id the collector receives (which the server forwards as event_id).
 func TestMirrorThroughTracker(t *testing.T) {
 	srv, bodies := mirrorSite(t)
-	ctx := mirrorBrowser(t)
+	ctx := chromiumtest.New(t)
 	openTracker(t, ctx, srv.URL+"/")
-	calls := mirrorEval[string](t, ctx, `tally('track', 'form_submitted', {form_id: 'Contact', deal_amount: 120});
+	calls := chromiumtest.Eval[string](t, ctx, `tally('track', 'form_submitted', {form_id: 'Contact', deal_amount: 120});
 tally('track', 'form_submitted', {form_id: 'newsletter', deal_amount: 5});
 JSON.stringify(calls)`)
 	var got [][]any
@@ -141,9 +142,9 @@ JSON.stringify(calls)`)
 // completion is still sent, but nothing reaches the pixel.
 func TestMirrorNeedsAdsConsent(t *testing.T) {
 	srv, bodies := mirrorSite(t)
-	ctx := mirrorBrowser(t)
+	ctx := chromiumtest.New(t)
 	openTracker(t, ctx, srv.URL+"/")
-	calls := mirrorEval[string](t, ctx, `tally('consent', {ads: false});
+	calls := chromiumtest.Eval[string](t, ctx, `tally('consent', {ads: false});
 tally('track', 'form_submitted', {form_id: 'contact'});
 JSON.stringify(calls)`)
 	if calls != "[]" {
