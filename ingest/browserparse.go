@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
-	"github.com/google/uuid"
 )
 
 // BrowserContext is what the request says beside its body.
@@ -525,16 +524,12 @@ func parseBrowserEvent(cat *Catalog, e *wireEvent, path string, now time.Time, s
 			c.Consent.Ads = e.ads.v && !bc.GPC
 		}
 	}
-	switch {
-	case e.id == "":
-		// The snippet always sends one; a hand-made request without one
-		// still counts, but cannot be deduplicated on retry.
-		c.EventID = uuid.NewString()
-	case utf8.RuneCountInString(e.id) > MaxEventIDLen:
+	// The snippet always sends an id; a hand-made request may not.
+	id, ok := eventID(e.id)
+	if !ok {
 		return Completion{}, []Rejection{rej(def.Name, "VALUE_TOO_LONG", path+".id")}, false
-	default:
-		c.EventID = e.id
 	}
+	c.EventID = id
 
 	c.OccurredAt = now.Truncate(time.Millisecond)
 	if e.ts != "" {

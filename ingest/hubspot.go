@@ -33,6 +33,20 @@ type apiBatch struct {
 // MaxEventIDLen bounds a client-supplied event id.
 const MaxEventIDLen = 128
 
+// eventID is a completion's event id: the one the client sent, or a new
+// UUID when it sent none (the completion still counts, but a retry of it
+// cannot be recognised). ok is false when the client's is longer than
+// MaxEventIDLen.
+func eventID(sent string) (id string, ok bool) {
+	switch {
+	case sent == "":
+		return uuid.NewString(), true
+	case utf8.RuneCountInString(sent) > MaxEventIDLen:
+		return "", false
+	}
+	return sent, true
+}
+
 // ParseAPIInput turns one HubSpot-style input into a completion, or returns
 // every problem it has, each path prefixed by path ("inputs[3]").
 func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Source) (Completion, []FieldError) {
@@ -72,13 +86,10 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 		}
 	}
 
-	switch n := utf8.RuneCountInString(in.UUID); {
-	case in.UUID == "":
-		c.EventID = uuid.NewString()
-	case n > MaxEventIDLen:
-		errs = append(errs, fieldErr(p("uuid"), "VALUE_TOO_LONG", "uuid is %d characters; the limit is %d", n, MaxEventIDLen))
-	default:
-		c.EventID = in.UUID
+	if id, ok := eventID(in.UUID); ok {
+		c.EventID = id
+	} else {
+		errs = append(errs, fieldErr(p("uuid"), "VALUE_TOO_LONG", "uuid is %d characters; the limit is %d", utf8.RuneCountInString(in.UUID), MaxEventIDLen))
 	}
 
 	// Identifiers, highest precedence first: objectId, email, utk. Each one
