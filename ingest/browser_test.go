@@ -271,7 +271,7 @@ func newBrowserHarnessConfig(t *testing.T, edit func(*Config)) *browserHarness {
 	h := &browserHarness{sink: &fakeSink{}, rej: &fakeRejections{}}
 	cfg := Config{
 		Sites: sites, Definitions: browserDefs,
-		Sink: h.sink, Rejections: h.rej, Dedup: &mapDedup{},
+		Pipeline: NewPipeline(PipelineConfig{Sink: h.sink, Dedup: &mapDedup{}}), Rejections: h.rej,
 		Scripts: fakeScripts{"shop": {JS: []byte("console.log(1)"), Gzip: gz.Bytes(), ETag: `"abc"`}},
 		Now:     func() time.Time { return fixedNow },
 	}

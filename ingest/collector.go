@@ -23,10 +23,10 @@ type Config struct {
 	Tokens      []Token
 	Definitions []Definition
 
-	Sink       Sink
+	// Pipeline accepts the completions of every path (dedup, enrichment,
+	// the durable Sink).
+	Pipeline   *Pipeline
 	Rejections RejectionSink
-	Dedup      Deduper
-	Enrich     EnrichFunc // may be nil
 	// Scripts builds the per-site tracker served at /t.js; nil serves none.
 	Scripts ScriptSource
 	// Ready reports whether the collector's dependencies can take traffic
@@ -69,10 +69,7 @@ type Collector struct {
 }
 
 type collectorMetrics struct {
-	accepted   *prometheus.CounterVec
-	rejected   *prometheus.CounterVec
-	truncated  prometheus.Counter
-	duplicates prometheus.Counter
+	rejected *prometheus.CounterVec
 }
 
 // Default sizes, with their reasons.
@@ -132,21 +129,12 @@ func NewCollector(cfg Config) (*Collector, error) {
 
 func newCollectorMetrics(reg prometheus.Registerer) *collectorMetrics {
 	m := &collectorMetrics{
-		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tally_completions_accepted_total", Help: "Completions accepted, by source.",
-		}, []string{"source"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_completions_rejected_total", Help: "Rejected completions and dropped properties, by reason.",
 		}, []string{"reason"}),
-		truncated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tally_completions_truncated_total", Help: "Completions stored with a value cut or a property dropped.",
-		}),
-		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tally_completions_duplicate_total", Help: "Completions acknowledged but not stored again (event id seen before).",
-		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.accepted, m.rejected, m.truncated, m.duplicates)
+		reg.MustRegister(m.rejected)
 	}
 	return m
 }
@@ -235,41 +223,9 @@ func (c *Collector) requireToken(ctx *fiber.Ctx) error {
 	})
 }
 
-// accept runs accepted completions through dedup, enrichment and the Sink.
-// On ErrFull nothing of cs is kept and the dedup marks are undone, so the
-// client's retry is accepted.
+// accept hands a request's completions to the pipeline.
 func (c *Collector) accept(ctx context.Context, cs []Completion) error {
-	fresh := cs[:0:0]
-	for i := range cs {
-		if c.cfg.Dedup != nil && !c.cfg.Dedup.FirstSeen(cs[i].EventName, cs[i].EventID) {
-			c.metrics.duplicates.Inc()
-			continue
-		}
-		fresh = append(fresh, cs[i])
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	for i := range fresh {
-		if c.cfg.Enrich != nil {
-			c.cfg.Enrich(&fresh[i])
-		}
-	}
-	if err := c.cfg.Sink.Write(ctx, fresh); err != nil {
-		if c.cfg.Dedup != nil {
-			for i := range fresh {
-				c.cfg.Dedup.Forget(fresh[i].EventName, fresh[i].EventID)
-			}
-		}
-		return err
-	}
-	for i := range fresh {
-		c.metrics.accepted.WithLabelValues(string(fresh[i].Source)).Inc()
-		if len(fresh[i].Truncated) > 0 {
-			c.metrics.truncated.Inc()
-		}
-	}
-	return nil
+	return c.cfg.Pipeline.Accept(ctx, cs)
 }
 
 // reject records rejected input; it never blocks.

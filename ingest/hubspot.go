@@ -235,7 +235,7 @@ func (c *Collector) sendBatch(ctx *fiber.Ctx) error {
 		}
 		key := [2]string{comp.EventName, comp.EventID}
 		if seen[key] { // the same event id twice in one batch: first wins
-			c.metrics.duplicates.Inc()
+			c.cfg.Pipeline.duplicates.Inc()
 			continue
 		}
 		seen[key] = true

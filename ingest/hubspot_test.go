@@ -95,7 +95,7 @@ func newAPIHarness(t *testing.T) *apiHarness {
 			{Name: "amount", Type: TypeNumber},
 			{Name: "stage", Type: TypeEnumeration, Options: []string{"won", "lost"}},
 		}}},
-		Sink: h.sink, Rejections: h.rej, Dedup: &mapDedup{},
+		Pipeline: NewPipeline(PipelineConfig{Sink: h.sink, Dedup: &mapDedup{}}), Rejections: h.rej,
 		Now: func() time.Time { return fixedNow },
 	})
 	if err != nil {

@@ -3,7 +3,9 @@
 // sections of tally.yaml (Check validates them with YAML paths), the typed
 // filter matcher (see Op for the semantics, shared with the browser mirror
 // in snippet/src/mirror.js), the completion → Meta server event mapping, and
-// the Engine that runs the rules on the write path.
+// the Engine that runs the rules. The Engine is fed from the durable log by
+// its own reader (main wires it), in batches, off the request path: nothing
+// is forwarded that is not in the log.
 //
 // A rule forwards only completions received after it was enabled in its
 // current form; the Engine keeps those times in a small JSON state file
@@ -12,7 +14,8 @@
 //
 // Backpressure: the Engine holds nothing itself. Write hands every match to
 // the Forwarder synchronously; when Enqueue fails (the forward spool is
-// full) Write returns the error and the caller decides.
+// full) Write returns the error and the caller (the log reader) retries the
+// batch later, its cursor unmoved: the log holds the completions meanwhile.
 //
 // It must not talk to any destination itself (rules/capi does), must not
 // import store or snippet (main wires them), and must not log customer

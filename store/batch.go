@@ -7,64 +7,53 @@ import (
 )
 
 // EventBatch is completions encoded as the columns of the events table, in
-// eventColumns order, ready to be appended column by column to an INSERT.
+// eventTable order, ready to be appended column by column to an INSERT.
 // A batch is reused across flushes: Reset keeps its capacity, so a writer in
 // steady state encodes without allocating.
 type EventBatch struct {
-	eventID, site, eventName       []string
-	occurredAt                     []time.Time
-	occurredMs                     []uint16
-	receivedAt                     []time.Time
-	source, visitorID, sessionID   []string
-	email, objectID                []string
-	url, path, referrer, pageTitle []string
-	utmSource, utmMedium           []string
-	utmCampaign, utmTerm           []string
-	utmContent                     []string
-	touchpoint, clickIDParam       []string
-	clickID, ip, userAgent         []string
-	language, browser              []string
-	browserVersion, os, osVersion  []string
-	deviceType                     []string
-	isBot                          []uint8
-	country, region, city          []string
-	propKeys, propValues           [][]string
-	truncated                      [][]string
+	cols []columnData // one per eventTable entry
+	rows int
 
-	// arena backs the inner slices of propKeys, propValues and truncated, so
-	// a row costs no allocation of its own. The driver copies the values
-	// into its own buffers on append, so the arena is reused after a flush.
+	// arena backs the inner slices of the Array(String) columns, so a row
+	// costs no allocation of its own. The driver copies the values into its
+	// own buffers on append, so the arena is reused after a flush.
 	arena []string
 }
 
+// columnData holds one column's values; which slice is used follows the
+// column's kind.
+type columnData struct {
+	strs   []string
+	times  []time.Time
+	u16    []uint16
+	u8     []uint8
+	arrays [][]string
+}
+
 // Len is the number of rows in the batch.
-func (b *EventBatch) Len() int { return len(b.eventID) }
+func (b *EventBatch) Len() int { return b.rows }
 
 // Reset empties the batch and keeps its memory.
 func (b *EventBatch) Reset() {
-	for _, s := range b.strings() {
-		clear(*s) // drop references so the completions can be collected
-		*s = (*s)[:0]
+	for i := range b.cols {
+		d := &b.cols[i]
+		clear(d.strs) // drop references so the completions can be collected
+		clear(d.arrays)
+		d.strs, d.times, d.u16, d.u8, d.arrays = d.strs[:0], d.times[:0], d.u16[:0], d.u8[:0], d.arrays[:0]
 	}
-	b.occurredAt, b.occurredMs, b.receivedAt, b.isBot = b.occurredAt[:0], b.occurredMs[:0], b.receivedAt[:0], b.isBot[:0]
-	clear(b.propKeys)
-	clear(b.propValues)
-	clear(b.truncated)
 	clear(b.arena)
-	b.propKeys, b.propValues, b.truncated, b.arena = b.propKeys[:0], b.propValues[:0], b.truncated[:0], b.arena[:0]
-}
-
-func (b *EventBatch) strings() [31]*[]string {
-	return [...]*[]string{&b.eventID, &b.site, &b.eventName, &b.source, &b.visitorID, &b.sessionID, &b.email, &b.objectID,
-		&b.url, &b.path, &b.referrer, &b.pageTitle, &b.utmSource, &b.utmMedium, &b.utmCampaign, &b.utmTerm, &b.utmContent,
-		&b.touchpoint, &b.clickIDParam, &b.clickID, &b.ip, &b.userAgent, &b.language, &b.browser, &b.browserVersion,
-		&b.os, &b.osVersion, &b.deviceType, &b.country, &b.region, &b.city}
+	b.arena = b.arena[:0]
+	b.rows = 0
 }
 
 // Encode appends completions as rows. Times outside what DateTime holds
 // (1970-01-01 to 2106-02-07) are clamped to its ends, because the driver
-// would wrap them silently and one such row must not fail a whole batch.
+// would wrap them silently and one such row must not fail a whole batch
+// (the ingest paths refuse such times before they get here).
 func (b *EventBatch) Encode(cs []ingest.Completion) {
+	if b.cols == nil {
+		b.cols = make([]columnData, len(eventTable))
+	}
 	need := 0
 	for i := range cs {
 		need += 2*len(cs[i].Props) + len(cs[i].Truncated)
@@ -77,77 +66,73 @@ func (b *EventBatch) Encode(cs []ingest.Completion) {
 	}
 	for i := range cs {
 		c := &cs[i]
-		b.eventID = append(b.eventID, c.EventID)
-		b.site = append(b.site, c.Site)
-		b.eventName = append(b.eventName, c.EventName)
-		occ := clampTime(c.OccurredAt)
-		b.occurredAt = append(b.occurredAt, occ)
-		b.occurredMs = append(b.occurredMs, uint16(occ.Nanosecond()/int(time.Millisecond)))
-		b.receivedAt = append(b.receivedAt, clampTime(c.ReceivedAt))
-		b.source = append(b.source, string(c.Source))
-		b.visitorID = append(b.visitorID, c.VisitorID)
-		b.sessionID = append(b.sessionID, c.SessionID)
-		b.email = append(b.email, c.Identity.Email)
-		b.objectID = append(b.objectID, c.ObjectID)
-		b.url = append(b.url, c.Page.URL)
-		b.path = append(b.path, c.Enrichment.Path)
-		b.referrer = append(b.referrer, c.Page.Referrer)
-		b.pageTitle = append(b.pageTitle, c.Page.Title)
-		e := &c.Enrichment
-		b.utmSource = append(b.utmSource, e.UTMSource)
-		b.utmMedium = append(b.utmMedium, e.UTMMedium)
-		b.utmCampaign = append(b.utmCampaign, e.UTMCampaign)
-		b.utmTerm = append(b.utmTerm, e.UTMTerm)
-		b.utmContent = append(b.utmContent, e.UTMContent)
-		b.touchpoint = append(b.touchpoint, e.TouchpointSource)
-		b.clickIDParam = append(b.clickIDParam, e.ClickIDParam)
-		b.clickID = append(b.clickID, e.ClickID)
-		b.ip = append(b.ip, c.Client.IP) // as given: anonymisation happens before the writer
-		b.userAgent = append(b.userAgent, c.Client.UserAgent)
-		b.language = append(b.language, c.Client.Language)
-		b.browser = append(b.browser, e.Browser)
-		b.browserVersion = append(b.browserVersion, e.BrowserVersion)
-		b.os = append(b.os, e.OS)
-		b.osVersion = append(b.osVersion, e.OSVersion)
-		b.deviceType = append(b.deviceType, e.DeviceType)
-		bot := uint8(0)
-		if e.IsBot {
-			bot = 1
+		for j := range eventTable {
+			col, d := &eventTable[j], &b.cols[j]
+			switch col.kind {
+			case kindString:
+				d.strs = append(d.strs, *col.str(c))
+			case kindTime:
+				d.times = append(d.times, clampTime(*col.tm(c)))
+			case kindMillis:
+				d.u16 = append(d.u16, uint16(clampTime(*col.tm(c)).Nanosecond()/int(time.Millisecond)))
+			case kindBool:
+				v := uint8(0)
+				if *col.flag(c) {
+					v = 1
+				}
+				d.u8 = append(d.u8, v)
+			case kindPropKeys:
+				start := len(b.arena)
+				for _, p := range c.Props {
+					b.arena = append(b.arena, p.Name)
+				}
+				d.arrays = append(d.arrays, b.arena[start:len(b.arena):len(b.arena)])
+			case kindPropVals:
+				start := len(b.arena)
+				for _, p := range c.Props {
+					b.arena = append(b.arena, p.Value)
+				}
+				d.arrays = append(d.arrays, b.arena[start:len(b.arena):len(b.arena)])
+			case kindStrings:
+				start := len(b.arena)
+				b.arena = append(b.arena, *col.list(c)...)
+				d.arrays = append(d.arrays, b.arena[start:len(b.arena):len(b.arena)])
+			}
 		}
-		b.isBot = append(b.isBot, bot)
-		b.country = append(b.country, e.Country)
-		b.region = append(b.region, e.Region)
-		b.city = append(b.city, e.City)
-
-		start := len(b.arena)
-		for _, p := range c.Props {
-			b.arena = append(b.arena, p.Name)
-		}
-		keysEnd := len(b.arena)
-		for _, p := range c.Props {
-			b.arena = append(b.arena, p.Value)
-		}
-		valuesEnd := len(b.arena)
-		b.arena = append(b.arena, c.Truncated...)
-		end := len(b.arena)
-		b.propKeys = append(b.propKeys, b.arena[start:keysEnd:keysEnd])
-		b.propValues = append(b.propValues, b.arena[keysEnd:valuesEnd:valuesEnd])
-		b.truncated = append(b.truncated, b.arena[valuesEnd:end:end])
 	}
+	b.rows += len(cs)
 }
 
-// columns returns the column slices in eventColumns order.
+// columns returns the column slices in eventTable order.
 func (b *EventBatch) columns() []any {
-	return []any{
-		b.eventID, b.site, b.eventName, b.occurredAt, b.occurredMs, b.receivedAt, b.source,
-		b.visitorID, b.sessionID, b.email, b.objectID,
-		b.url, b.path, b.referrer, b.pageTitle,
-		b.utmSource, b.utmMedium, b.utmCampaign, b.utmTerm, b.utmContent,
-		b.touchpoint, b.clickIDParam, b.clickID,
-		b.ip, b.userAgent, b.language, b.browser, b.browserVersion, b.os, b.osVersion, b.deviceType, b.isBot,
-		b.country, b.region, b.city,
-		b.propKeys, b.propValues, b.truncated,
+	out := make([]any, len(eventTable))
+	for j := range eventTable {
+		d := &b.cols[j]
+		switch eventTable[j].kind {
+		case kindString:
+			out[j] = d.strs
+		case kindTime:
+			out[j] = d.times
+		case kindMillis:
+			out[j] = d.u16
+		case kindBool:
+			out[j] = d.u8
+		default:
+			out[j] = d.arrays
+		}
 	}
+	return out
+}
+
+// column returns the values of the named Array(String) or String column
+// (for tests).
+func (b *EventBatch) column(name string) any {
+	for j := range eventTable {
+		if eventTable[j].name == name {
+			return b.columns()[j]
+		}
+	}
+	return nil
 }
 
 // DateTime is seconds since the epoch in a UInt32.

@@ -31,11 +31,11 @@ func TestEncodeEvents(t *testing.T) {
 			}
 		}
 	}
-	check("prop_keys", b.propKeys, []string{"k1", "k2"}, nil, []string{"k9"})
-	check("prop_values", b.propValues, []string{"v1", "v2"}, nil, []string{"v9"})
-	check("truncated", b.truncated, []string{"k3: dropped"}, nil, nil)
+	check("prop_keys", b.column("prop_keys").([][]string), []string{"k1", "k2"}, nil, []string{"k9"})
+	check("prop_values", b.column("prop_values").([][]string), []string{"v1", "v2"}, nil, []string{"v9"})
+	check("truncated", b.column("truncated").([][]string), []string{"k3: dropped"}, nil, nil)
 	// A row's slices are capped: appending to one must not overwrite the next.
-	if c := cap(b.propKeys[0]); c != 2 {
+	if c := cap(b.column("prop_keys").([][]string)[0]); c != 2 {
 		t.Errorf("cap(prop_keys[0]) = %d; want 2", c)
 	}
 	if got := len(b.columns()); got != len(eventColumns) {
@@ -43,8 +43,8 @@ func TestEncodeEvents(t *testing.T) {
 	}
 
 	b.Reset()
-	if b.Len() != 0 || len(b.propKeys) != 0 || len(b.arena) != 0 {
-		t.Errorf("after Reset: Len %d, prop_keys %d, arena %d; want all 0", b.Len(), len(b.propKeys), len(b.arena))
+	if keys := b.column("prop_keys").([][]string); b.Len() != 0 || len(keys) != 0 || len(b.arena) != 0 {
+		t.Errorf("after Reset: Len %d, prop_keys %d, arena %d; want all 0", b.Len(), len(keys), len(b.arena))
 	}
 }
 
@@ -64,8 +64,9 @@ func TestEncodeTimes(t *testing.T) {
 	for _, tt := range tests {
 		var b EventBatch
 		b.Encode([]ingest.Completion{{OccurredAt: tt.in, ReceivedAt: tt.in}})
-		if !b.occurredAt[0].Equal(tt.want) || b.occurredMs[0] != tt.wantMs || !b.receivedAt[0].Equal(tt.want) {
-			t.Errorf("Encode(occurred %v) = %v +%d ms; want %v +%d ms", tt.in, b.occurredAt[0], b.occurredMs[0], tt.want, tt.wantMs)
+		occ, ms, rec := b.column("occurred_at").([]time.Time)[0], b.column("occurred_at_ms").([]uint16)[0], b.column("received_at").([]time.Time)[0]
+		if !occ.Equal(tt.want) || ms != tt.wantMs || !rec.Equal(tt.want) {
+			t.Errorf("Encode(occurred %v) = %v +%d ms; want %v +%d ms", tt.in, occ, ms, tt.want, tt.wantMs)
 		}
 	}
 }

@@ -1,40 +1,41 @@
 // Package store keeps tally's data in ClickHouse: the schema and its
 // versioned migrations (Migrate), the typed per-event views (SyncViews), the
-// batching writers for completions, rejections and forward outcomes (Writer,
-// RejectionWriter, DeliveryWriter), and the in-memory
-// duplicate filter warmed from stored completions (Deduper).
+// writer that copies the durable log into the events table (LogWriter), the
+// batching writers for rejections and forward outcomes (RejectionWriter,
+// DeliveryWriter), and the in-memory duplicate filter warmed from stored
+// completions (Deduper). It also owns the durable log's record format
+// (record.go) and the log's Sink and Follower, because the events columns,
+// their INSERT encoding and the log format all derive from one table
+// (columns.go).
 //
 // It must not import fiber itself, nor rules, snippet or cmd (cmd/tally's
 // architecture_test.go checks): it uses ingest's types, implements ingest's
 // small interfaces (Sink, RejectionSink, Deduper), and main wires it in. It
 // talks to ClickHouse over the native protocol only, with SQL that runs on
 // both ClickHouse 18.16 and current releases (see schema.go). The managed
-// local server lives in store/chserver.
+// local server lives in store/chserver, the log itself in store/wal.
 //
-// # Batching
+// # Completions: one durable log, many readers
 //
-// Each writer keeps one bounded FIFO of rows, counted in rows, cut into
-// batches of at most FlushRows. One goroutine per writer sends the oldest
-// batch when it is full or its first row is FlushAge old, one INSERT at a
-// time and in acceptance order, so rows reach ClickHouse in the order they
-// were accepted. A failed INSERT is retried with capped exponential backoff
-// and jitter, and the batch is kept, however long the outage lasts.
+// An accepted request is one record appended to the durable log (LogSink);
+// the request is acknowledged only once the record is on disk. Readers
+// follow the log from their own cursors (Follow): LogWriter inserts into
+// events, in batches of FlushRows or FlushAge, committing its cursor after
+// each successful INSERT; the rules engine is another follower (main wires
+// it). A failed INSERT is retried with capped exponential backoff and
+// jitter for as long as it takes; the log holds the completions meanwhile.
 //
-// # Backpressure
+// Backpressure: the log is bounded in bytes on disk. When it is full, the
+// Sink answers ingest.ErrFull and the collector answers 503 with
+// Retry-After, so the client keeps the only copy and retries. Nothing
+// acknowledged is dropped: at shutdown what the readers have not reached
+// stays in the log for the next start. Memory is bounded by the readers'
+// batch sizes (rows and bytes), not by the backlog.
 //
-// Completions (Writer): Write never waits for ClickHouse. It takes a whole
-// request's completions or none: when they would push the queue past
-// MaxQueueRows it returns ingest.ErrFull, nothing of the request is queued,
-// and the collector answers 503 with Retry-After, so the client keeps the
-// only copy and retries. While ClickHouse is down the queue fills with the
-// batch being retried and what arrives behind it, then refuses; when
-// ClickHouse returns the queue drains and Write accepts again. Nothing
-// accepted is dropped, except at shutdown: Close stops intake, keeps
-// flushing until its context ends, and then gives up what is left, which is
-// counted in tally_store_rows_dropped_total{table="events"} and reported in
-// Close's error. A durable spool placed in front of the Writer (product
-// contract §10) closes that gap: it replays into Write and learns from
-// WriterConfig.OnWritten how far ClickHouse has caught up.
+// # Rejections and deliveries
+//
+// Each has one bounded in-memory FIFO flushed by one goroutine on size or
+// age (queue.go), retrying failed INSERTs with backoff.
 //
 // Rejections (RejectionWriter): Reject never blocks and never fails. What
 // does not fit in its queue is dropped and counted in

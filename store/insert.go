@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"github.com/tally-analytics/tally/ingest"
 	"strings"
 	"time"
 )
@@ -98,4 +99,44 @@ func (in *Inserter) insert(ctx context.Context, table string, columns []string, 
 		return fmt.Errorf("insert %d rows into %s: %w", rows, table, err)
 	}
 	return nil
+}
+
+// Existing reports which of cs are already in the events table, as keys
+// made by eventKey. The query reads event ids in the order key's last
+// position, within the (site, event_name) prefixes of cs, so it touches only
+// the granules of those sites and events.
+func (in *Inserter) Existing(ctx context.Context, cs []ingest.Completion) (map[string]bool, error) {
+	have := map[string]bool{}
+	if len(cs) == 0 {
+		return have, nil
+	}
+	// Literals, not bound arrays: 18.16 refuses an Array parameter in IN.
+	var ids, names strings.Builder
+	seen := map[string]bool{}
+	for i := range cs {
+		if i > 0 {
+			ids.WriteByte(',')
+		}
+		ids.WriteString(quoteString(cs[i].EventID))
+		if !seen[cs[i].EventName] {
+			if len(seen) > 0 {
+				names.WriteByte(',')
+			}
+			seen[cs[i].EventName] = true
+			names.WriteString(quoteString(cs[i].EventName))
+		}
+	}
+	rows, err := in.conn.Query(ctx, "SELECT event_name, event_id FROM "+in.db+".events WHERE event_name IN ("+names.String()+") AND event_id IN ("+ids.String()+")")
+	if err != nil {
+		return nil, fmt.Errorf("look up %d stored event ids: %w", len(cs), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, id string
+		if err := rows.Scan(&name, &id); err != nil {
+			return nil, fmt.Errorf("look up stored event ids: %w", err)
+		}
+		have[eventKey(name, id)] = true
+	}
+	return have, rows.Err()
 }

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/store/backoff"
 )
 
 // ErrClosed is returned by a writer's Write after Close has begun.
@@ -231,7 +231,7 @@ func (q *queue[T]) flush(c *chunk[T]) {
 			q.failing = true
 			q.log.Error("clickhouse insert failed; retrying with backoff, rows kept", "rows", n, "err", err)
 		}
-		t := time.NewTimer(backoff(attempt, q.cfg.minBackoff, q.cfg.maxBackoff))
+		t := time.NewTimer(backoff.Policy{Min: q.cfg.minBackoff, Max: q.cfg.maxBackoff}.Delay(attempt))
 		select {
 		case <-t.C:
 		case <-q.ctx.Done():
@@ -254,20 +254,6 @@ func (q *queue[T]) giveUp(n int) {
 	q.queued -= n
 	q.m.queue.Set(float64(q.queued))
 	q.m.dropped.Add(float64(n))
-}
-
-// backoff is min·2^attempt capped at max, then jittered into [d/2, d] so
-// many writers recovering together do not retry in step.
-func backoff(attempt int, minD, maxD time.Duration) time.Duration {
-	d := maxD
-	if attempt < 32 {
-		d = min(minD<<attempt, maxD)
-	}
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }
 
 // close stops intake, lets run drain until ctx ends, then abandons the rest

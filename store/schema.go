@@ -49,63 +49,13 @@ type Conn interface {
 // from the Deduper: rows with the same site, event name, day and event id
 // collapse into one during background merges. Until a merge, or with a key
 // whose day differs, both rows remain; SELECT … FINAL shows the merged view.
-const eventsDDL = `CREATE TABLE IF NOT EXISTS {db}.events
+var eventsDDL = `CREATE TABLE IF NOT EXISTS {db}.events
 (
-    event_id          String COMMENT 'browser-minted UUID, the API uuid, or an id derived from an import row; unique per event_name',
-    site              String COMMENT 'site id from tally.yaml',
-    event_name        String COMMENT 'internal event name',
-    occurred_at       DateTime('UTC') COMMENT 'when the event happened, whole seconds',
-    occurred_at_ms    UInt16 COMMENT 'milliseconds of occurred_at (0-999)',
-    received_at       DateTime('UTC') COMMENT 'when tally accepted it',
-    source            String COMMENT 'browser | api | import',
-    visitor_id        String COMMENT 'first-party cookie id (browser) or utk (API)',
-    session_id        String,
-    email             String,
-    object_id         String,
-    url               String,
-    path              String,
-    referrer          String,
-    page_title        String,
-    utm_source        String,
-    utm_medium        String,
-    utm_campaign      String,
-    utm_term          String,
-    utm_content       String,
-    touchpoint_source String COMMENT 'DIRECT_TRAFFIC, ORGANIC_SEARCH, PAID_SEARCH, SOCIAL_MEDIA, PAID_SOCIAL, EMAIL_MARKETING, REFERRALS, OTHER_CAMPAIGNS',
-    click_id_param    String COMMENT 'which click id the landing URL carried (gclid, fbclid, ...)',
-    click_id          String,
-    ip                String COMMENT 'client IP, anonymised when privacy.anonymize_ip is on',
-    user_agent        String,
-    language          String,
-    browser           String,
-    browser_version   String,
-    os                String,
-    os_version        String,
-    device_type       String COMMENT 'Desktop, Smartphone, Tablet, Smart TV, Game Console, Wearable Computer, Unknown',
-    is_bot            UInt8,
-    country           String COMMENT 'ISO 3166-1 alpha-2',
-    region            String,
-    city              String,
-    prop_keys         Array(String) COMMENT 'custom property names, sorted; typed in the event_<name> views',
-    prop_values       Array(String) COMMENT 'values of prop_keys, normalised by type',
-    truncated         Array(String) COMMENT 'what the snippet path cut or dropped, as name: reason'
+` + columnsDDL(1) + `
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (site, event_name, toDate(occurred_at), event_id)`
-
-// eventColumns are the columns of events in DDL order; the writer inserts
-// them in this order and the views select them (see commonColumns).
-var eventColumns = []string{
-	"event_id", "site", "event_name", "occurred_at", "occurred_at_ms", "received_at", "source",
-	"visitor_id", "session_id", "email", "object_id",
-	"url", "path", "referrer", "page_title",
-	"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-	"touchpoint_source", "click_id_param", "click_id",
-	"ip", "user_agent", "language", "browser", "browser_version", "os", "os_version", "device_type", "is_bot",
-	"country", "region", "city",
-	"prop_keys", "prop_values", "truncated",
-}
 
 // rejectionsDDL: every rejected or partly dropped input. It is a plain log
 // (MergeTree, nothing to collapse), read as "what is going wrong on this

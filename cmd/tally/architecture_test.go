@@ -21,6 +21,8 @@ var layering = map[string][]string{
 	mod + "/store":                {"github.com/gofiber/", mod + "/rules", mod + "/snippet", mod + "/ingest/enrich"},
 	mod + "/store/chserver":       {"github.com/gofiber/", mod + "/ingest", mod + "/rules", mod + "/snippet"},
 	mod + "/store/spool":          {"github.com/gofiber/", "github.com/ClickHouse/", mod + "/"},
+	mod + "/store/wal":            {"github.com/gofiber/", "github.com/ClickHouse/", mod + "/"},
+	mod + "/store/backoff":        {mod + "/"},
 	mod + "/rules":                {"github.com/gofiber/", "github.com/ClickHouse/", mod + "/store", mod + "/snippet"},
 	mod + "/rules/capi":           {"github.com/gofiber/", "github.com/ClickHouse/", mod + "/ingest", mod + "/rules/capi/capitest", mod + "/snippet", mod + "/store/chserver"},
 	mod + "/rules/capi/capitest":  {"github.com/gofiber/", mod + "/ingest", mod + "/store"},

@@ -23,7 +23,7 @@ import (
 	"github.com/tally-analytics/tally/snippet"
 	"github.com/tally-analytics/tally/store"
 	"github.com/tally-analytics/tally/store/chserver"
-	"github.com/tally-analytics/tally/store/spool"
+	"github.com/tally-analytics/tally/store/wal"
 )
 
 // shutdownTimeout bounds the whole stop sequence: in-flight requests, the
@@ -127,7 +127,9 @@ type server struct {
 	ch        *chserver.Server // nil when clickhouse.dsn points elsewhere
 	conn      driver.Conn
 	db        string
-	writer    *store.Writer
+	wal       *wal.Log
+	writer    *store.LogWriter
+	rulesFeed *store.Follower
 	rejects   *store.RejectionWriter
 	delivers  *store.DeliveryWriter
 	enricher  *enrich.Enricher
@@ -179,16 +181,51 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	log.Info("clickhouse ready", "database", s.db, "managed", s.ch != nil, "took", time.Since(step).Round(time.Millisecond))
 
 	inserter := store.NewInserter(s.conn, s.db)
-	s.writer = store.NewWriter(store.WriterConfig{FlushAge: opt.FlushAge}, inserter.InsertEvents, log, reg)
 	s.rejects = store.NewRejectionWriter(store.RejectionWriterConfig{}, inserter.InsertRejections, log, reg)
 	s.delivers = store.NewDeliveryWriter(inserter.InsertDeliveries, log, reg)
+
+	// The durable log, and its two readers, registered before either can
+	// commit so neither loses records to the other's truncation.
+	logCfg := cfg.DurableLog
+	logCfg.Dir = cfg.DataPath("log")
+	if s.wal, err = wal.Open(logCfg, log, reg); err != nil {
+		return nil, err
+	}
+	chReader, err := s.wal.Reader("clickhouse")
+	if err != nil {
+		return nil, err
+	}
+	rulesReader, err := s.wal.Reader("rules")
+	if err != nil {
+		return nil, err
+	}
+	size, maxSize := s.wal.Size()
+	log.Info("durable log open", "dir", logCfg.Dir, "bytes", size, "max_bytes", maxSize,
+		"pending_clickhouse", chReader.Pending(), "pending_rules", rulesReader.Pending())
+
 	dedup := store.NewDeduper(store.DeduperConfig{})
 	step = time.Now()
 	n, err := dedup.Warm(ctx, s.conn, s.db, 7*24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("duplicate filter warmed", "keys", n, "took", time.Since(step).Round(time.Millisecond))
+	// Completions in the log may not be in ClickHouse yet (a crash, an
+	// outage): they are known too, so a client's retry is not taken twice.
+	inLog := 0
+	if err := s.wal.Scan(func(_ uint64, data []byte) error {
+		cs, err := store.DecodeRecord(nil, data)
+		for i := range cs {
+			dedup.FirstSeen(cs[i].EventName, cs[i].EventID)
+		}
+		inLog += len(cs)
+		if err != nil {
+			log.Warn("duplicate filter: skipped a log record that does not decode", "err", err)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	log.Info("duplicate filter warmed", "keys", n, "from_log", inLog, "took", time.Since(step).Round(time.Millisecond))
 
 	if s.enricher, err = enrich.New(enrich.Config{GeoIP: cfg.GeoIP, Privacy: cfg.Privacy}, log); err != nil {
 		return nil, err
@@ -210,8 +247,9 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	if s.forwarder, err = capi.NewForwarder(fwdCfg, dests, dlog, log, reg); err != nil {
 		return nil, err
 	}
+	outbox := &outboxBatch{fwd: s.forwarder}
 	engine, err := rules.NewEngine(rules.Config{Rules: cfg.Rules, Destinations: cfg.Destinations, Definitions: cfg.Events, DataDir: cfg.DataPath()},
-		s.forwarder, dlog, log, reg)
+		outbox, dlog, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -221,21 +259,33 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		return nil, err
 	}
 
+	// The log's readers: ClickHouse and the rules engine, each at its own
+	// pace, neither on the request path.
+	s.writer = store.NewLogWriter(store.LogWriterConfig{FlushAge: opt.FlushAge, StorageIP: s.enricher.StorageIP},
+		chReader, s.wal.LastIndex(), inserter.InsertEvents, inserter.Existing, log, reg)
+	s.rulesFeed = store.Follow(store.FollowConfig{Name: "rules engine", MaxRows: rulesBatchRows, MaxAge: rulesBatchAge},
+		rulesReader, func(ctx context.Context, cs []ingest.Completion, _ uint64) error {
+			outbox.reset()
+			if err := engine.Write(ctx, cs); err != nil {
+				return err
+			}
+			return outbox.flush(ctx)
+		}, log, nil)
+
 	s.collector, err = ingest.NewCollector(ingest.Config{
 		CollectorConfig: cfg.Collector,
 		Sites:           cfg.Sites,
 		Tokens:          cfg.APITokens,
 		Definitions:     cfg.Events,
-		Sink:            pipeline{engine: engine, writer: s.writer, storageIP: s.enricher.StorageIP},
-		Rejections:      s.rejects,
-		Dedup:           dedup,
-		Enrich:          s.enricher.Enrich,
-		Scripts:         scripts,
-		Ready:           s.ready,
-		Metrics:         promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Pages:           demoPages(cfg),
-		Log:             log,
-		Registerer:      reg,
+		Pipeline: ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Dedup: dedup, Enrich: s.enricher.Enrich,
+			Log: log, Registerer: reg}),
+		Rejections: s.rejects,
+		Scripts:    scripts,
+		Ready:      s.ready,
+		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Pages:      demoPages(cfg),
+		Log:        log,
+		Registerer: reg,
 	})
 	if err != nil {
 		return nil, err
@@ -264,13 +314,17 @@ func (s *server) Addr() string { return s.ln.Addr().String() }
 // Failed reports a component that stopped on its own.
 func (s *server) Failed() <-chan error { return s.failed }
 
-// readyHighWater is the outbox fill at which tally reports not ready: at
-// 90% a load balancer has time to shift traffic before Enqueue refuses.
+// readyHighWater is the durable log's and the outboxes' fill at which tally
+// reports not ready: at 90% a load balancer has time to shift traffic
+// before appends are refused.
 const readyHighWater = 0.9
 
 func (s *server) ready(ctx context.Context) error {
 	if err := s.conn.Ping(ctx); err != nil {
 		return fmt.Errorf("clickhouse: %w", err)
+	}
+	if fill := s.wal.Fill(); fill >= readyHighWater {
+		return fmt.Errorf("durable log %.0f%% full (ClickHouse or the rules engine is behind)", fill*100)
 	}
 	if full := s.forwarder.Backlogged(readyHighWater); len(full) > 0 {
 		return fmt.Errorf("forwarding outbox above %.0f%% for %v", readyHighWater*100, full)
@@ -292,11 +346,19 @@ func (s *server) Close(ctx context.Context) error {
 	if s.collector != nil {
 		stop("http", s.collector.Shutdown)
 	}
+	// What the log holds and the readers have not reached stays in the log
+	// for the next start when the deadline passes first.
 	if s.writer != nil {
-		stop("event writer", s.writer.Close)
+		stop("events writer", s.writer.Close)
+	}
+	if s.rulesFeed != nil {
+		stop("rules engine", s.rulesFeed.Close)
 	}
 	if s.forwarder != nil {
 		stop("forwarder", s.forwarder.Close)
+	}
+	if s.wal != nil {
+		stop("durable log", func(context.Context) error { return s.wal.Close() })
 	}
 	if s.rejects != nil {
 		stop("rejection writer", s.rejects.Close)
@@ -361,29 +423,35 @@ func openClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (co
 	return conn, func() { conn.Close(); stopCH() }, nil
 }
 
-// pipeline is the collector's Sink: accepted completions go to the rules
-// engine first, which puts matching forwards in the durable outbox while the
-// full client IP is still known, and then, with the IP anonymised when the
-// config asks, to the ClickHouse writer. If the writer refuses (ErrFull),
-// the client retries; forwards already in the outbox are keyed by event id
-// and not enqueued twice.
-type pipeline struct {
-	engine    *rules.Engine
-	writer    *store.Writer
-	storageIP func(string) string
+// The rules engine reads the log in batches of at most 1,000 completions
+// or 200 ms: a matching conversion reaches the outbox within about 0.2 s,
+// and the outbox's fsync is shared by the whole batch.
+const (
+	rulesBatchRows = 1000
+	rulesBatchAge  = 200 * time.Millisecond
+)
+
+// outboxBatch collects what the rules engine forwards from one batch of the
+// log, and puts it in the forwarder's outbox with one transaction per
+// destination. It is used by the rules reader's goroutine only.
+type outboxBatch struct {
+	fwd     *capi.Forwarder
+	pending []capi.Queued
 }
 
-func (p pipeline) Write(ctx context.Context, cs []ingest.Completion) error {
-	if err := p.engine.Write(ctx, cs); err != nil {
-		if errors.Is(err, spool.ErrFull) {
-			return fmt.Errorf("%w: %w", ingest.ErrFull, err)
-		}
-		return err
+// Enqueue implements rules.Forwarder: it only collects.
+func (o *outboxBatch) Enqueue(_ context.Context, destination string, origin capi.Origin, ev capi.Event) error {
+	o.pending = append(o.pending, capi.Queued{Destination: destination, Origin: origin, Event: ev})
+	return nil
+}
+
+func (o *outboxBatch) reset() { clear(o.pending); o.pending = o.pending[:0] }
+
+func (o *outboxBatch) flush(ctx context.Context) error {
+	if len(o.pending) == 0 {
+		return nil
 	}
-	for i := range cs {
-		cs[i].Client.IP = p.storageIP(cs[i].Client.IP)
-	}
-	return p.writer.Write(ctx, cs)
+	return o.fwd.EnqueueBatch(ctx, o.pending)
 }
 
 // deliveryLog writes the forwarder's and engine's outcomes to the

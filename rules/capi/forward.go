@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tally-analytics/tally/store/backoff"
 	"github.com/tally-analytics/tally/store/spool"
 )
 
@@ -215,32 +215,57 @@ func (f *Forwarder) closeSpools() {
 }
 
 // Enqueue stores ev for delivery to destination on behalf of o.Rule and
-// returns once it is on disk. The same event (event_id and event_name) for
-// the same destination is stored once. Errors: unknown destination, no
-// event_id, spool.ErrFull (wrapped), ErrClosed.
+// returns once it is on disk. See EnqueueBatch.
 func (f *Forwarder) Enqueue(ctx context.Context, destination string, o Origin, ev Event) error {
+	return f.EnqueueBatch(ctx, []Queued{{Destination: destination, Origin: o, Event: ev}})
+}
+
+// Queued is one event to store for delivery.
+type Queued struct {
+	Destination string
+	Origin      Origin
+	Event       Event
+}
+
+// EnqueueBatch stores the events for delivery and returns once they are on
+// disk: one spool transaction (one fsync) per destination, however many
+// events. The same event (event_id and event_name) for the same
+// destination is stored once. Errors: unknown destination, no event_id,
+// spool.ErrFull (wrapped), ErrClosed; on an error some destinations' events
+// may be stored, and a retry of the whole batch stores each of them once.
+func (f *Forwarder) EnqueueBatch(ctx context.Context, qs []Queued) error {
 	f.mu.Lock()
 	closing := f.closing
 	f.mu.Unlock()
 	if closing {
 		return ErrClosed
 	}
-	w, ok := f.workers[destination]
-	if !ok {
-		return fmt.Errorf("forward to %q: no such destination", destination)
-	}
-	if ev.EventID == "" {
-		return fmt.Errorf("forward %s to %q: event_id is empty", ev.EventName, destination)
-	}
-	b, err := json.Marshal(envelope{Rule: o.Rule, Source: o.Source, Queued: time.Now().UTC(), Event: ev})
-	if err != nil {
-		return fmt.Errorf("forward %s to %q: %w", ev.EventName, destination, err)
-	}
-	if _, err := w.sp.Enqueue(ctx, []spool.Item{{Key: spoolKey(ev), Payload: b}}); err != nil {
-		if errors.Is(err, spool.ErrClosed) {
-			return ErrClosed
+	items := map[string][]spool.Item{}
+	var order []string
+	now := time.Now().UTC()
+	for _, q := range qs {
+		if _, ok := f.workers[q.Destination]; !ok {
+			return fmt.Errorf("forward to %q: no such destination", q.Destination)
 		}
-		return fmt.Errorf("forward %s to %q: %w", ev.EventName, destination, err)
+		if q.Event.EventID == "" {
+			return fmt.Errorf("forward %s to %q: event_id is empty", q.Event.EventName, q.Destination)
+		}
+		b, err := json.Marshal(envelope{Rule: q.Origin.Rule, Source: q.Origin.Source, Queued: now, Event: q.Event})
+		if err != nil {
+			return fmt.Errorf("forward %s to %q: %w", q.Event.EventName, q.Destination, err)
+		}
+		if _, seen := items[q.Destination]; !seen {
+			order = append(order, q.Destination)
+		}
+		items[q.Destination] = append(items[q.Destination], spool.Item{Key: spoolKey(q.Event), Payload: b})
+	}
+	for _, d := range order {
+		if _, err := f.workers[d].sp.Enqueue(ctx, items[d]); err != nil {
+			if errors.Is(err, spool.ErrClosed) {
+				return ErrClosed
+			}
+			return fmt.Errorf("forward %d events to %q: %w", len(items[d]), d, err)
+		}
 	}
 	return nil
 }
@@ -546,12 +571,7 @@ func (w *worker) send(ps []pending, ds *[]Delivery, acks *[]string, retries *[]s
 // half so destinations recovering together do not retry in lockstep, and
 // never shorter than Retry-After.
 func (w *worker) backoff(attempts int, retryAfter time.Duration) time.Duration {
-	cfg := w.f.cfg
-	d := cfg.MaxBackoff
-	if shift := attempts - 1; shift < 30 {
-		d = min(cfg.MinBackoff<<max(shift, 0), cfg.MaxBackoff)
-	}
-	d = d/2 + rand.N(d/2+1)
+	d := backoff.Policy{Min: w.f.cfg.MinBackoff, Max: w.f.cfg.MaxBackoff}.Delay(max(attempts-1, 0))
 	return max(d, retryAfter)
 }
 

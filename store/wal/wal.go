@@ -21,19 +21,19 @@ import (
 // Config locates and sizes the log.
 type Config struct {
 	// Dir holds the segment files and the cursors; created if missing.
-	Dir string
+	Dir string `yaml:"-"`
 	// MaxBytes bounds the log on disk; past it Append answers ErrFull.
 	// Default 1 GiB: a completion takes about 600 bytes in the log, so that
 	// is ~1.7 M completions, an hour at ~500 completions/s, or 20 s of the
 	// ~90,000/s ClickHouse ceiling measured on a 2-core machine.
-	MaxBytes int64
+	MaxBytes int64 `yaml:"max_bytes"`
 	// SegmentBytes is the size at which a segment file is closed and the
 	// next begun. Default 8 MiB: the tail segment and the two most recently
 	// read ones are held in memory by the library (~24 MiB), and a segment
 	// is the unit of deletion.
-	SegmentBytes int
+	SegmentBytes int `yaml:"segment_bytes"`
 	// MaxGroup bounds the records written under one fsync. Default 4,096.
-	MaxGroup int
+	MaxGroup int `yaml:"-"`
 }
 
 func (c Config) withDefaults() Config {
@@ -466,6 +466,18 @@ func (r *Reader) Pending() uint64 {
 	return last + 1 - c
 }
 
+// Unread is the number of records after the last one Read returned.
+func (r *Reader) Unread() uint64 {
+	r.mu.Lock()
+	next := r.next
+	r.mu.Unlock()
+	last := r.l.LastIndex()
+	if last+1 < next {
+		return 0
+	}
+	return last + 1 - next
+}
+
 // Read returns the records after the last one it returned, at most
 // maxRecords of them and, past the first, at most maxBytes in total. It
 // waits until there is at least one or ctx ends (then it returns ctx's
@@ -657,4 +669,29 @@ func writeFileSync(path string, data []byte) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// Scan calls fn with every record still in the log, oldest first, without
+// moving any cursor (tally warms its duplicate filter this way at start).
+// Damaged records are skipped. Scan must not run concurrently with Append
+// at the log's front being truncated: call it before readers start.
+func (l *Log) Scan(fn func(index uint64, data []byte) error) error {
+	first, err := l.w.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("scan durable log: %w", err)
+	}
+	last := l.LastIndex()
+	for i := first; i <= last && i != 0; i++ {
+		d, err := l.w.Read(i)
+		if err != nil {
+			return fmt.Errorf("scan durable log record %d: %w", i, err)
+		}
+		if len(d) < 4 || binary.LittleEndian.Uint32(d) != crc32.Checksum(d[4:], castagnoli) {
+			continue
+		}
+		if err := fn(i, d[4:]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

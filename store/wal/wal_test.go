@@ -277,3 +277,20 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+func TestScanSeesEveryRecordWithoutMovingCursors(t *testing.T) {
+	l := open(t, Config{Dir: t.TempDir()})
+	defer l.Close()
+	r, _ := l.Reader("r")
+	appendN(t, l, 0, 5)
+	var got []string
+	if err := l.Scan(func(_ uint64, d []byte) error { got = append(got, string(d)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 || got[4] != "record-000004" {
+		t.Errorf("Scan saw %v; want records 0..4", got)
+	}
+	if p := r.Pending(); p != 5 {
+		t.Errorf("reader pending after Scan = %d; want 5", p)
+	}
+}

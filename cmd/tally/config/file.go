@@ -7,6 +7,7 @@ import (
 	"github.com/tally-analytics/tally/ingest/enrich"
 	"github.com/tally-analytics/tally/rules"
 	"github.com/tally-analytics/tally/store"
+	"github.com/tally-analytics/tally/store/wal"
 )
 
 // File is tally.yaml as written by its owner.
@@ -15,8 +16,11 @@ type File struct {
 	// DataDir holds tally's local state: the managed ClickHouse server's data
 	// (DataDir/clickhouse), the forwarding outbox and rule state. Empty means
 	// ./var.
-	DataDir      string                 `yaml:"data_dir"`
-	ClickHouse   store.Config           `yaml:"clickhouse"`
+	DataDir    string       `yaml:"data_dir"`
+	ClickHouse store.Config `yaml:"clickhouse"`
+	// DurableLog bounds the on-disk log every accepted completion is
+	// written to before it is acknowledged (DataDir/log).
+	DurableLog   wal.Config             `yaml:"durable_log"`
 	Collector    ingest.CollectorConfig `yaml:"collector"`
 	Sites        []ingest.Site          `yaml:"sites"`
 	APITokens    []ingest.Token         `yaml:"api_tokens"`

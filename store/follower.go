@@ -1,0 +1,203 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/store/backoff"
+	"github.com/tally-analytics/tally/store/wal"
+)
+
+// FollowConfig shapes the batches a Follower hands on. Zero values mean
+// the defaults.
+type FollowConfig struct {
+	// Name labels logs and metrics, e.g. "clickhouse" or "rules".
+	Name string
+	// MaxRows bounds the completions of one batch; 0 means 10,000.
+	MaxRows int
+	// MaxBytes bounds the log records behind one batch; 0 means 8 MiB.
+	// With MaxRows it bounds the follower's memory: a decoded completion
+	// takes about three times its ~600-byte record, so a full batch holds
+	// about 25 MB.
+	MaxBytes int
+	// MaxAge is the longest a completion waits for its batch to fill; 0
+	// means 1 s.
+	MaxAge time.Duration
+	// Backoff spaces the retries of a batch the handler failed; zero means
+	// 100 ms to 10 s.
+	Backoff backoff.Policy
+}
+
+// HandleFunc does a follower's work on one batch: cs are the completions
+// of the log records up to and including index through. It returns nil
+// when the batch is done (the follower then commits its cursor past it),
+// or an error to have the same batch handed again after a backoff. It may
+// modify cs. ctx ends when the follower is made to stop.
+type HandleFunc func(ctx context.Context, cs []ingest.Completion, through uint64) error
+
+// Follower reads the durable log from one reader's cursor, decodes records
+// into completions, hands them on in batches (by count, bytes or age) and
+// commits the cursor after each batch is handled. A batch the handler
+// fails is retried, with backoff, for as long as it takes: the log keeps
+// everything meanwhile, and refuses new completions once full (see package
+// wal). Records that do not decode are skipped, logged and counted.
+type Follower struct {
+	cfg     FollowConfig
+	r       *wal.Reader
+	handle  HandleFunc
+	log     *slog.Logger
+	corrupt prometheus.Counter
+
+	ctx     context.Context
+	cancel  context.CancelFunc // Close's deadline passed: give up the batch in flight
+	stopCtx context.Context    // done once Close is called: drain what is in the log, then return
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// Follow starts a follower; Close stops it. corrupt counts undecodable
+// records and may be nil.
+func Follow(cfg FollowConfig, r *wal.Reader, handle HandleFunc, log *slog.Logger, corrupt prometheus.Counter) *Follower {
+	cfg.MaxRows = orDefault(cfg.MaxRows, 10_000)
+	cfg.MaxBytes = orDefault(cfg.MaxBytes, 8<<20)
+	cfg.MaxAge = orDefault(cfg.MaxAge, time.Second)
+	cfg.Backoff = cfg.Backoff.WithDefaults(100*time.Millisecond, 10*time.Second)
+	if cfg.Name == "" {
+		cfg.Name = r.Name()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if corrupt == nil {
+		corrupt = prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopCtx, stop := context.WithCancel(ctx)
+	f := &Follower{cfg: cfg, r: r, handle: handle, log: log.With("reader", cfg.Name), corrupt: corrupt,
+		ctx: ctx, cancel: cancel, stopCtx: stopCtx, stop: stop, done: make(chan struct{})}
+	go f.run()
+	return f
+}
+
+func (f *Follower) run() {
+	defer close(f.done)
+	var cs []ingest.Completion
+	for {
+		clear(cs) // drop the last batch's strings before reading the next
+		cs = cs[:0]
+		last, n, ok := f.gather(&cs)
+		if !ok {
+			return
+		}
+		if n == 0 {
+			continue
+		}
+		if len(cs) > 0 && !f.handleUntilDone(cs, last) {
+			return // Close's deadline passed; the records stay in the log
+		}
+		if err := f.r.Commit(last); err != nil {
+			// The batch is done; a restart hands it again, and handlers
+			// are idempotent by event id.
+			f.log.Error("commit durable log cursor", "err", err)
+		}
+	}
+}
+
+func (f *Follower) handleUntilDone(cs []ingest.Completion, through uint64) bool {
+	for attempt := 0; ; attempt++ {
+		err := f.handle(f.ctx, cs, through)
+		if err == nil {
+			if attempt > 0 {
+				f.log.Info("durable log reader is moving again", "after_attempts", attempt+1)
+			}
+			return true
+		}
+		if f.ctx.Err() != nil {
+			return false
+		}
+		if attempt == 0 {
+			f.log.Warn("durable log reader: batch failed; its completions stay in the log and are retried", "rows", len(cs), "err", err)
+		}
+		t := time.NewTimer(f.cfg.Backoff.Delay(attempt))
+		select {
+		case <-t.C:
+		case <-f.ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+}
+
+// gather reads records until a batch is full or FlushAge old, decoding them
+// into cs. It returns the index of the last record read and how many it
+// read; ok is false when the writer must stop. After Close it reads what is
+// left without waiting, and stops when nothing is.
+func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool) {
+	var deadline time.Time
+	bytes := 0
+	for len(*cs) < f.cfg.MaxRows && bytes < f.cfg.MaxBytes {
+		ctx, cancel := f.stopCtx, context.CancelFunc(func() {})
+		switch {
+		case f.stopCtx.Err() != nil:
+			if f.r.Unread() == 0 {
+				return last, n, n > 0
+			}
+			ctx = f.ctx
+		case !deadline.IsZero():
+			ctx, cancel = context.WithDeadline(f.stopCtx, deadline)
+		}
+		es, err := f.r.Read(ctx, f.cfg.MaxRows-len(*cs), f.cfg.MaxBytes-bytes)
+		cancel()
+		if err != nil && !errors.Is(err, wal.ErrCorrupt) {
+			if f.ctx.Err() != nil || errors.Is(err, wal.ErrClosed) {
+				return 0, 0, false
+			}
+			if !deadline.IsZero() && !time.Now().Before(deadline) {
+				break // the batch is FlushAge old
+			}
+			continue // Close was called: read what is left without waiting
+		}
+		for _, e := range es {
+			last, n = e.Index, n+1
+			if e.Data == nil {
+				f.corrupt.Inc()
+				f.log.Error("skipped a damaged log record", "index", e.Index)
+				continue
+			}
+			bytes += len(e.Data)
+			var derr error
+			if *cs, derr = DecodeRecord(*cs, e.Data); derr != nil {
+				f.corrupt.Inc()
+				f.log.Error("skipped a log record that does not decode", "index", e.Index, "err", derr)
+			}
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(f.cfg.MaxAge)
+		}
+	}
+	return last, n, true
+}
+
+// Pending is the number of log records not yet handled.
+func (f *Follower) Pending() uint64 { return f.r.Pending() }
+
+// Close stops the follower after it has handled what is in the log, or
+// when ctx ends; what is not handled then stays in the log for the next
+// start.
+func (f *Follower) Close(ctx context.Context) error {
+	f.stop()
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		f.cancel()
+		<-f.done
+		return fmt.Errorf("%s stopped with %d durable log records not yet handled (kept in the log): %w", f.cfg.Name, f.r.Pending(), ctx.Err())
+	}
+}

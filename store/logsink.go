@@ -1,0 +1,39 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/store/wal"
+)
+
+// LogSink is the acceptance pipeline's Sink: it appends a request's
+// completions to the durable log as one record and returns once the record
+// is on disk. A full log answers ingest.ErrFull (the collector's 503 with
+// Retry-After).
+type LogSink struct {
+	log  *wal.Log
+	bufs sync.Pool
+}
+
+// NewLogSink returns a Sink appending to l.
+func NewLogSink(l *wal.Log) *LogSink {
+	return &LogSink{log: l, bufs: sync.Pool{New: func() any { return new([]byte) }}}
+}
+
+// Write implements ingest.Sink.
+func (s *LogSink) Write(ctx context.Context, cs []ingest.Completion) error {
+	bp := s.bufs.Get().(*[]byte)
+	*bp = AppendRecord((*bp)[:0], cs)
+	_, err := s.log.Append(ctx, *bp)
+	if cap(*bp) <= 1<<20 { // keep small buffers only: one huge batch must not pin memory
+		s.bufs.Put(bp)
+	}
+	if errors.Is(err, wal.ErrFull) {
+		return fmt.Errorf("%w: %w", ingest.ErrFull, err)
+	}
+	return err
+}

@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/store/backoff"
+	"github.com/tally-analytics/tally/store/wal"
+)
+
+// anonymise stands in for enrich's StorageIP: the last octet becomes 0.
+func anonymise(ip string) string {
+	if i := strings.LastIndexByte(ip, '.'); i >= 0 {
+		return ip[:i] + ".0"
+	}
+	return ip
+}
+
+func openLog(t *testing.T, dir string) *wal.Log {
+	t.Helper()
+	l, err := wal.Open(wal.Config{Dir: dir}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// appendRecords appends one record per request.
+func appendRecords(t *testing.T, l *wal.Log, requests ...[]ingest.Completion) {
+	t.Helper()
+	for _, cs := range requests {
+		if _, err := l.Append(context.Background(), AppendRecord(nil, cs)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func startLogWriter(t *testing.T, l *wal.Log, conn driver.Conn, db string, cfg LogWriterConfig) *LogWriter {
+	t.Helper()
+	r, err := l.Reader("clickhouse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := NewInserter(conn, db)
+	return NewLogWriter(cfg, r, l.LastIndex(), in.InsertEvents, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
+}
+
+func closeLogWriter(t *testing.T, w *LogWriter, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if err := w.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func countRows(t *testing.T, conn driver.Conn, q string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func manyCompletions(from, n int) []ingest.Completion {
+	cs := make([]ingest.Completion, n)
+	for i := range cs {
+		cs[i] = ingest.Completion{EventID: fmt.Sprintf("id-%05d", from+i), EventName: "e", Site: "s", Source: ingest.SourceAPI,
+			OccurredAt: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC), ReceivedAt: time.Date(2026, 3, 4, 5, 6, 8, 0, time.UTC)}
+	}
+	return cs
+}
+
+// A crash after an INSERT and before the cursor's commit leaves rows that
+// are both in ClickHouse and still in the log. The next start must not
+// insert them again: a plain count (no FINAL) sees each row once.
+func TestLogWriterRestartAddsNoDuplicate(t *testing.T) {
+	conn, db := migrated(t)
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	first, second := manyCompletions(0, 300), manyCompletions(300, 200)
+	appendRecords(t, l, first, second)
+	// The crashed run: its insert of the first record reached ClickHouse,
+	// its commit did not.
+	var b EventBatch
+	b.Encode(first)
+	if err := NewInserter(conn, db).InsertEvents(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	w := startLogWriter(t, l, conn, db, LogWriterConfig{FlushRows: 250, FlushAge: 10 * time.Millisecond})
+	closeLogWriter(t, w, 30*time.Second)
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".events"); got != 500 {
+		t.Errorf("rows after restart = %d; want 500 (each once)", got)
+	}
+	if got := countRows(t, conn, "SELECT uniqExact(event_id) FROM "+db+".events"); got != 500 {
+		t.Errorf("distinct ids = %d; want 500", got)
+	}
+	// New records after the recovery range are inserted without the check.
+	w = startLogWriter(t, openLog(t, dir+"-reopened-unused"), conn, db, LogWriterConfig{}) // another log: nothing to do
+	closeLogWriter(t, w, 10*time.Second)
+}
+
+// While inserts fail the records stay in the log, and Close with a passed
+// deadline leaves them there for the next start, which writes them.
+func TestLogWriterKeepsRecordsThroughFailures(t *testing.T) {
+	conn, db := migrated(t)
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	appendRecords(t, l, manyCompletions(0, 10), manyCompletions(10, 10))
+	r, _ := l.Reader("clickhouse")
+	var attempts atomic.Int32
+	failing := func(context.Context, *EventBatch) error {
+		attempts.Add(1)
+		return errors.New("connection refused")
+	}
+	w := NewLogWriter(LogWriterConfig{FlushAge: time.Millisecond, Backoff: backoff.Policy{Min: time.Millisecond, Max: 5 * time.Millisecond}},
+		r, l.LastIndex(), failing, nil, nil, nil)
+	for attempts.Load() < 5 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Close(ctx); err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close while ClickHouse is down = %v; want DeadlineExceeded", err)
+	}
+	if p := w.Pending(); p != 2 {
+		t.Errorf("records pending after a failed Close = %d; want 2 (kept)", p)
+	}
+	l.Close()
+
+	l = openLog(t, dir)
+	w = startLogWriter(t, l, conn, db, LogWriterConfig{FlushAge: 10 * time.Millisecond})
+	closeLogWriter(t, w, 30*time.Second)
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".events"); got != 20 {
+		t.Errorf("rows after the next start = %d; want 20", got)
+	}
+}
+
+// A damaged record is skipped and counted; the records around it are
+// written.
+func TestLogWriterSkipsUndecodableRecord(t *testing.T) {
+	conn, db := migrated(t)
+	l := openLog(t, t.TempDir())
+	appendRecords(t, l, manyCompletions(0, 3))
+	if _, err := l.Append(context.Background(), []byte{42, 1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	appendRecords(t, l, manyCompletions(3, 3))
+	w := startLogWriter(t, l, conn, db, LogWriterConfig{FlushAge: 10 * time.Millisecond})
+	closeLogWriter(t, w, 30*time.Second)
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".events"); got != 6 {
+		t.Errorf("rows = %d; want the 6 good ones", got)
+	}
+	if got := value(t, w.corrupt); got != 1 {
+		t.Errorf("corrupt records counted = %v; want 1", got)
+	}
+}
