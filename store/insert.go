@@ -102,14 +102,25 @@ func (in *Inserter) insert(ctx context.Context, table string, columns []string, 
 }
 
 // Existing reports which of cs are already in the events table, as keys
-// made by eventKey. The query reads event ids in the order key's last
-// position, within the (site, event_name) prefixes of cs, so it touches only
-// the granules of those sites and events.
+// made by eventKey. It asks in chunks of existingChunk ids, each query well
+// under ClickHouse's 256 KiB max_query_size.
 func (in *Inserter) Existing(ctx context.Context, cs []ingest.Completion) (map[string]bool, error) {
 	have := map[string]bool{}
-	if len(cs) == 0 {
-		return have, nil
+	for len(cs) > 0 {
+		n := min(len(cs), existingChunk)
+		if err := in.existing(ctx, cs[:n], have); err != nil {
+			return nil, err
+		}
+		cs = cs[n:]
 	}
+	return have, nil
+}
+
+// existingChunk: an event id is at most 64 bytes (ingest's limit), about
+// 70 quoted, so 2,000 make a query of about 140 KB.
+const existingChunk = 2000
+
+func (in *Inserter) existing(ctx context.Context, cs []ingest.Completion, have map[string]bool) error {
 	// Literals, not bound arrays: 18.16 refuses an Array parameter in IN.
 	var ids, names strings.Builder
 	seen := map[string]bool{}
@@ -128,15 +139,15 @@ func (in *Inserter) Existing(ctx context.Context, cs []ingest.Completion) (map[s
 	}
 	rows, err := in.conn.Query(ctx, "SELECT event_name, event_id FROM "+in.db+".events WHERE event_name IN ("+names.String()+") AND event_id IN ("+ids.String()+")")
 	if err != nil {
-		return nil, fmt.Errorf("look up %d stored event ids: %w", len(cs), err)
+		return fmt.Errorf("look up %d stored event ids: %w", len(cs), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var name, id string
 		if err := rows.Scan(&name, &id); err != nil {
-			return nil, fmt.Errorf("look up stored event ids: %w", err)
+			return fmt.Errorf("look up stored event ids: %w", err)
 		}
 		have[eventKey(name, id)] = true
 	}
-	return have, rows.Err()
+	return rows.Err()
 }

@@ -129,13 +129,14 @@ func TestLogWriterKeepsRecordsThroughFailures(t *testing.T) {
 	for attempts.Load() < 5 {
 		time.Sleep(time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := w.Close(ctx); err == nil || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Close while ClickHouse is down = %v; want DeadlineExceeded", err)
+	// Close does not wait out the outage: the records are safe in the log.
+	start := time.Now()
+	closeLogWriter(t, w, time.Minute)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Close while ClickHouse is down took %v; want it to give up at the first failed attempt", took)
 	}
 	if p := w.Pending(); p != 2 {
-		t.Errorf("records pending after a failed Close = %d; want 2 (kept)", p)
+		t.Errorf("records pending after Close = %d; want 2 (kept)", p)
 	}
 	l.Close()
 

@@ -64,7 +64,7 @@ func NewRejectionWriter(cfg RejectionWriterConfig, insert RejectionInsertFunc, l
 		return insert(ctx, &batch)
 	}
 	q := newQueue(queueConfig{table: "rejections", flushRows: cfg.FlushRows, flushAge: cfg.FlushAge, maxRows: cfg.MaxQueueRows,
-		minBackoff: cfg.MinBackoff, maxBackoff: cfg.MaxBackoff}, send, log, newMetrics(reg, "rejections"), nil)
+		minBackoff: cfg.MinBackoff, maxBackoff: cfg.MaxBackoff, diagnostics: true}, send, log, newMetrics(reg, "rejections"), nil)
 	return &RejectionWriter{q: q}
 }
 
@@ -97,7 +97,7 @@ type DeliveryWriter struct {
 // ClickHouse outage). Close stops it. reg may be nil.
 func NewDeliveryWriter(insert DeliveryInsertFunc, log *slog.Logger, reg prometheus.Registerer) *DeliveryWriter {
 	q := newQueue(queueConfig{table: "deliveries", flushRows: 1_000, flushAge: time.Second, maxRows: 100_000,
-		minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second},
+		minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second, diagnostics: true},
 		insert, log, newMetrics(reg, "deliveries"), nil)
 	return &DeliveryWriter{q: q}
 }

@@ -462,3 +462,27 @@ func (w *Writer) Queued() int { return w.q.depth() }
 // the rest (counted in tally_store_rows_dropped_total and in the error) and
 // returns once the writer's goroutine has.
 func (w *Writer) Close(ctx context.Context) error { return w.q.close(ctx) }
+
+// Rejections and deliveries are diagnostics: at Close with ClickHouse down
+// they are dropped and counted at the first failed insert, without error,
+// rather than holding the shutdown until its deadline.
+func TestDiagnosticsWritersCloseAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		insert := func(context.Context, *RejectionBatch) error { return errors.New("connection refused") }
+		w := NewRejectionWriter(RejectionWriterConfig{FlushRows: 2}, insert, nil, reg)
+		w.Reject([]ingest.Rejection{{Reason: "A"}, {Reason: "B"}, {Reason: "C"}})
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		if err := w.Close(ctx); err != nil {
+			t.Errorf("Close = %v; want nil", err)
+		}
+		if took := time.Since(start); took >= time.Minute {
+			t.Errorf("Close took %v; want less than its deadline", took)
+		}
+		if got := value(t, w.q.m.dropped); got != 3 {
+			t.Errorf("rows dropped = %v; want 3", got)
+		}
+	})
+}
