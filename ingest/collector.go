@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 )
 
 // Config is what the collector needs from main.
@@ -66,6 +67,8 @@ type Collector struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *collectorMetrics
+	// inflight bounds the bytes of request bodies being handled (admit).
+	inflight *semaphore.Weighted
 }
 
 type collectorMetrics struct {
@@ -104,13 +107,14 @@ func NewCollector(cfg Config) (*Collector, error) {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	c := &Collector{
-		proxies: proxies,
-		cfg:     cfg,
-		catalog: NewCatalog(cfg.Definitions),
-		sites:   make(map[string]*Site, len(cfg.Sites)),
-		log:     cfg.Log,
-		now:     cfg.Now,
-		metrics: newCollectorMetrics(cfg.Registerer),
+		proxies:  proxies,
+		cfg:      cfg,
+		catalog:  NewCatalog(cfg.Definitions),
+		sites:    make(map[string]*Site, len(cfg.Sites)),
+		log:      cfg.Log,
+		now:      cfg.Now,
+		metrics:  newCollectorMetrics(cfg.Registerer),
+		inflight: newAdmission(),
 	}
 	for i := range cfg.Sites {
 		c.sites[cfg.Sites[i].ID] = &cfg.Sites[i]
@@ -147,13 +151,14 @@ func (c *Collector) routes() {
 		app.Get("/metrics", adaptor.HTTPHandler(c.cfg.Metrics))
 	}
 	api := app.Group("/events/v3", c.requireToken)
-	api.Post("/send", c.sendOne)
-	api.Post("/send/batch", c.sendBatch)
+	api.Post("/send", c.admit, c.sendOne)
+	api.Post("/send/batch", c.admit, c.sendBatch)
 	api.Get("/event-definitions", c.listDefinitions)
 	api.Get("/event-definitions/:name", c.getDefinition)
 	if c.cfg.RateLimitPerMinute >= 0 {
 		app.Post(c.cfg.EventPath, c.rateLimit())
 	}
+	app.Post(c.cfg.EventPath, c.admit)
 	c.browserRoutes(app)
 	for path, html := range c.cfg.Pages {
 		h := func(ctx *fiber.Ctx) error {

@@ -56,16 +56,21 @@ func NewPipeline(cfg PipelineConfig) *Pipeline {
 // Accept runs cs through dedup, enrichment and the Sink. It returns nil once
 // the new ones are durable (duplicates are acknowledged without being
 // stored), ErrFull (wrapped) when the Sink cannot take them now, or the
-// Sink's error. cs is modified in place (enrichment) and may be reused by
-// the caller afterwards.
+// Sink's error. cs is modified in place (duplicates removed, the rest
+// enriched): the caller must not read it afterwards.
 func (p *Pipeline) Accept(ctx context.Context, cs []Completion) error {
-	fresh := cs[:0:0]
+	// Duplicates are dropped by compacting cs in place: no copy of the
+	// completions when there are none.
+	fresh := cs[:0]
 	for i := range cs {
 		if p.cfg.Dedup != nil && !p.cfg.Dedup.FirstSeen(cs[i].EventName, cs[i].EventID) {
 			p.duplicates.Inc()
 			continue
 		}
-		fresh = append(fresh, cs[i])
+		if len(fresh) != i {
+			cs[len(fresh)] = cs[i]
+		}
+		fresh = fresh[:len(fresh)+1]
 	}
 	if len(fresh) == 0 {
 		return nil

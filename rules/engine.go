@@ -132,6 +132,10 @@ func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, re
 	return e, nil
 }
 
+// Idle reports whether no rule is enabled: then Write does nothing, and
+// its caller may skip decoding what it would offer.
+func (e *Engine) Idle() bool { return len(e.rules) == 0 }
+
 // EnabledAt returns when the named rule was enabled (in its current form).
 func (e *Engine) EnabledAt(rule string) (time.Time, bool) {
 	for _, r := range e.rules {

@@ -11,12 +11,14 @@ import (
 // DeduperConfig sizes the Deduper. Zero values mean the defaults.
 type DeduperConfig struct {
 	// MaxKeys is how many (event name, event id) pairs are remembered; the
-	// oldest are forgotten first. 0 means 2,000,000: a day and a half at a
-	// sustained 15 completions/s, 5.5 hours at 100/s. Each key costs 8 bytes
-	// in the eviction ring and 2–4 slots of 8 bytes in a hash set kept at
-	// most half full: 2,000,000 keys in 16 shards of 125,000 need 262,144
-	// slots each, so 8 + 16.8 ≈ 25 bytes per key, about 50 MB in all
-	// (BenchmarkDeduperFirstSeen reports the measured heap bytes per key).
+	// oldest are forgotten first. 0 means 1,000,000: 18 hours at a
+	// sustained 15 completions/s, 2.8 hours at 100/s — clients retry within
+	// minutes, and what slips past is still caught by the events table's
+	// ReplacingMergeTree. Each key costs 8 bytes in the eviction ring and
+	// 2–4 slots of 8 bytes in a hash set kept at most half full: 1,000,000
+	// keys in 16 shards of 62,500 need 131,072 slots each, so 8 + 16.8 ≈ 25
+	// bytes per key, about 25 MB in all (BenchmarkDeduperFirstSeen reports
+	// the measured heap bytes per key).
 	MaxKeys int
 }
 
@@ -31,7 +33,7 @@ const dedupShards = 16
 //
 // It stores a 64-bit hash of each pair, not the pair: 8 bytes instead of
 // about 60. A collision would make a new completion look like a repeat; with
-// 2,000,000 keys remembered the chance per completion is 2e6/2^64 ≈ 1e-13.
+// 1,000,000 keys remembered the chance per completion is 1e6/2^64 ≈ 5e-14.
 // The hash is seeded per process, so nobody can choose ids that collide
 // with another site's.
 type Deduper struct {
@@ -41,7 +43,7 @@ type Deduper struct {
 
 // NewDeduper returns an empty Deduper.
 func NewDeduper(cfg DeduperConfig) *Deduper {
-	maxKeys := orDefault(cfg.MaxKeys, 2_000_000)
+	maxKeys := orDefault(cfg.MaxKeys, 1_000_000)
 	per := max(1, (maxKeys+dedupShards-1)/dedupShards)
 	d := &Deduper{seed: maphash.MakeSeed()}
 	for i := range d.shards {

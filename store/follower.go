@@ -20,10 +20,10 @@ type FollowConfig struct {
 	Name string
 	// MaxRows bounds the completions of one batch; 0 means 10,000.
 	MaxRows int
-	// MaxBytes bounds the log records behind one batch; 0 means 8 MiB.
+	// MaxBytes bounds the log records behind one batch; 0 means 4 MiB.
 	// With MaxRows it bounds the follower's memory: a decoded completion
-	// takes about three times its ~600-byte record, so a full batch holds
-	// about 25 MB.
+	// takes an ~850-byte struct plus its strings, a copy of its ~300–600
+	// byte record, so 10,000 rows hold about 15 MB.
 	MaxBytes int
 	// MaxAge is the longest a completion waits for its batch to fill; 0
 	// means 1 s.
@@ -31,6 +31,10 @@ type FollowConfig struct {
 	// Backoff spaces the retries of a batch the handler failed; zero means
 	// 100 ms to 10 s.
 	Backoff backoff.Policy
+	// Idle, when set and true, means the handler has nothing to do: records
+	// are passed over without being decoded (the rules engine with no rule
+	// enabled), and the cursor still moves.
+	Idle func() bool
 }
 
 // HandleFunc does a follower's work on one batch: cs are the completions
@@ -64,7 +68,7 @@ type Follower struct {
 // records and may be nil.
 func Follow(cfg FollowConfig, r *wal.Reader, handle HandleFunc, log *slog.Logger, corrupt prometheus.Counter) *Follower {
 	cfg.MaxRows = orDefault(cfg.MaxRows, 10_000)
-	cfg.MaxBytes = orDefault(cfg.MaxBytes, 8<<20)
+	cfg.MaxBytes = orDefault(cfg.MaxBytes, 4<<20)
 	cfg.MaxAge = orDefault(cfg.MaxAge, time.Second)
 	cfg.Backoff = cfg.Backoff.WithDefaults(100*time.Millisecond, 10*time.Second)
 	if cfg.Name == "" {
@@ -90,6 +94,9 @@ func (f *Follower) run() {
 	for {
 		clear(cs) // drop the last batch's strings before reading the next
 		cs = cs[:0]
+		if cap(cs) > 2*f.cfg.MaxRows {
+			cs = nil // one oversized batch must not pin its memory
+		}
 		last, n, ok := f.gather(&cs)
 		if !ok {
 			return
@@ -166,8 +173,12 @@ func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool)
 			}
 			continue // Close was called: read what is left without waiting
 		}
+		idle := f.cfg.Idle != nil && f.cfg.Idle()
 		for _, e := range es {
 			last, n = e.Index, n+1
+			if idle {
+				continue
+			}
 			if e.Data == nil {
 				f.corrupt.Inc()
 				f.log.Error("skipped a damaged log record", "index", e.Index)
@@ -187,8 +198,9 @@ func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool)
 	return last, n, true
 }
 
-// readChunk is how many records one Read takes at most.
-const readChunk = 16
+// readChunk is how many records one Read takes at most: a record holds up
+// to 500 completions, so a batch overshoots MaxRows by at most 2,000.
+const readChunk = 4
 
 // Pending is the number of log records not yet handled.
 func (f *Follower) Pending() uint64 { return f.r.Pending() }

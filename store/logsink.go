@@ -27,8 +27,8 @@ func NewLogSink(l *wal.Log) *LogSink {
 // Write implements ingest.Sink.
 func (s *LogSink) Write(ctx context.Context, cs []ingest.Completion) error {
 	bp := s.bufs.Get().(*[]byte)
-	*bp = AppendRecord((*bp)[:0], cs)
-	_, err := s.log.Append(ctx, *bp)
+	*bp = AppendRecord(append((*bp)[:0], make([]byte, wal.FrameHeader)...), cs)
+	_, err := s.log.AppendFrame(ctx, *bp)
 	if cap(*bp) <= 1<<20 { // keep small buffers only: one huge batch must not pin memory
 		s.bufs.Put(bp)
 	}

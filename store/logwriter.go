@@ -19,7 +19,7 @@ type LogWriterConfig struct {
 	// rows/s measured on a 2-core machine that is about 9 inserts/s at the
 	// ceiling, and far fewer below it.
 	FlushRows int
-	// FlushBytes bounds the log records behind one INSERT; 0 means 8 MiB
+	// FlushBytes bounds the log records behind one INSERT; 0 means 4 MiB
 	// (see FollowConfig.MaxBytes).
 	FlushBytes int
 	// FlushAge is the longest a row waits for its batch to fill; 0 means 1 s,

@@ -167,3 +167,22 @@ func TestLogWriterSkipsUndecodableRecord(t *testing.T) {
 		t.Errorf("corrupt records counted = %v; want 1", got)
 	}
 }
+
+// An idle follower moves its cursor without handing anything on.
+func TestFollowerIdlePassesOver(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	appendRecords(t, l, manyCompletions(0, 3), manyCompletions(3, 3))
+	r, _ := l.Reader("rules")
+	var handled atomic.Int32
+	f := Follow(FollowConfig{MaxAge: time.Millisecond, Idle: func() bool { return true }}, r,
+		func(context.Context, []ingest.Completion, uint64) error { handled.Add(1); return nil }, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f.Close(ctx)
+	if p := r.Pending(); p != 0 {
+		t.Errorf("records pending = %d; want 0", p)
+	}
+	if n := handled.Load(); n != 0 {
+		t.Errorf("handler called %d times; want 0 while idle", n)
+	}
+}

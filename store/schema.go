@@ -251,9 +251,9 @@ func CheckDatabaseName(name string) error {
 // ingest's internal-name rule, so there is nothing to escape.
 func quoteIdent(name string) string { return "`" + name + "`" }
 
-func quoteString(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
+var stringEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+
+func quoteString(s string) string { return "'" + stringEscaper.Replace(s) + "'" }
 
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {

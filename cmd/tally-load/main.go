@@ -57,6 +57,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.batch, "batch", 100, "completions per request")
 	fs.IntVar(&o.conc, "c", 8, "concurrent requests")
 	fs.DurationVar(&o.maxTime, "max-time", 2*time.Minute, "stop after this long even if -n is not reached")
+	compareDSN := fs.String("compare", "", "ClickHouse DSN of the tally under test: measure no-op fiber vs tally single requests and raw inserts vs tally batches of 500, in one run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,7 +75,16 @@ func run(args []string, out io.Writer) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, o.maxTime)
 	defer cancel()
-	return load(ctx, o, out)
+	if *compareDSN != "" {
+		return compare(ctx, o, *compareDSN, out)
+	}
+	_, err = load(ctx, o, out)
+	return err
+}
+
+// result is what one load run measured.
+type result struct {
+	completionsPerSec, requestsPerSec float64
 }
 
 func requireLoopback(host string) error {
@@ -90,7 +100,7 @@ func requireLoopback(host string) error {
 	return nil
 }
 
-func load(ctx context.Context, o options, out io.Writer) error {
+func load(ctx context.Context, o options, out io.Writer) (result, error) {
 	requests := (o.n + o.batch - 1) / o.batch
 	var next atomic.Int64
 	var mu sync.Mutex
@@ -159,7 +169,7 @@ func load(ctx context.Context, o options, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "  status %s: %d\n", label, statuses[c])
 	}
-	return nil
+	return result{completionsPerSec: float64(sent.Load()) / elapsed.Seconds(), requestsPerSec: float64(len(latencies)) / elapsed.Seconds()}, nil
 }
 
 // request builds one batch with fresh event ids and a spread of property

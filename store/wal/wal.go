@@ -28,9 +28,9 @@ type Config struct {
 	// ~90,000/s ClickHouse ceiling measured on a 2-core machine.
 	MaxBytes int64 `yaml:"max_bytes"`
 	// SegmentBytes is the size at which a segment file is closed and the
-	// next begun. Default 8 MiB: the tail segment and the two most recently
-	// read ones are held in memory by the library (~24 MiB), and a segment
-	// is the unit of deletion.
+	// next begun. Default 4 MiB: the tail segment and the two most recently
+	// read ones are held in memory by the library (12–24 MiB, as its
+	// buffers grow by doubling), and a segment is the unit of deletion.
 	SegmentBytes int `yaml:"segment_bytes"`
 	// MaxGroup bounds the records written under one fsync. Default 4,096.
 	MaxGroup int `yaml:"-"`
@@ -41,7 +41,7 @@ func (c Config) withDefaults() Config {
 		c.MaxBytes = 1 << 30
 	}
 	if c.SegmentBytes <= 0 {
-		c.SegmentBytes = 8 << 20
+		c.SegmentBytes = 4 << 20
 	}
 	if c.MaxGroup <= 0 {
 		c.MaxGroup = 4096
@@ -162,11 +162,28 @@ func newMetrics(l *Log) metrics {
 	}
 }
 
+// FrameHeader is the room AppendFrame needs before a record.
+const FrameHeader = 4
+
 // Append writes one record and returns its index once it is on disk. It
 // answers ErrFull, without writing, when the record would take the log past
-// MaxBytes. data must not be changed until Append returns.
+// MaxBytes.
 func (l *Log) Append(ctx context.Context, data []byte) (uint64, error) {
-	n := int64(len(data)) + 4 + binary.MaxVarintLen64
+	frame := make([]byte, FrameHeader+len(data))
+	copy(frame[FrameHeader:], data)
+	return l.AppendFrame(ctx, frame)
+}
+
+// AppendFrame is Append for a record already placed after FrameHeader
+// bytes of room, which the log fills with the record's checksum: it saves
+// a copy of the record. frame must not be changed until AppendFrame
+// returns.
+func (l *Log) AppendFrame(ctx context.Context, frame []byte) (uint64, error) {
+	if len(frame) < FrameHeader {
+		return 0, errors.New("append to durable log: frame shorter than its header")
+	}
+	binary.LittleEndian.PutUint32(frame, crc32.Checksum(frame[FrameHeader:], castagnoli))
+	n := int64(len(frame)) + binary.MaxVarintLen64
 	l.mu.Lock()
 	switch {
 	case l.closed:
@@ -180,7 +197,7 @@ func (l *Log) Append(ctx context.Context, data []byte) (uint64, error) {
 	l.reserved += n
 	l.mu.Unlock()
 
-	r := &appendReq{data: data, done: make(chan struct{})}
+	r := &appendReq{data: frame, done: make(chan struct{})}
 	select {
 	case l.reqs <- r:
 	case <-ctx.Done():
@@ -206,7 +223,6 @@ func (l *Log) commitLoop() {
 	defer close(l.done)
 	var batch twal.Batch
 	group := make([]*appendReq, 0, l.cfg.MaxGroup)
-	var buf []byte
 	for r := range l.reqs {
 		group = append(group[:0], r)
 	gather:
@@ -225,16 +241,8 @@ func (l *Log) commitLoop() {
 		next := l.last + 1
 		l.mu.Unlock()
 		batch.Clear()
-		buf = buf[:0]
-		for _, r := range group {
-			buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(r.data, castagnoli))
-			buf = append(buf, r.data...)
-		}
-		off := 0
 		for i, r := range group {
-			end := off + 4 + len(r.data)
-			batch.Write(next+uint64(i), buf[off:end])
-			off = end
+			batch.Write(next+uint64(i), r.data)
 		}
 		err := l.w.WriteBatch(&batch)
 		l.mu.Lock()
@@ -242,8 +250,7 @@ func (l *Log) commitLoop() {
 			l.last = next + uint64(len(group)) - 1
 			// What the library wrote: a uvarint length before each record.
 			for _, r := range group {
-				n := 4 + len(r.data)
-				l.size += int64(n + uvarintLen(uint64(n)))
+				l.size += int64(len(r.data) + uvarintLen(uint64(len(r.data))))
 			}
 			close(l.notify)
 			l.notify = make(chan struct{})

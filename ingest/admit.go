@@ -1,0 +1,30 @@
+package ingest
+
+import (
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/sync/semaphore"
+)
+
+// maxBodiesInFlight bounds the request bodies being parsed, validated and
+// appended at once, in bytes. A request body becomes about five times its
+// size in memory while it is handled (completions, the log record, the
+// log's copy), so 4 MiB keeps that near 20 MB whatever the number of
+// connections: about 40 API batches of 500 at once, or thousands of
+// single-completion requests, which keeps every fsync of the log shared by
+// as many requests as are waiting. Requests past the bound wait their turn;
+// on 2 cores more parallel parsing would not go faster anyway.
+const maxBodiesInFlight = 4 << 20
+
+func newAdmission() *semaphore.Weighted { return semaphore.NewWeighted(maxBodiesInFlight) }
+
+// admit holds a request until its body fits within maxBodiesInFlight, so
+// the memory of requests in progress is bounded in bytes, not in requests.
+func (c *Collector) admit(ctx *fiber.Ctx) error {
+	n := int64(len(ctx.Request().Body())) + 512 // headers and bookkeeping
+	n = min(n, maxBodiesInFlight)
+	if err := c.inflight.Acquire(ctx.UserContext(), n); err != nil {
+		return err
+	}
+	defer c.inflight.Release(n)
+	return ctx.Next()
+}
