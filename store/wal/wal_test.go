@@ -255,14 +255,14 @@ func countSegments(t *testing.T, dir string) int {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	for _, writers := range []int{1, 16, 128} {
+	for _, writers := range []int{1, 32, 128} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			l, err := Open(Config{Dir: b.TempDir()}, nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			rec := make([]byte, 600) // about one encoded completion
+			rec := make([]byte, 1024) // as store/spool's BenchmarkEnqueueParallel, for comparison
 			b.SetBytes(int64(len(rec)))
 			b.ReportAllocs()
 			b.SetParallelism(max(1, writers/2)) // 2 cores here
