@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	twal "github.com/tidwall/wal"
@@ -63,7 +64,9 @@ var (
 // Log is the durable log. Its methods are safe for concurrent use.
 type Log struct {
 	cfg Config
-	w   *twal.Log
+	// lib is the library's log; replaced only by reopen, after a failed
+	// write.
+	lib atomic.Pointer[twal.Log]
 	log *slog.Logger
 
 	reqs chan *appendReq
@@ -108,28 +111,18 @@ func Open(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Log, error)
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "cursors"), 0o750); err != nil {
 		return nil, fmt.Errorf("create durable log dir: %w", err)
 	}
-	opts := &twal.Options{SegmentSize: cfg.SegmentBytes, SegmentCacheSize: 2, AllowEmpty: true, NoCopy: true,
-		DirPerms: 0o750, FilePerms: 0o640}
-	w, err := twal.Open(cfg.Dir, opts)
-	if errors.Is(err, twal.ErrCorrupt) {
-		// The only damage kill -9 or a power loss leaves is a torn tail.
-		cut, rerr := repairTail(cfg.Dir)
-		if rerr != nil {
-			return nil, fmt.Errorf("open durable log %s: %w (repair: %w)", cfg.Dir, err, rerr)
-		}
-		log.Warn("durable log: cut a torn record at the end of the last segment", "dir", cfg.Dir, "bytes", cut)
-		w, err = twal.Open(cfg.Dir, opts)
-	}
+	w, err := openLibrary(cfg.Dir, cfg.SegmentBytes, log)
 	if err != nil {
-		return nil, fmt.Errorf("open durable log %s: %w", cfg.Dir, err)
+		return nil, err
 	}
 	last, err := w.LastIndex()
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open durable log %s: %w", cfg.Dir, err)
 	}
-	l := &Log{cfg: cfg, w: w, log: log, reqs: make(chan *appendReq, cfg.MaxGroup), done: make(chan struct{}),
+	l := &Log{cfg: cfg, log: log, reqs: make(chan *appendReq, cfg.MaxGroup), done: make(chan struct{}),
 		last: last, readers: map[string]*Reader{}, notify: make(chan struct{})}
+	l.lib.Store(w)
 	if l.size, err = segmentBytes(cfg.Dir); err != nil {
 		w.Close()
 		return nil, err
@@ -244,7 +237,14 @@ func (l *Log) commitLoop() {
 		for i, r := range group {
 			batch.Write(next+uint64(i), r.data)
 		}
-		err := l.w.WriteBatch(&batch)
+		err := l.lib.Load().WriteBatch(&batch)
+		if err != nil {
+			// A failed write (disk full, I/O error) leaves the library's
+			// in-memory tail ahead of the file: reopen from disk, cutting
+			// whatever part of the batch reached it, so the next commit
+			// starts from what is really there.
+			l.reopen(err)
+		}
 		l.mu.Lock()
 		if err == nil {
 			l.last = next + uint64(len(group)) - 1
@@ -270,6 +270,25 @@ func (l *Log) commitLoop() {
 			l.m.group.Observe(float64(len(group)))
 		}
 	}
+}
+
+// reopen closes and reopens the library's log after a failed write. Readers
+// hold no library state between calls, so they carry on. If reopening
+// fails the log stays closed and every later call fails.
+func (l *Log) reopen(cause error) {
+	l.log.Error("durable log write failed; reopening it from disk", "err", cause)
+	_ = l.lib.Load().Close()
+	w, err := openLibrary(l.cfg.Dir, l.cfg.SegmentBytes, l.log)
+	if err != nil {
+		l.log.Error("durable log could not be reopened; appends will fail until restart", "err", err)
+		return
+	}
+	l.lib.Store(w)
+	last, _ := w.LastIndex()
+	size, _ := segmentBytes(l.cfg.Dir)
+	l.mu.Lock()
+	l.last, l.size = last, size
+	l.mu.Unlock()
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -315,10 +334,31 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	close(l.reqs)
 	<-l.done
-	if err := l.w.Close(); err != nil {
+	if err := l.lib.Load().Close(); err != nil {
 		return fmt.Errorf("close durable log: %w", err)
 	}
 	return nil
+}
+
+// openLibrary opens the segment files, cutting a torn tail first if the
+// library finds one.
+func openLibrary(dir string, segmentBytes int, log *slog.Logger) (*twal.Log, error) {
+	opts := &twal.Options{SegmentSize: segmentBytes, SegmentCacheSize: 2, AllowEmpty: true, NoCopy: true,
+		DirPerms: 0o750, FilePerms: 0o640}
+	w, err := twal.Open(dir, opts)
+	if errors.Is(err, twal.ErrCorrupt) {
+		// The only damage kill -9 or a power loss leaves is a torn tail.
+		cut, rerr := repairTail(dir)
+		if rerr != nil {
+			return nil, fmt.Errorf("open durable log %s: %w (repair: %w)", dir, err, rerr)
+		}
+		log.Warn("durable log: cut a torn record at the end of the last segment", "dir", dir, "bytes", cut)
+		w, err = twal.Open(dir, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open durable log %s: %w", dir, err)
+	}
+	return w, nil
 }
 
 // segmentBytes sums the sizes of the segment files in dir.
@@ -429,7 +469,7 @@ func (l *Log) Reader(name string) (*Reader, error) {
 		return r, nil
 	}
 	r := &Reader{l: l, name: name, path: filepath.Join(l.cfg.Dir, "cursors", name)}
-	first, err := l.w.FirstIndex()
+	first, err := l.lib.Load().FirstIndex()
 	if err != nil {
 		return nil, fmt.Errorf("durable log reader %s: %w", name, err)
 	}
@@ -522,7 +562,7 @@ func (r *Reader) read(next, last uint64, maxRecords, maxBytes int) ([]Entry, err
 	var spans []span
 	var corrupt error
 	for i := next; i <= last && len(spans) < maxRecords; i++ {
-		d, err := r.l.w.Read(i)
+		d, err := r.l.lib.Load().Read(i)
 		if err != nil {
 			return nil, fmt.Errorf("read durable log record %d: %w", i, err)
 		}
@@ -600,7 +640,7 @@ func (l *Log) truncate() error {
 	last := l.last
 	l.mu.Unlock()
 
-	first, err := l.w.FirstIndex()
+	first, err := l.lib.Load().FirstIndex()
 	if err != nil {
 		return fmt.Errorf("truncate durable log: %w", err)
 	}
@@ -627,7 +667,7 @@ func (l *Log) truncate() error {
 	if to <= first {
 		return nil
 	}
-	if err := l.w.TruncateFront(to); err != nil {
+	if err := l.lib.Load().TruncateFront(to); err != nil {
 		return fmt.Errorf("truncate durable log to %d: %w", to, err)
 	}
 	l.m.truncates.Inc()
@@ -683,13 +723,13 @@ func writeFileSync(path string, data []byte) error {
 // Damaged records are skipped. Scan must not run concurrently with Append
 // at the log's front being truncated: call it before readers start.
 func (l *Log) Scan(fn func(index uint64, data []byte) error) error {
-	first, err := l.w.FirstIndex()
+	first, err := l.lib.Load().FirstIndex()
 	if err != nil {
 		return fmt.Errorf("scan durable log: %w", err)
 	}
 	last := l.LastIndex()
 	for i := first; i <= last && i != 0; i++ {
-		d, err := l.w.Read(i)
+		d, err := l.lib.Load().Read(i)
 		if err != nil {
 			return fmt.Errorf("scan durable log record %d: %w", i, err)
 		}
