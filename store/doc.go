@@ -34,7 +34,7 @@
 //
 // # Rejections and deliveries
 //
-// Each has one bounded in-memory FIFO flushed by one goroutine on size or
+// Each has one in-memory FIFO, bounded in bytes, flushed by one goroutine on size or
 // age (queue.go), retrying failed INSERTs with backoff.
 //
 // Rejections (RejectionWriter): Reject never blocks and never fails. What

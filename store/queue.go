@@ -20,7 +20,11 @@ type queueConfig struct {
 	table      string
 	flushRows  int
 	flushAge   time.Duration
-	maxRows    int
+	maxRows    int // 0: no bound in rows
+	// maxBytes bounds the queue by the memory its items hold, as size
+	// measures them; 0: no bound in bytes.
+	maxBytes int64
+	size     func(any) int
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	// diagnostics marks a table whose rows are a record of what happened
@@ -33,6 +37,7 @@ type queueConfig struct {
 // chunk is one future INSERT: at most flushRows items, in arrival order.
 type chunk[T any] struct {
 	items []T
+	bytes int64
 	start time.Time // when the first item arrived; the age a flush waits for
 }
 
@@ -50,6 +55,7 @@ type queue[T any] struct {
 	chunks []*chunk[T]
 	spare  *chunk[T] // one emptied chunk kept to reuse its memory
 	queued int       // accepted rows not yet written or dropped, in flight included
+	bytes  int64     // what those rows hold, by cfg.size
 	closed bool
 
 	kick   chan struct{} // wakes run: a chunk filled, the first arrived, or Close
@@ -82,12 +88,27 @@ func (q *queue[T]) offer(items []T, partial bool) (int, error) {
 	if q.closed {
 		return 0, ErrClosed
 	}
-	n := len(items)
-	if room := q.cfg.maxRows - q.queued; n > room {
-		if !partial {
-			return 0, ingest.ErrFull
+	n, bytes := len(items), int64(0)
+	if q.cfg.maxRows > 0 {
+		if room := q.cfg.maxRows - q.queued; n > room {
+			if !partial {
+				return 0, ingest.ErrFull
+			}
+			n = max(room, 0)
 		}
-		n = max(room, 0)
+	}
+	if q.cfg.size != nil {
+		for i := range items[:n] {
+			sz := int64(q.cfg.size(items[i]))
+			if q.cfg.maxBytes > 0 && q.bytes+bytes+sz > q.cfg.maxBytes {
+				if !partial {
+					return 0, ingest.ErrFull
+				}
+				n = i
+				break
+			}
+			bytes += sz
+		}
 	}
 	wake := len(q.chunks) == 0 && n > 0
 	rest := items[:n]
@@ -99,11 +120,17 @@ func (q *queue[T]) offer(items []T, partial bool) (int, error) {
 		}
 		c := q.chunks[last]
 		k := min(len(rest), q.cfg.flushRows-len(c.items))
+		if q.cfg.size != nil {
+			for i := range rest[:k] {
+				c.bytes += int64(q.cfg.size(rest[i]))
+			}
+		}
 		c.items = append(c.items, rest[:k]...)
 		rest = rest[k:]
 		wake = wake || len(c.items) >= q.cfg.flushRows
 	}
 	q.queued += n
+	q.bytes += bytes
 	q.m.queue.Set(float64(q.queued))
 	if wake {
 		q.wake()
@@ -150,6 +177,8 @@ func (q *queue[T]) run() {
 		q.mu.Lock()
 		clear(c.items) // let the flushed items be collected
 		c.items = c.items[:0]
+		q.bytes -= c.bytes
+		c.bytes = 0
 		q.spare = c
 		q.mu.Unlock()
 	}

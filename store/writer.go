@@ -30,10 +30,10 @@ type RejectionWriterConfig struct {
 	// read by people debugging a site, and fewer inserts leave more of the
 	// server to events.
 	FlushAge time.Duration
-	// MaxQueueRows bounds the queue; past it rejections are dropped and
-	// counted. 0 means 10,000: each holds at most a 4 KiB payload plus about
-	// 200 bytes, so at most about 42 MB.
-	MaxQueueRows int
+	// MaxQueueBytes bounds the memory the queue holds; past it rejections
+	// are dropped and counted. 0 means 8 MiB: about 2,000 rejections with a
+	// full 4 KiB payload, or 30,000 small ones.
+	MaxQueueBytes int64
 	// MinBackoff and MaxBackoff: as for WriterConfig (100 ms, 10 s).
 	MinBackoff, MaxBackoff time.Duration
 }
@@ -54,7 +54,9 @@ type RejectionWriter struct {
 func NewRejectionWriter(cfg RejectionWriterConfig, insert RejectionInsertFunc, log *slog.Logger, reg prometheus.Registerer) *RejectionWriter {
 	cfg.FlushRows = orDefault(cfg.FlushRows, 1_000)
 	cfg.FlushAge = orDefault(cfg.FlushAge, 5*time.Second)
-	cfg.MaxQueueRows = orDefault(cfg.MaxQueueRows, 10_000)
+	if cfg.MaxQueueBytes <= 0 {
+		cfg.MaxQueueBytes = 8 << 20
+	}
 	cfg.MinBackoff = orDefault(cfg.MinBackoff, 100*time.Millisecond)
 	cfg.MaxBackoff = orDefault(cfg.MaxBackoff, 10*time.Second)
 	var batch RejectionBatch
@@ -63,8 +65,8 @@ func NewRejectionWriter(cfg RejectionWriterConfig, insert RejectionInsertFunc, l
 		batch.Encode(rs)
 		return insert(ctx, &batch)
 	}
-	q := newQueue(queueConfig{table: "rejections", flushRows: cfg.FlushRows, flushAge: cfg.FlushAge, maxRows: cfg.MaxQueueRows,
-		minBackoff: cfg.MinBackoff, maxBackoff: cfg.MaxBackoff, diagnostics: true}, send, log, newMetrics(reg, "rejections"), nil)
+	q := newQueue(queueConfig{table: "rejections", flushRows: cfg.FlushRows, flushAge: cfg.FlushAge, maxBytes: cfg.MaxQueueBytes,
+		size: rejectionSize, minBackoff: cfg.MinBackoff, maxBackoff: cfg.MaxBackoff, diagnostics: true}, send, log, newMetrics(reg, "rejections"), nil)
 	return &RejectionWriter{q: q}
 }
 
@@ -91,12 +93,12 @@ type DeliveryWriter struct {
 }
 
 // NewDeliveryWriter starts a delivery writer with the defaults: batches of
-// up to 1,000 rows or 1 s old, and at most 100,000 queued rows (about 400
-// bytes each with an error message, so about 40 MB; at Meta's 1,000 events
-// per request that is 100 full requests of outcomes held through a
-// ClickHouse outage). Close stops it. reg may be nil.
+// up to 1,000 rows or 1 s old, and at most 16 MiB queued (about 200 bytes
+// a row without an error message, so some 80,000 outcomes, 80 full Meta
+// requests' worth, held through a ClickHouse outage). Close stops it. reg
+// may be nil.
 func NewDeliveryWriter(insert DeliveryInsertFunc, log *slog.Logger, reg prometheus.Registerer) *DeliveryWriter {
-	q := newQueue(queueConfig{table: "deliveries", flushRows: 1_000, flushAge: time.Second, maxRows: 100_000,
+	q := newQueue(queueConfig{table: "deliveries", flushRows: 1_000, flushAge: time.Second, maxBytes: 16 << 20, size: deliverySize,
 		minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second, diagnostics: true},
 		insert, log, newMetrics(reg, "deliveries"), nil)
 	return &DeliveryWriter{q: q}
@@ -111,3 +113,16 @@ func (w *DeliveryWriter) Record(ds []Delivery) {
 
 // Close stops intake, writes what is queued until ctx ends and waits.
 func (w *DeliveryWriter) Close(ctx context.Context) error { return w.q.close(ctx) }
+
+// rejectionSize and deliverySize are what a queued row holds in memory:
+// its strings plus the struct around them.
+func rejectionSize(v any) int {
+	r := v.(ingest.Rejection)
+	return 128 + len(r.Site) + len(r.EventName) + len(r.Reason) + len(r.Field) + len(r.Payload)
+}
+
+func deliverySize(v any) int {
+	d := v.(Delivery)
+	return 160 + len(d.EventID) + len(d.EventName) + len(d.Rule) + len(d.Destination) + len(d.ForwardedName) +
+		len(d.Status) + len(d.FBTraceID) + len(d.Error)
+}

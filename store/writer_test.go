@@ -250,7 +250,7 @@ func TestRejectionWriterDropsWhenFull(t *testing.T) {
 			return nil
 		}
 		reg := prometheus.NewRegistry()
-		w := NewRejectionWriter(RejectionWriterConfig{FlushRows: 10, MaxQueueRows: 3}, insert, nil, reg)
+		w := NewRejectionWriter(RejectionWriterConfig{FlushRows: 10, MaxQueueBytes: 3 * 129}, insert, nil, reg) // room for three one-letter reasons
 		rs := func(reasons ...string) []ingest.Rejection {
 			var out []ingest.Rejection
 			for _, r := range reasons {
@@ -343,7 +343,8 @@ func TestDeliveryWriterBatchesAndDrops(t *testing.T) {
 			t.Errorf("inserts after 1 s = %v; want %v", got, want)
 		}
 		mu.Unlock()
-		w.Record(make([]Delivery, 100_001)) // one more than the queue holds
+		// An empty delivery holds 160 bytes: 16 MiB hold 104,857 of them.
+		w.Record(make([]Delivery, 104_858)) // one more than the queue holds
 		if got := value(t, w.q.m.dropped); got != 1 {
 			t.Errorf("dropped = %v; want 1", got)
 		}
