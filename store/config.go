@@ -8,6 +8,10 @@ type Config struct {
 	// empty means tally starts and manages a local server (see chserver).
 	DSN      string `yaml:"dsn"`
 	Database string `yaml:"database"` // empty means "tally"
+	// Cluster is the name of the ClickHouse cluster (the servers'
+	// <remote_servers> entry) tally's tables live on; empty means one
+	// server. See cluster.go for the layout.
+	Cluster string `yaml:"cluster"`
 }
 
 // DefaultDatabase is the database used when Config.Database is empty.

@@ -17,14 +17,14 @@ var ErrClosed = errors.New("store writer closed")
 
 // queueConfig is the batching shape shared by the writers (see doc.go).
 type queueConfig struct {
-	table      string
-	flushRows  int
-	flushAge   time.Duration
-	maxRows    int // 0: no bound in rows
+	table     string
+	flushRows int
+	flushAge  time.Duration
+	maxRows   int // 0: no bound in rows
 	// maxBytes bounds the queue by the memory its items hold, as size
 	// measures them; 0: no bound in bytes.
-	maxBytes int64
-	size     func(any) int
+	maxBytes   int64
+	size       func(any) int
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	// diagnostics marks a table whose rows are a record of what happened

@@ -144,12 +144,16 @@ func migrations() []migration {
 
 // SchemaDDL returns every statement Migrate may run against an empty
 // database, in order, for review and for golden tests.
-func SchemaDDL(database string) []string {
+func SchemaDDL(database string) []string { return SchemaDDLOn(database, "") }
+
+// SchemaDDLOn is SchemaDDL for a cluster (see cluster.go); an empty cluster
+// is one server.
+func SchemaDDLOn(database, cluster string) []string {
 	db := quoteIdent(database)
-	out := bootstrapDDL(db)
+	out := bootstrapDDL(db, cluster)
 	for _, m := range migrations() {
 		for _, s := range m.statements {
-			out = append(out, expand(s, db))
+			out = append(out, layout(expand(s, db), cluster)...)
 		}
 	}
 	return out
@@ -157,8 +161,21 @@ func SchemaDDL(database string) []string {
 
 // bootstrapDDL is what Migrate runs before it can read which migrations
 // are applied: the database and its schema_migrations table.
-func bootstrapDDL(db string) []string {
-	return []string{"CREATE DATABASE IF NOT EXISTS " + db, expand(migrationsDDL, db)}
+func bootstrapDDL(db, cluster string) []string {
+	var out []string
+	for _, s := range []string{"CREATE DATABASE IF NOT EXISTS " + db, expand(migrationsDDL, db)} {
+		out = append(out, layout(s, cluster)...)
+	}
+	return out
+}
+
+// layout returns the statements that run stmt on one server (cluster
+// empty: stmt itself) or on a cluster.
+func layout(stmt, cluster string) []string {
+	if cluster == "" {
+		return []string{stmt}
+	}
+	return forCluster(stmt, cluster)
 }
 
 func expand(stmt, db string) string { return strings.ReplaceAll(stmt, "{db}", db) }
@@ -166,11 +183,17 @@ func expand(stmt, db string) string { return strings.ReplaceAll(stmt, "{db}", db
 // Migrate creates the database if needed and applies the migrations not yet
 // recorded in its schema_migrations table. Running it again is a no-op.
 func Migrate(ctx context.Context, conn Conn, database string) error {
+	return MigrateOn(ctx, conn, database, "")
+}
+
+// MigrateOn is Migrate for a cluster (see cluster.go); an empty cluster is
+// one server.
+func MigrateOn(ctx context.Context, conn Conn, database, cluster string) error {
 	if err := CheckDatabaseName(database); err != nil {
 		return err
 	}
 	db := quoteIdent(database)
-	for _, s := range bootstrapDDL(db) {
+	for _, s := range bootstrapDDL(db, cluster) {
 		if err := conn.Exec(ctx, s); err != nil {
 			return fmt.Errorf("migrate %s: %s: %w", database, firstLine(s), err)
 		}
@@ -184,8 +207,10 @@ func Migrate(ctx context.Context, conn Conn, database string) error {
 			continue
 		}
 		for _, s := range m.statements {
-			if err := conn.Exec(ctx, expand(s, db)); err != nil {
-				return fmt.Errorf("migrate %s to version %d: %s: %w", database, m.version, firstLine(s), err)
+			for _, s := range layout(expand(s, db), cluster) {
+				if err := conn.Exec(ctx, s); err != nil {
+					return fmt.Errorf("migrate %s to version %d: %s: %w", database, m.version, firstLine(s), err)
+				}
 			}
 		}
 		b, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".schema_migrations (version, name, applied_at)")

@@ -52,6 +52,28 @@ func TestSchemaDDLGolden(t *testing.T) {
 	golden(t, "schema.sql", strings.Join(SchemaDDL("tally"), ";\n\n")+";\n")
 }
 
+func TestSchemaDDLClusterGolden(t *testing.T) {
+	golden(t, "schema_cluster.sql", strings.Join(SchemaDDLOn("tally", "tally_cluster"), ";\n\n")+";\n")
+}
+
+func TestForClusterStatements(t *testing.T) {
+	f := func(in string, want ...string) {
+		t.Helper()
+		got := forCluster(in, "c")
+		if strings.Join(got, "\n--\n") != strings.Join(want, "\n--\n") {
+			t.Errorf("forCluster(%q) =\n%s\nwant\n%s", in, strings.Join(got, "\n--\n"), strings.Join(want, "\n--\n"))
+		}
+	}
+	f("ALTER TABLE `tally`.deliveries ADD COLUMN payload String",
+		"ALTER TABLE `tally`.deliveries_local ON CLUSTER `c` ADD COLUMN payload String",
+		"ALTER TABLE `tally`.deliveries ON CLUSTER `c` ADD COLUMN payload String")
+	f("ALTER TABLE `tally`.typed_views ADD COLUMN x String", "ALTER TABLE `tally`.typed_views ON CLUSTER `c` ADD COLUMN x String")
+	f("CREATE VIEW `tally`.`event_a` AS\nSELECT 1", "CREATE VIEW `tally`.`event_a` ON CLUSTER `c` AS\nSELECT 1")
+	f("DROP TABLE IF EXISTS `tally`.`event_a`", "DROP TABLE IF EXISTS `tally`.`event_a` ON CLUSTER `c`")
+	f("RENAME TABLE `tally`.`a` TO `tally`.`b`", "RENAME TABLE `tally`.`a` TO `tally`.`b` ON CLUSTER `c`")
+	f("SELECT 1", "SELECT 1")
+}
+
 func TestViewDDLGolden(t *testing.T) {
 	golden(t, "view_viewed_car.sql", ViewDDL("tally", sampleDefinition())+";\n")
 }

@@ -102,6 +102,14 @@ func ViewDDL(database string, def ingest.Definition) string {
 // a name clash with one is reported. The typed_views table remembers what
 // tally created.
 func SyncViews(ctx context.Context, conn Conn, database string, defs []ingest.Definition) error {
+	return SyncViewsOn(ctx, conn, database, "", defs)
+}
+
+// SyncViewsOn is SyncViews for a cluster (see cluster.go); an empty cluster
+// is one server. A view that changes is replaced without a moment in which
+// it is missing: the new one is made under a temporary name and swapped in
+// with one RENAME.
+func SyncViewsOn(ctx context.Context, conn Conn, database, cluster string, defs []ingest.Definition) error {
 	if err := CheckDatabaseName(database); err != nil {
 		return err
 	}
@@ -142,14 +150,8 @@ func SyncViews(ctx context.Context, conn Conn, database string, defs []ingest.De
 			errs = append(errs, fmt.Errorf("%s.%s exists (%s) and was not created by tally; rename or drop it to get the typed view of %s", database, name, engine, w.event))
 			continue
 		}
-		if exists {
-			if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+db+"."+quoteIdent(name)); err != nil {
-				errs = append(errs, fmt.Errorf("drop view %s to recreate it: %w", name, err))
-				continue
-			}
-		}
-		if err := conn.Exec(ctx, w.ddl); err != nil {
-			errs = append(errs, fmt.Errorf("create view %s: %w", name, err))
+		if err := replaceView(ctx, conn, db, cluster, name, w.ddl, exists); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		w.name = name
@@ -165,7 +167,7 @@ func SyncViews(ctx context.Context, conn Conn, database string, defs []ingest.De
 				errs = append(errs, fmt.Errorf("%s.%s is a %s, not the view tally made; leaving it", database, name, engine))
 				continue
 			}
-			if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+db+"."+quoteIdent(name)); err != nil {
+			if err := execAll(ctx, conn, layout("DROP TABLE IF EXISTS "+db+"."+quoteIdent(name), cluster)); err != nil {
 				errs = append(errs, fmt.Errorf("drop view %s: %w", name, err))
 				continue
 			}
@@ -178,6 +180,43 @@ func SyncViews(ctx context.Context, conn Conn, database string, defs []ingest.De
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sync views in %s: %w", database, err)
+	}
+	return nil
+}
+
+// replaceView creates view name from ddl, or, when it exists, creates the
+// new one as name__next and swaps the two with one RENAME (atomic in
+// ClickHouse), so readers never find the view missing; the old one is
+// dropped afterwards.
+func replaceView(ctx context.Context, conn Conn, db, cluster, name, ddl string, exists bool) error {
+	if !exists {
+		if err := execAll(ctx, conn, layout(ddl, cluster)); err != nil {
+			return fmt.Errorf("create view %s: %w", name, err)
+		}
+		return nil
+	}
+	next, old := quoteIdent(name+"__next"), quoteIdent(name+"__old")
+	cur := quoteIdent(name)
+	stmts := [][]string{
+		layout("DROP TABLE IF EXISTS "+db+"."+next, cluster),
+		layout("DROP TABLE IF EXISTS "+db+"."+old, cluster),
+		layout(strings.Replace(ddl, "."+cur+" AS", "."+next+" AS", 1), cluster),
+		layout("RENAME TABLE "+db+"."+cur+" TO "+db+"."+old+", "+db+"."+next+" TO "+db+"."+cur, cluster),
+		layout("DROP TABLE IF EXISTS "+db+"."+old, cluster),
+	}
+	for _, s := range stmts {
+		if err := execAll(ctx, conn, s); err != nil {
+			return fmt.Errorf("replace view %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func execAll(ctx context.Context, conn Conn, stmts []string) error {
+	for _, s := range stmts {
+		if err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", firstLine(s), err)
+		}
 	}
 	return nil
 }

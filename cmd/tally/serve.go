@@ -79,7 +79,7 @@ func migrateCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer stop()
 	db := cfg.ClickHouse.DatabaseName()
-	if err := applySchema(ctx, conn, db, cfg); err != nil {
+	if err := applySchema(ctx, conn, db, cfg, log); err != nil {
 		return err
 	}
 	v, err := store.SchemaVersion(ctx, conn, db)
@@ -185,10 +185,10 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 			}
 		}()
 	}
-	if s.conn, err = store.Open(ctx, cfg.ClickHouse.DSN); err != nil {
+	if s.conn, err = store.OpenOn(ctx, cfg.ClickHouse.DSN, cfg.ClickHouse.Cluster); err != nil {
 		return nil, err
 	}
-	if err = applySchema(ctx, s.conn, s.db, cfg); err != nil {
+	if err = applySchema(ctx, s.conn, s.db, cfg, log); err != nil {
 		return nil, err
 	}
 	log.Info("clickhouse ready", "database", s.db, "managed", s.ch != nil, "took", time.Since(step).Round(time.Millisecond))
@@ -408,11 +408,18 @@ func startManagedClickHouse(ctx context.Context, cfg *config.File, log *slog.Log
 
 // applySchema brings the database to the current schema and the typed
 // views to the configured events.
-func applySchema(ctx context.Context, conn store.Conn, db string, cfg *config.File) error {
-	if err := store.Migrate(ctx, conn, db); err != nil {
+// Collectors sharing a database take the schema lock first, so one at a
+// time migrates and replaces views.
+func applySchema(ctx context.Context, conn store.Conn, db string, cfg *config.File, log *slog.Logger) error {
+	release, err := store.LockSchema(ctx, conn, db, cfg.ClickHouse.Cluster, log)
+	if err != nil {
 		return err
 	}
-	return store.SyncViews(ctx, conn, db, cfg.Events)
+	defer release()
+	if err := store.MigrateOn(ctx, conn, db, cfg.ClickHouse.Cluster); err != nil {
+		return err
+	}
+	return store.SyncViewsOn(ctx, conn, db, cfg.ClickHouse.Cluster, cfg.Events)
 }
 
 // openClickHouse connects to the configured server, or starts the managed
@@ -429,7 +436,7 @@ func openClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (co
 			ch.Stop(sctx)
 		}
 	}
-	if conn, err = store.Open(ctx, cfg.ClickHouse.DSN); err != nil {
+	if conn, err = store.OpenOn(ctx, cfg.ClickHouse.DSN, cfg.ClickHouse.Cluster); err != nil {
 		stopCH()
 		return nil, nil, err
 	}

@@ -39,6 +39,10 @@ type Config struct {
 	// Port is the native-protocol port on 127.0.0.1; 0 means a free one,
 	// chosen at each start.
 	Port int
+	// ExtraXML is added to the generated config inside its root element: a
+	// cluster's <zookeeper>, <remote_servers>, <macros> and
+	// <interserver_http_port> (tests start clusters this way).
+	ExtraXML string
 	// StartTimeout bounds the wait for the first answered query; 0 means
 	// 60 s. A fresh server answers in 2–3 s on a 2-core machine; the rest is
 	// headroom for a loaded machine and for a restart that loads many parts.
@@ -125,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// use" in the server's log, and a new port is tried.
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		s, err := start(ctx, log, dir, bin, args, cfg.Port, timeout)
+		s, err := start(ctx, log, dir, bin, args, cfg.Port, cfg.ExtraXML, timeout)
 		if err == nil || attempt == attempts || cfg.Port != 0 || !errors.Is(err, errPortTaken) {
 			return s, err
 		}
@@ -135,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 var errPortTaken = errors.New("port already in use")
 
-func start(ctx context.Context, log *slog.Logger, dir, bin string, args []string, port int, timeout time.Duration) (*Server, error) {
+func start(ctx context.Context, log *slog.Logger, dir, bin string, args []string, port int, extra string, timeout time.Duration) (*Server, error) {
 	if port == 0 {
 		var err error
 		if port, err = freePort(); err != nil {
@@ -143,7 +147,7 @@ func start(ctx context.Context, log *slog.Logger, dir, bin string, args []string
 		}
 	}
 	confPath := filepath.Join(dir, "config.xml")
-	if err := writeConfig(confPath, dir, port); err != nil {
+	if err := writeConfig(confPath, dir, port, extra); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "server.log")
@@ -328,15 +332,17 @@ var configTemplate = template.Must(template.New("config").Parse(`<?xml version="
   </users>
   <profiles><default></default></profiles>
   <quotas><default></default></quotas>
+{{.Extra}}
 </yandex>
 `))
 
-func writeConfig(path, dir string, port int) error {
+func writeConfig(path, dir string, port int, extra string) error {
 	var b bytes.Buffer
 	data := struct {
-		Port int
-		Data string
-	}{port, xmlEscape(filepath.Join(dir, "data"))}
+		Port  int
+		Data  string
+		Extra string
+	}{port, xmlEscape(filepath.Join(dir, "data")), extra}
 	if err := configTemplate.Execute(&b, data); err != nil {
 		return fmt.Errorf("render clickhouse config: %w", err)
 	}
@@ -350,4 +356,16 @@ func xmlEscape(s string) string {
 	var b strings.Builder
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
+}
+
+// Kill ends the server at once with SIGKILL, as a crash or an OOM kill
+// would, and waits for it to exit. Tests use it to take a replica down.
+func (s *Server) Kill() {
+	select {
+	case <-s.stopped:
+	default:
+		close(s.stopped)
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
 }

@@ -25,6 +25,12 @@ func Check(f *File) []ingest.FieldError {
 	if f.ClickHouse.DSN != "" && !strings.HasPrefix(f.ClickHouse.DSN, "clickhouse://") && !strings.HasPrefix(f.ClickHouse.DSN, "tcp://") {
 		add("clickhouse.dsn", "INVALID_DSN", "dsn must be a native-protocol URL like clickhouse://user:pass@host:9000 (or empty for a managed local server)")
 	}
+	if c := f.ClickHouse.Cluster; c != "" && (!validIdent(c) || strings.Contains(c, "-")) {
+		add("clickhouse.cluster", "INVALID_NAME", "cluster name %q may use only letters, digits and _", c)
+	}
+	if f.ClickHouse.Cluster != "" && f.ClickHouse.DSN == "" {
+		add("clickhouse.cluster", "REQUIRED", "a cluster needs clickhouse.dsn pointing at one of its servers; the managed local server is a single server")
+	}
 	if db := f.ClickHouse.Database; db != "" && !validIdent(db) {
 		add("clickhouse.database", "INVALID_NAME", "database name %q may use only letters, digits and _", db)
 	}

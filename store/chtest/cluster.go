@@ -1,0 +1,161 @@
+package chtest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tally-analytics/tally/store/chserver"
+)
+
+// zkServer is Debian's ZooKeeper launcher (package zookeeper).
+const zkServer = "/usr/share/zookeeper/bin/zkServer.sh"
+
+// Cluster is a ClickHouse cluster on loopback for one test: a private
+// ZooKeeper and Replicas servers forming one shard of the cluster named
+// Name, with the {shard} and {replica} macros set.
+type Cluster struct {
+	Name    string
+	t       testing.TB
+	zk      *exec.Cmd
+	dirs    []string
+	ports   []int
+	extra   []string
+	servers []*chserver.Server
+}
+
+// StartCluster starts a ZooKeeper and replicas ClickHouse servers; they
+// are stopped when the test ends. Under CI=true a missing ZooKeeper or
+// ClickHouse fails the test; elsewhere it skips.
+func StartCluster(t testing.TB, replicas int) *Cluster {
+	t.Helper()
+	DSN(t) // ClickHouse is installed, or the test fails (CI) or skips
+	if _, err := os.Stat(zkServer); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("cluster test needs ZooKeeper (%s): apt-get install zookeeper", zkServer)
+		}
+		t.Skipf("skipping: needs ZooKeeper (%s): apt-get install zookeeper", zkServer)
+	}
+	c := &Cluster{Name: "tally_test", t: t}
+	// The directories are made before stopAll is registered, so the servers
+	// stop before their files are removed (cleanups run last first).
+	zkDir := t.TempDir()
+	for range replicas {
+		c.dirs = append(c.dirs, t.TempDir())
+	}
+	t.Cleanup(c.stopAll)
+
+	zkPort := freePort(t)
+	cfg := fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n",
+		filepath.Join(zkDir, "data"), zkPort)
+	if err := os.WriteFile(filepath.Join(zkDir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.zk = exec.Command(zkServer, "start-foreground", filepath.Join(zkDir, "zoo.cfg"))
+	c.zk.Env = append(os.Environ(), "ZOO_LOG_DIR="+zkDir)
+	out, _ := os.Create(filepath.Join(zkDir, "zk.log"))
+	c.zk.Stdout, c.zk.Stderr = out, out
+	c.zk.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.zk.Start(); err != nil {
+		t.Fatalf("start zookeeper: %v", err)
+	}
+	if err := waitZooKeeper(zkPort, 60*time.Second); err != nil {
+		t.Fatalf("zookeeper did not start: %v (log %s)", err, filepath.Join(zkDir, "zk.log"))
+	}
+
+	for range replicas {
+		c.ports = append(c.ports, freePort(t))
+	}
+	var shard string
+	for _, p := range c.ports {
+		shard += fmt.Sprintf("<replica><host>127.0.0.1</host><port>%d</port></replica>", p)
+	}
+	for i := range replicas {
+		c.extra = append(c.extra, fmt.Sprintf(`<zookeeper><node><host>127.0.0.1</host><port>%d</port></node></zookeeper>
+  <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
+  <interserver_http_host>127.0.0.1</interserver_http_host>
+  <interserver_http_port>%d</interserver_http_port>
+  <macros><shard>01</shard><replica>r%d</replica></macros>
+  <remote_servers><%s><shard><internal_replication>true</internal_replication>%s</shard></%s></remote_servers>`,
+			zkPort, freePort(t), i+1, c.Name, shard, c.Name))
+		c.servers = append(c.servers, nil)
+		c.Start(i)
+	}
+	return c
+}
+
+// DSN is replica i's native-protocol DSN.
+func (c *Cluster) DSN(i int) string { return fmt.Sprintf("clickhouse://127.0.0.1:%d", c.ports[i]) }
+
+// Start starts replica i (again), on its port and data directory.
+func (c *Cluster) Start(i int) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := chserver.Start(ctx, chserver.Config{Dir: c.dirs[i], Port: c.ports[i], ExtraXML: c.extra[i]})
+	if err != nil {
+		c.t.Fatalf("start clickhouse replica %d: %v", i, err)
+	}
+	c.servers[i] = s
+}
+
+// Kill stops replica i at once (SIGKILL), as a crash would.
+func (c *Cluster) Kill(i int) {
+	c.t.Helper()
+	if s := c.servers[i]; s != nil {
+		s.Kill()
+		c.servers[i] = nil
+	}
+}
+
+func (c *Cluster) stopAll() {
+	for i, s := range c.servers {
+		if s != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			s.Stop(ctx)
+			cancel()
+			c.servers[i] = nil
+		}
+	}
+	if c.zk != nil && c.zk.Process != nil {
+		syscall.Kill(-c.zk.Process.Pid, syscall.SIGKILL)
+		c.zk.Wait()
+	}
+}
+
+func waitZooKeeper(port int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			conn.SetDeadline(time.Now().Add(2 * time.Second))
+			conn.Write([]byte("ruok"))
+			buf := make([]byte, 4)
+			n, _ := conn.Read(buf)
+			conn.Close()
+			if string(buf[:n]) == "imok" {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer on port %d within %v (last error %v)", port, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
