@@ -20,8 +20,11 @@ type Config struct {
 	Destinations []Destination
 	Definitions  []ingest.Definition
 	// DataDir holds the engine's state file (StateFile): when each rule was
-	// enabled. Required.
+	// enabled. Required unless State is set.
 	DataDir string
+	// State keeps the enabled-at times instead of the file under DataDir
+	// (several collectors share them in ClickHouse).
+	State StateStore
 	// Replay forwards imported completions, and completions received before
 	// a rule was enabled, too. It is for a deliberate replay run only: Meta
 	// still refuses events older than 7 days.
@@ -65,8 +68,11 @@ type active struct {
 // rule forwards nothing under an enabled-at time that is not on disk.
 // reg may be nil.
 func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
-	if cfg.DataDir == "" {
-		return nil, errors.New("rules engine: data dir is required for the rules state")
+	if cfg.State == nil {
+		if cfg.DataDir == "" {
+			return nil, errors.New("rules engine: data dir is required for the rules state")
+		}
+		cfg.State = fileState{path: filepath.Join(cfg.DataDir, StateFile)}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -91,14 +97,14 @@ func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, re
 		}
 	}
 
-	path := filepath.Join(cfg.DataDir, StateFile)
-	st, err := loadState(path)
+	st, err := cfg.State.LoadRuleStates()
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC()
-	next := state{Version: 1, Rules: map[string]ruleRecord{}}
+	next := map[string]RuleState{}
 	changed := false
+	var enabled []*compiled
 	for _, r := range rules {
 		if !r.rule.IsEnabled() {
 			continue
@@ -107,27 +113,35 @@ func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, re
 		if err != nil {
 			return nil, err
 		}
-		rec, ok := st.Rules[r.name]
+		rec, ok := st[r.name]
 		if !ok || rec.Hash != h {
-			rec = ruleRecord{Hash: h, EnabledAt: now}
+			rec = RuleState{Hash: h, EnabledAt: now}
 			changed = true
 			log.Info("rule enabled: forwards completions received from now on", "rule", r.name, "destination", r.dest.Name, "enabled_at", now)
 		}
-		next.Rules[r.name] = rec
-		e.rules = append(e.rules, &active{compiled: r, enabledAt: rec.EnabledAt})
+		next[r.name] = rec
+		enabled = append(enabled, r)
 	}
 	// Rules removed or disabled are forgotten: enabling one again starts
 	// from that moment.
-	for name := range st.Rules {
-		if _, ok := next.Rules[name]; !ok {
+	for name := range st {
+		if _, ok := next[name]; !ok {
 			changed = true
 			log.Info("rule disabled", "rule", name)
 		}
 	}
 	if changed {
-		if err := saveState(path, next); err != nil {
+		if err := cfg.State.SaveRuleStates(next); err != nil {
 			return nil, err
 		}
+		// Read back: a collector that saved the same rule a moment earlier
+		// wins, so every collector forwards from the same time.
+		if next, err = cfg.State.LoadRuleStates(); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range enabled {
+		e.rules = append(e.rules, &active{compiled: r, enabledAt: next[r.name].EnabledAt})
 	}
 	return e, nil
 }

@@ -15,6 +15,47 @@ import (
 // StateFile is the name of the engine's state file inside Config.DataDir.
 const StateFile = "rules-state.json"
 
+// RuleState is when an enabled rule, in the form its Hash identifies, was
+// enabled.
+type RuleState struct {
+	Hash      string
+	EnabledAt time.Time
+}
+
+// StateStore keeps the rules' enabled-at times where every collector that
+// forwards sees them: a file under DataDir for one collector (the default),
+// a ClickHouse table for several (main's choice, store.RuleStates). Save
+// writes the whole set: rules missing from it are forgotten. When several
+// collectors save different times for the same rule and hash at once, the
+// store keeps the earliest, and Load returns it to all of them.
+type StateStore interface {
+	LoadRuleStates() (map[string]RuleState, error)
+	SaveRuleStates(map[string]RuleState) error
+}
+
+// fileState is the StateStore of one collector: a JSON file.
+type fileState struct{ path string }
+
+func (f fileState) LoadRuleStates() (map[string]RuleState, error) {
+	st, err := loadState(f.path)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]RuleState, len(st.Rules))
+	for name, r := range st.Rules {
+		out[name] = RuleState{Hash: r.Hash, EnabledAt: r.EnabledAt}
+	}
+	return out, nil
+}
+
+func (f fileState) SaveRuleStates(rs map[string]RuleState) error {
+	st := state{Version: 1, Rules: make(map[string]ruleRecord, len(rs))}
+	for name, r := range rs {
+		st.Rules[name] = ruleRecord{Hash: r.Hash, EnabledAt: r.EnabledAt}
+	}
+	return saveState(f.path, st)
+}
+
 // state is what the engine remembers across restarts: when each enabled
 // rule, in its current form, was enabled. A rule whose when or forward
 // changes counts as newly enabled, so an edit never reaches back to

@@ -117,6 +117,22 @@ const typedViewsDDL = `CREATE TABLE IF NOT EXISTS {db}.typed_views
 ENGINE = ReplacingMergeTree(version)
 ORDER BY name`
 
+// ruleStateDDL: when each enabled rule, in its current form (hash), was
+// enabled, shared by every collector of a database (see rules.StateStore).
+// The newest write per rule wins (version is its time in nanoseconds); a
+// disabled or removed rule gets a row with removed = 1. Collectors write it
+// under the schema lock, one at a time.
+const ruleStateDDL = `CREATE TABLE IF NOT EXISTS {db}.rule_state
+(
+    rule       String,
+    hash       String COMMENT 'identifies the rule when and forward it was enabled with',
+    enabled_ns UInt64 COMMENT 'when it was enabled, nanoseconds since the epoch',
+    removed    UInt8,
+    version    UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY rule`
+
 const migrationsDDL = `CREATE TABLE IF NOT EXISTS {db}.schema_migrations
 (
     version    UInt32,
@@ -139,6 +155,7 @@ type migration struct {
 func migrations() []migration {
 	return []migration{
 		{1, "events, rejections, deliveries, typed_views", []string{eventsDDL, rejectionsDDL, deliveriesDDL, typedViewsDDL}},
+		{2, "rule_state", []string{ruleStateDDL}},
 	}
 }
 

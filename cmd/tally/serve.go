@@ -79,7 +79,7 @@ func migrateCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer stop()
 	db := cfg.ClickHouse.DatabaseName()
-	if err := applySchema(ctx, conn, db, cfg, log); err != nil {
+	if err := applySchema(ctx, conn, db, cfg, log, nil); err != nil {
 		return err
 	}
 	v, err := store.SchemaVersion(ctx, conn, db)
@@ -188,14 +188,45 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	if s.conn, err = store.OpenOn(ctx, cfg.ClickHouse.DSN, cfg.ClickHouse.Cluster); err != nil {
 		return nil, err
 	}
-	if err = applySchema(ctx, s.conn, s.db, cfg, log); err != nil {
-		return nil, err
-	}
-	log.Info("clickhouse ready", "database", s.db, "managed", s.ch != nil, "took", time.Since(step).Round(time.Millisecond))
-
 	inserter := store.NewInserter(s.conn, s.db)
 	s.rejects = store.NewRejectionWriter(store.RejectionWriterConfig{}, inserter.InsertRejections, log, reg)
 	s.delivers = store.NewDeliveryWriter(inserter.InsertDeliveries, log, reg)
+	dlog := deliveryLog{s.delivers}
+	var (
+		engine *rules.Engine
+		outbox *outboxBatch
+	)
+	if err = applySchema(ctx, s.conn, s.db, cfg, log, func() error {
+		dests := make([]capi.Destination, 0, len(cfg.Destinations))
+		for _, d := range cfg.Destinations {
+			d = d.WithDefaults()
+			client, err := capi.NewClient(capi.ClientConfig{GraphURL: d.GraphURL, APIVersion: d.APIVersion, PixelID: d.PixelID,
+				AccessToken: d.AccessToken, TestEventCode: d.TestEventCode, PartnerAgent: d.PartnerAgent}, opt.HTTPClient)
+			if err != nil {
+				return fmt.Errorf("destination %q: %w", d.Name, err)
+			}
+			dests = append(dests, capi.Destination{Name: d.Name, Sender: client})
+		}
+		fwdCfg := opt.Forwarder
+		fwdCfg.Dir = cfg.DataPath("outbox")
+		var err error
+		if s.forwarder, err = capi.NewForwarder(fwdCfg, dests, dlog, log, reg); err != nil {
+			return err
+		}
+		outbox = &outboxBatch{fwd: s.forwarder}
+		// The rules' enabled-at times: the state file of this collector, or,
+		// on a cluster, the rule_state table every collector shares.
+		var ruleState rules.StateStore
+		if cfg.ClickHouse.Cluster != "" {
+			ruleState = sharedRuleState{store.NewRuleStates(ctx, s.conn, s.db)}
+		}
+		engine, err = rules.NewEngine(rules.Config{Rules: cfg.Rules, Destinations: cfg.Destinations, Definitions: cfg.Events,
+			DataDir: cfg.DataPath(), State: ruleState}, outbox, dlog, log, reg)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	log.Info("clickhouse ready", "database", s.db, "managed", s.ch != nil, "took", time.Since(step).Round(time.Millisecond))
 
 	// The durable log, and its two readers, registered before either can
 	// commit so neither loses records to the other's truncation.
@@ -244,28 +275,6 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		return nil, err
 	}
 
-	dests := make([]capi.Destination, 0, len(cfg.Destinations))
-	for _, d := range cfg.Destinations {
-		d = d.WithDefaults()
-		client, err := capi.NewClient(capi.ClientConfig{GraphURL: d.GraphURL, APIVersion: d.APIVersion, PixelID: d.PixelID,
-			AccessToken: d.AccessToken, TestEventCode: d.TestEventCode, PartnerAgent: d.PartnerAgent}, opt.HTTPClient)
-		if err != nil {
-			return nil, fmt.Errorf("destination %q: %w", d.Name, err)
-		}
-		dests = append(dests, capi.Destination{Name: d.Name, Sender: client})
-	}
-	fwdCfg := opt.Forwarder
-	fwdCfg.Dir = cfg.DataPath("outbox")
-	dlog := deliveryLog{s.delivers}
-	if s.forwarder, err = capi.NewForwarder(fwdCfg, dests, dlog, log, reg); err != nil {
-		return nil, err
-	}
-	outbox := &outboxBatch{fwd: s.forwarder}
-	engine, err := rules.NewEngine(rules.Config{Rules: cfg.Rules, Destinations: cfg.Destinations, Definitions: cfg.Events, DataDir: cfg.DataPath()},
-		outbox, dlog, log, reg)
-	if err != nil {
-		return nil, err
-	}
 	scripts, err := snippet.NewBuilder(snippet.Config{Sites: cfg.Sites, Definitions: cfg.Events,
 		EventPath: cfg.Collector.EventPath, Mirrors: engine.BrowserRules})
 	if err != nil {
@@ -409,8 +418,9 @@ func startManagedClickHouse(ctx context.Context, cfg *config.File, log *slog.Log
 // applySchema brings the database to the current schema and the typed
 // views to the configured events.
 // Collectors sharing a database take the schema lock first, so one at a
-// time migrates and replaces views.
-func applySchema(ctx context.Context, conn store.Conn, db string, cfg *config.File, log *slog.Logger) error {
+// time migrates, replaces views and records when its rules were enabled
+// (then, which may be nil, runs under the lock too).
+func applySchema(ctx context.Context, conn store.Conn, db string, cfg *config.File, log *slog.Logger, then func() error) error {
 	release, err := store.LockSchema(ctx, conn, db, cfg.ClickHouse.Cluster, log)
 	if err != nil {
 		return err
@@ -419,7 +429,13 @@ func applySchema(ctx context.Context, conn store.Conn, db string, cfg *config.Fi
 	if err := store.MigrateOn(ctx, conn, db, cfg.ClickHouse.Cluster); err != nil {
 		return err
 	}
-	return store.SyncViewsOn(ctx, conn, db, cfg.ClickHouse.Cluster, cfg.Events)
+	if err := store.SyncViewsOn(ctx, conn, db, cfg.ClickHouse.Cluster, cfg.Events); err != nil {
+		return err
+	}
+	if then != nil {
+		return then()
+	}
+	return nil
 }
 
 // openClickHouse connects to the configured server, or starts the managed
@@ -472,6 +488,29 @@ func (o *outboxBatch) flush(ctx context.Context) error {
 		return nil
 	}
 	return o.fwd.EnqueueBatch(ctx, o.pending)
+}
+
+// sharedRuleState adapts store's rule_state table to rules.StateStore.
+type sharedRuleState struct{ t *store.RuleStates }
+
+func (s sharedRuleState) LoadRuleStates() (map[string]rules.RuleState, error) {
+	st, err := s.t.Load()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]rules.RuleState, len(st))
+	for k, v := range st {
+		out[k] = rules.RuleState(v)
+	}
+	return out, nil
+}
+
+func (s sharedRuleState) SaveRuleStates(rs map[string]rules.RuleState) error {
+	in := make(map[string]store.RuleState, len(rs))
+	for k, v := range rs {
+		in[k] = store.RuleState(v)
+	}
+	return s.t.Save(in)
 }
 
 // deliveryLog writes the forwarder's and engine's outcomes to the

@@ -97,3 +97,14 @@ CREATE TABLE IF NOT EXISTS `tally`.typed_views
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY name;
+
+CREATE TABLE IF NOT EXISTS `tally`.rule_state
+(
+    rule       String,
+    hash       String COMMENT 'identifies the rule when and forward it was enabled with',
+    enabled_ns UInt64 COMMENT 'when it was enabled, nanoseconds since the epoch',
+    removed    UInt8,
+    version    UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY rule;

@@ -106,3 +106,14 @@ CREATE TABLE IF NOT EXISTS `tally`.typed_views ON CLUSTER `tally_cluster`
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/tally/typed_views', '{shard}-{replica}', version)
 ORDER BY name;
+
+CREATE TABLE IF NOT EXISTS `tally`.rule_state ON CLUSTER `tally_cluster`
+(
+    rule       String,
+    hash       String,
+    enabled_ns UInt64,
+    removed    UInt8,
+    version    UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/tally/rule_state', '{shard}-{replica}', version)
+ORDER BY rule;
