@@ -128,6 +128,9 @@ func loadConfig(path string) (*config.File, error) {
 	if v := os.Getenv("TALLY_CLICKHOUSE_DATABASE"); v != "" {
 		f.ClickHouse.Database = v
 	}
+	if v := os.Getenv("TALLY_CLICKHOUSE_CLUSTER"); v != "" {
+		f.ClickHouse.Cluster = v
+	}
 	return f, nil
 }
 
