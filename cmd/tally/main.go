@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "check":
 		err = checkCmd(args, stdout, stderr)
 	case "migrate":
-		err = migrateCmd(ctx, args, stderr)
+		err = migrateCmd(ctx, args, stdout, stderr)
 	case "import":
 		err = importCmd(ctx, args, stdout, stderr)
 	case "snippet":

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -66,11 +67,18 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	return srv.Close(sctx)
 }
 
-func migrateCmd(ctx context.Context, args []string, stderr io.Writer) error {
+func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, path := commonFlags("migrate", stderr)
+	print := fs.Bool("print", false, "print the schema's statements for this config (e.g. to create the tables on a new shard) instead of running them")
 	cfg, err := loadFromFlags(fs, path, args)
 	if err != nil {
 		return err
+	}
+	if *print {
+		// Every statement is idempotent (IF NOT EXISTS): running them again
+		// creates only what a server lacks.
+		fmt.Fprint(stdout, strings.Join(store.SchemaDDLOn(cfg.ClickHouse.DatabaseName(), cfg.ClickHouse.Cluster), ";\n\n")+";\n")
+		return nil
 	}
 	log := newLogger(stderr)
 	conn, stop, err := openClickHouse(ctx, cfg, log)
