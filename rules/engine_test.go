@@ -376,3 +376,47 @@ func BenchmarkEngineWrite(b *testing.B) {
 
 // The engine is a Sink for the collector's fan-out.
 var _ ingest.Sink = (*Engine)(nil)
+
+// memState is a StateStore shared by engines in one test, as rule_state is
+// by collectors.
+type memState struct{ m map[string]RuleState }
+
+func (s *memState) LoadRuleStates() (map[string]RuleState, error) {
+	out := map[string]RuleState{}
+	for k, v := range s.m {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (s *memState) SaveRuleStates(rs map[string]RuleState) error {
+	s.m = map[string]RuleState{}
+	for k, v := range rs {
+		s.m[k] = v
+	}
+	return nil
+}
+
+// A second collector starting later with the same rules forwards from the
+// first one's enabled-at time, not its own.
+func TestEnginesShareEnabledAt(t *testing.T) {
+	st := &memState{}
+	cfg := func() Config {
+		return Config{Rules: []Rule{testRule()}, Destinations: testDests(), Definitions: testDefs(), State: st}
+	}
+	first, err := NewEngine(cfg(), &fakeForwarder{}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	second, err := NewEngine(cfg(), &fakeForwarder{}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := testRule().Name
+	a, okA := first.EnabledAt(name)
+	b, okB := second.EnabledAt(name)
+	if !okA || !okB || !a.Equal(b) {
+		t.Errorf("rule %s enabled at %v (first) and %v (second); want the same", name, a, b)
+	}
+}

@@ -167,3 +167,34 @@ func TestSchemaLockSingleServer(t *testing.T) {
 	}
 	r2()
 }
+
+// Two collectors sharing rule_state see the same enabled-at times; a
+// removed rule is forgotten, and enabling it again records a new time.
+func TestRuleStatesShared(t *testing.T) {
+	conn, db := migrated(t)
+	a, b := NewRuleStates(context.Background(), conn, db), NewRuleStates(context.Background(), conn, db)
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 123456789, time.UTC)
+	if err := a.Save(map[string]RuleState{"leads": {Hash: "h1", EnabledAt: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got["leads"]; s.Hash != "h1" || !s.EnabledAt.Equal(t0) {
+		t.Errorf("other collector loads %+v; want h1 at %v", s, t0)
+	}
+	if err := b.Save(map[string]RuleState{}); err != nil { // the rule was removed
+		t.Fatal(err)
+	}
+	if got, _ := a.Load(); len(got) != 0 {
+		t.Errorf("after removal Load = %v; want nothing", got)
+	}
+	t1 := t0.Add(time.Hour)
+	if err := a.Save(map[string]RuleState{"leads": {Hash: "h1", EnabledAt: t1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Load(); !got["leads"].EnabledAt.Equal(t1) {
+		t.Errorf("re-enabled rule loads %v; want the new time %v", got["leads"].EnabledAt, t1)
+	}
+}

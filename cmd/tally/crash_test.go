@@ -90,7 +90,7 @@ func (l *lockedBuffer) tail() string {
 	return s
 }
 
-func startChild(t *testing.T, cfgPath string) *child {
+func startChild(t testing.TB, cfgPath string) *child {
 	t.Helper()
 	bin, err := buildTally()
 	if err != nil {
@@ -128,7 +128,7 @@ func startChild(t *testing.T, cfgPath string) *child {
 	return c
 }
 
-func (c *child) kill(t *testing.T) {
+func (c *child) kill(t testing.TB) {
 	t.Helper()
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.exited
