@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -207,7 +208,7 @@ func (c *Collector) preflight(ctx *fiber.Ctx) error {
 	ctx.Vary(fiber.HeaderOrigin)
 	origin := ctx.Get(fiber.HeaderOrigin)
 	if !c.anySiteAllows(originHost(origin)) {
-		return ctx.SendStatus(fiber.StatusForbidden)
+		return refuse(ctx, fiber.StatusForbidden, "origin not allowed: no site in tally.yaml lists "+clip(originHost(origin), 100))
 	}
 	corsHeaders(ctx, strings.Clone(origin))
 	ctx.Set(fiber.HeaderAccessControlAllowMethods, "POST, OPTIONS")
@@ -277,9 +278,22 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 	ctx.Vary(fiber.HeaderOrigin)
 	f := c.factsOf(ctx)
 	now := c.now()
-	body := ctx.Body()
-	if len(body) > c.cfg.MaxBodyBytes {
-		return fiber.NewError(fiber.StatusRequestEntityTooLarge, "snippet batch is larger than the limit")
+	// The origin is checked before the body is read or inflated: a page no
+	// site admits costs nothing more than its headers.
+	allowing := c.siteAllowing(f.host)
+	if allowing == nil {
+		return refuse(ctx, fiber.StatusForbidden, "origin not allowed: no site in tally.yaml lists "+clip(f.host, 100))
+	}
+	body, err := readBody(ctx, c.cfg.MaxBodyBytes)
+	if err != nil {
+		var eb *errBody
+		if errors.As(err, &eb) {
+			if f.origin != "" {
+				corsHeaders(ctx, f.origin)
+			}
+			return refuse(ctx, eb.Code, eb.Reason)
+		}
+		return err
 	}
 	batch, err := ParseBrowserBatch(c.catalog, body, BrowserContext{
 		Now: now, UserAgent: f.userAgent, Language: f.language, IP: f.ip, GPC: f.gpc,
@@ -288,16 +302,12 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 		// Not a batch at all, so its site is unknown: any configured origin
 		// may hear so (the snippet does not retry a 400), and the rejection
 		// is recorded against the first site that admits the origin.
-		allowing := c.siteAllowing(f.host)
-		if allowing == nil {
-			return ctx.SendStatus(fiber.StatusForbidden)
-		}
 		if f.origin != "" {
 			corsHeaders(ctx, f.origin)
 		}
 		c.reject([]Rejection{{At: now.UTC(), Site: allowing.ID, Source: SourceBrowser, Reason: "INVALID_JSON",
 			Field: "body", Payload: boundPayload(body)}})
-		return ctx.SendStatus(fiber.StatusBadRequest)
+		return refuse(ctx, fiber.StatusBadRequest, "body is not a snippet batch: "+clip(err.Error(), 200))
 	}
 	site := c.siteOf(batch.Site)
 	if site == nil || !site.AllowsHost(f.host) {
@@ -305,7 +315,10 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 		// cannot read the answer, and nothing is stored.
 		c.reject([]Rejection{{At: now.UTC(), Site: batch.Site, Source: SourceBrowser, Reason: "FORBIDDEN_ORIGIN",
 			Field: "origin", Payload: boundPayload([]byte(f.origin))}})
-		return ctx.SendStatus(fiber.StatusForbidden)
+		if site == nil {
+			return refuse(ctx, fiber.StatusForbidden, "unknown site "+strconv.Quote(clip(batch.Site, 50)))
+		}
+		return refuse(ctx, fiber.StatusForbidden, "site "+strconv.Quote(site.ID)+" does not list origin "+clip(f.host, 100))
 	}
 	if f.origin != "" {
 		corsHeaders(ctx, f.origin)
@@ -330,6 +343,14 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 		return err
 	}
 	return ctx.SendStatus(fiber.StatusNoContent)
+}
+
+// refuse answers a snippet request that is not taken with a short reason
+// in plain text: the tracker does not read it, but a developer looking at
+// the request does.
+func refuse(ctx *fiber.Ctx, code int, reason string) error {
+	ctx.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+	return ctx.Status(code).SendString(reason)
 }
 
 // siteAllowing is the first site whose domains admit host, or nil.

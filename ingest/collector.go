@@ -85,6 +85,9 @@ const (
 	apiBody = 16 << 20
 )
 
+// maxHeaderBytes bounds a request's line and headers (ReadBufferSize).
+const maxHeaderBytes = 32 << 10
+
 // NewCollector builds the collector and its routes.
 func NewCollector(cfg Config) (*Collector, error) {
 	if cfg.Log == nil {
@@ -121,11 +124,19 @@ func NewCollector(cfg Config) (*Collector, error) {
 	}
 	c.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
-		BodyLimit:             max(apiBody, cfg.MaxBodyBytes),
-		ErrorHandler:          c.errorHandler,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
+		// The request line and headers must fit in the read buffer. The
+		// collector is served from the site's own domain, so it receives
+		// every first-party cookie: analytics, consent and A/B-test
+		// cookies make jars of 8–12 KB on busy sites. nginx allows 4 lines
+		// of 8 KB; 32 KiB takes any header set nginx would pass (fasthttp's
+		// 4 KiB default answered 431 or reset the connection). It costs
+		// 32 KiB per open connection only while a request is being read.
+		ReadBufferSize: maxHeaderBytes,
+		BodyLimit:      max(apiBody, cfg.MaxBodyBytes),
+		ErrorHandler:   c.errorHandler,
+		ReadTimeout:    30 * time.Second,
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    2 * time.Minute,
 	})
 	c.routes()
 	return c, nil

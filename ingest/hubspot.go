@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/mail"
 	"sort"
@@ -197,8 +198,23 @@ func plainString(raw []byte) (string, bool) {
 	return string(in), true
 }
 
+// apiBody reads an API request's body (see readBody). A body it cannot
+// read is answered with the error envelope: then body is nil and err is
+// what the handler returns.
+func (c *Collector) apiBody(ctx *fiber.Ctx) (body []byte, err error) {
+	body, err = readBody(ctx, apiBody)
+	var eb *errBody
+	if errors.As(err, &eb) {
+		return nil, writeEnvelope(ctx, eb.Code, envelope{Category: "VALIDATION_ERROR", Message: eb.Reason})
+	}
+	return body, err
+}
+
 func (c *Collector) sendOne(ctx *fiber.Ctx) error {
-	body := ctx.Body()
+	body, err := c.apiBody(ctx)
+	if body == nil {
+		return err
+	}
 	comp, errs := ParseAPIInput(c.catalog, body, "", c.now(), SourceAPI)
 	if len(errs) > 0 {
 		return c.validationFailed(ctx, body, errs, comp.EventName)
@@ -210,7 +226,10 @@ func (c *Collector) sendOne(ctx *fiber.Ctx) error {
 }
 
 func (c *Collector) sendBatch(ctx *fiber.Ctx) error {
-	body := ctx.Body()
+	body, err := c.apiBody(ctx)
+	if body == nil {
+		return err
+	}
 	var b apiBatch
 	if err := json.Unmarshal(body, &b); err != nil {
 		return c.validationFailed(ctx, body, []FieldError{fieldErr("inputs", "INVALID_JSON", "body is not {\"inputs\": [...]}: %v", err)}, "")
