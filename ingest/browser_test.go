@@ -103,8 +103,7 @@ func TestParseBrowserBatchKeepsGoodItems(t *testing.T) {
 	slices.Sort(reasons)
 	want := []string{
 		"INVALID_JSON@events[2]",
-		"INVALID_VALUE@events[4].props.deal_amount",
-		"INVALID_VALUE@events[4].props.form_id",
+		"INVALID_VALUE@events[4].props.form_id (and 1 more)", // one row per bad item
 		"UNKNOWN_EVENT@events[1].name",
 		"UNKNOWN_PROPERTY@events[0].props.color",
 	}

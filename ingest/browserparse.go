@@ -74,6 +74,7 @@ type wireBatch struct {
 type wireEvent struct {
 	raw                       []byte
 	malformed                 bool // not an object, or a member of the wrong type
+	tooDeep                   bool // nested past maxBodyDepth (see spliceDeep)
 	id, name, ts              string
 	url, ref, title, fbp, fbc string
 	props, traits             []wireMember
@@ -155,6 +156,92 @@ func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBat
 // completion in it: repeated member names (the last wins) and invalid UTF-8
 // inside strings (each bad byte reads as U+FFFD).
 func readBrowserBody(body []byte) (wireBatch, error) {
+	body, deep := spliceDeep(body)
+	b, err := decodeBrowserBody(body)
+	// Give each event set aside for its depth its own text back, for its
+	// rejection's payload.
+	k := 0
+	for i := range b.events {
+		if b.events[i].tooDeep && k < len(deep) {
+			b.events[i].raw = deep[k]
+			k++
+		}
+	}
+	return b, err
+}
+
+// maxBodyDepth bounds how deeply a batch nests: batch, events, an event,
+// its props, a list value need 5; 64 leaves room for what a page may send.
+// jsontext refuses a body nested past its own limit (10,000) as a whole,
+// which would lose every completion in it, so an event nested deeper than
+// maxBodyDepth is set aside before decoding and rejected alone.
+const maxBodyDepth = 64
+
+// deepPlaceholder stands in for an event set aside by spliceDeep: a JSON
+// string no snippet sends ("\u0000" cannot be in an event name).
+const deepPlaceholder = "\x00tally:nested-too-deep"
+
+// spliceDeep returns body with every item of a second-level array (an event
+// of events) that nests past maxBodyDepth replaced by deepPlaceholder, and
+// the replaced items' text in order. A body with none is returned as is,
+// after one pass over its bytes.
+func spliceDeep(body []byte) ([]byte, [][]byte) {
+	type span struct{ start, end int }
+	var deep []span
+	depth, maxDepth, itemStart := 0, 0, -1
+	tooDeep, inString, escaped := false, false, false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			maxDepth = max(maxDepth, depth)
+			if depth == 3 {
+				itemStart, tooDeep = i, false
+			}
+			if depth > maxBodyDepth {
+				tooDeep = true
+			}
+		case '}', ']':
+			if depth == 3 && itemStart >= 0 && tooDeep {
+				deep = append(deep, span{itemStart, i + 1})
+			}
+			if depth == 3 {
+				itemStart = -1
+			}
+			depth--
+		}
+	}
+	if maxDepth <= maxBodyDepth || len(deep) == 0 {
+		return body, nil
+	}
+	placeholder := []byte(`"\u0000tally:nested-too-deep"`)
+	out := make([]byte, 0, len(body))
+	raws := make([][]byte, 0, len(deep))
+	prev := 0
+	for _, d := range deep {
+		out = append(out, body[prev:d.start]...)
+		out = append(out, placeholder...)
+		raws = append(raws, body[d.start:d.end])
+		prev = d.end
+	}
+	return append(out, body[prev:]...), raws
+}
+
+func decodeBrowserBody(body []byte) (wireBatch, error) {
 	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	var b wireBatch
 	switch dec.PeekKind() {
@@ -303,6 +390,17 @@ func readEvent(dec *jsontext.Decoder, e *wireEvent) error {
 		_, err := dec.ReadToken()
 		return err
 	case '{':
+	case '"':
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		if tok.String() == deepPlaceholder {
+			e.tooDeep = true
+		} else {
+			e.malformed = true
+		}
+		return nil
 	default:
 		e.malformed = true
 		return dec.SkipValue()
@@ -501,6 +599,9 @@ func parseBrowserEvent(cat *Catalog, e *wireEvent, path string, now time.Time, s
 	if e.malformed {
 		return Completion{}, []Rejection{rej("", "INVALID_JSON", path)}, false
 	}
+	if e.tooDeep {
+		return Completion{}, []Rejection{rej("", "NESTED_TOO_DEEP", path)}, false
+	}
 	def, ok := cat.Lookup(e.name)
 	if !ok {
 		code := "UNKNOWN_EVENT"
@@ -525,19 +626,27 @@ func parseBrowserEvent(cat *Catalog, e *wireEvent, path string, now time.Time, s
 		}
 	}
 	// The snippet always sends an id; a hand-made request may not.
-	id, ok := eventID(e.id)
-	if !ok {
-		return Completion{}, []Rejection{rej(def.Name, "VALUE_TOO_LONG", path+".id")}, false
+	id, code, _ := eventID(e.id)
+	if code != "" {
+		return Completion{}, []Rejection{rej(def.Name, code, path+".id")}, false
 	}
 	c.EventID = id
 
 	c.OccurredAt = now.Truncate(time.Millisecond)
 	if e.ts != "" {
-		if t, err := ParseTime(e.ts); err == nil {
+		t, err := ParseTime(e.ts)
+		if err == nil {
 			t = t.Add(skew).Truncate(time.Millisecond)
 			if limit := now.Add(MaxFutureSkew); t.After(limit) {
 				t = now.Truncate(time.Millisecond)
 			}
+		}
+		switch {
+		case err != nil:
+			c.Truncated = append(c.Truncated, "occurred_at: not a time, replaced by the time received")
+		case t.Before(MinOccurredAt):
+			c.Truncated = append(c.Truncated, "occurred_at: before 1970, replaced by the time received")
+		default:
 			c.OccurredAt = t
 		}
 	}
@@ -551,7 +660,7 @@ func parseBrowserEvent(cat *Catalog, e *wireEvent, path string, now time.Time, s
 	props := make([]Prop, 0, len(members))
 	for _, m := range members {
 		if !m.ok {
-			c.Truncated = append(c.Truncated, m.name+": dropped, not a string, number, bool or list")
+			c.Truncated = append(c.Truncated, echo(m.name, MaxPropertyNameLen)+": dropped, not a string, number, bool or list")
 			rejs = append(rejs, rej(def.Name, "INVALID_VALUE", path+".props."+m.name))
 			continue
 		}
@@ -568,7 +677,31 @@ func parseBrowserEvent(cat *Catalog, e *wireEvent, path string, now time.Time, s
 			c.Identity.Fbc = fbcFromURL(c.Page.URL, c.OccurredAt)
 		}
 	}
-	return c, rejs, true
+	capTruncated(&c)
+	return c, oneRejection(rejs), true
+}
+
+// maxTruncated bounds the cut-and-dropped notes kept with one completion;
+// the last note says how many more there were.
+const maxTruncated = 20
+
+func capTruncated(c *Completion) {
+	if n := len(c.Truncated); n > maxTruncated {
+		c.Truncated = append(c.Truncated[:maxTruncated-1:maxTruncated-1], fmt.Sprintf("… and %d more cut or dropped", n-maxTruncated+1))
+	}
+}
+
+// oneRejection folds the rejections of one item into one row: the first
+// problem's reason and field, with the count of the others. A request with
+// thousands of bad properties writes one row per item, not per property,
+// so it cannot push other rejections out of the bounded queue.
+func oneRejection(rs []Rejection) []Rejection {
+	if len(rs) <= 1 {
+		return rs
+	}
+	r := rs[0]
+	r.Field = fmt.Sprintf("%s (and %d more)", r.Field, len(rs)-1)
+	return []Rejection{r}
 }
 
 // cutField cuts a standard field to n characters, recording the cut.
@@ -598,7 +731,7 @@ func applyTraits(c *Completion, traits []wireMember) {
 		v := strings.TrimSpace(m.value)
 		switch {
 		case !m.ok:
-			c.Truncated = append(c.Truncated, "traits."+k+": dropped, not a string or number")
+			c.Truncated = append(c.Truncated, "traits."+k+": dropped, not a string or number") // k is a known trait
 			continue
 		case utf8.RuneCountInString(v) > maxTraitLen:
 			c.Truncated = append(c.Truncated, fmt.Sprintf("traits.%s: dropped, longer than %d characters", k, maxTraitLen))

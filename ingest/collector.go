@@ -223,9 +223,11 @@ func (c *Collector) readyz(ctx *fiber.Ctx) error {
 
 // requireToken checks the API bearer token in constant time.
 func (c *Collector) requireToken(ctx *fiber.Ctx) error {
-	auth := ctx.Get(fiber.HeaderAuthorization)
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if ok && tok != "" {
+	// The scheme is case-insensitive (RFC 9110 §11.1): "bearer x" is as
+	// good as "Bearer x".
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(ctx.Get(fiber.HeaderAuthorization)), " ")
+	tok = strings.TrimSpace(tok)
+	if strings.EqualFold(scheme, "Bearer") && tok != "" {
 		for _, t := range c.cfg.Tokens {
 			if t.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(t.Token)) == 1 {
 				ctx.Locals("token", t.Name)

@@ -76,9 +76,34 @@ type FieldError struct {
 
 func (e FieldError) Error() string { return e.Path + ": " + e.Message }
 
+// fieldErr builds an error about input. Its path and message may quote
+// what the client sent, so both are bounded (maxEchoPath, maxEchoMessage):
+// a megabyte-long property name must not come back as a megabyte-long
+// answer or rejection row.
 func fieldErr(path, code, format string, args ...any) FieldError {
-	return FieldError{Path: path, Code: code, Message: fmt.Sprintf(format, args...)}
+	return FieldError{Path: echo(path, maxEchoPath), Code: code, Message: echo(fmt.Sprintf(format, args...), maxEchoMessage)}
 }
+
+const (
+	maxEchoPath    = 256
+	maxEchoMessage = 512
+)
+
+// echo returns s cut to n characters, with an ellipsis when cut.
+func echo(s string, n int) string {
+	if len(s) <= n { // bytes ≥ characters: short enough either way
+		return s
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return truncateRunes(s, n-1) + "…"
+}
+
+// MinOccurredAt is the earliest occurred time tally stores: ClickHouse's
+// DateTime starts at the Unix epoch, and an earlier time would be stored as
+// 1970-01-01 without a word.
+var MinOccurredAt = time.Unix(0, 0).UTC()
 
 var internalName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
@@ -196,7 +221,13 @@ func (p *Property) Normalize(v string) (string, error) {
 	case TypeString:
 		return v, nil
 	case TypeNumber:
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		// Go's ParseFloat also takes "1_000", "0x1p4", "Inf" and "NaN";
+		// the contract is a finite decimal, so its shape is checked first.
+		t := strings.TrimSpace(v)
+		if !decimalShaped(t) {
+			return "", fmt.Errorf("%q is not a finite decimal number", v)
+		}
+		f, err := strconv.ParseFloat(t, 64)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return "", fmt.Errorf("%q is not a finite decimal number", v)
 		}
@@ -264,6 +295,37 @@ func ParseTime(v string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not epoch milliseconds or ISO 8601", v)
+}
+
+// decimalShaped reports whether s is a decimal number: an optional sign,
+// digits with at most one point among or around them, and an optional
+// exponent ("-12", "3.5", ".5", "5.", "1e-3").
+func decimalShaped(s string) bool {
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		s = s[1:]
+	}
+	digits, point, i := 0, false, 0
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !point:
+			point = true
+		default:
+			goto exponent
+		}
+	}
+exponent:
+	if digits == 0 {
+		return false
+	}
+	if i == len(s) {
+		return true
+	}
+	if s[i] != 'e' && s[i] != 'E' {
+		return false
+	}
+	return integerShaped(s[i+1:])
 }
 
 // integerShaped reports whether s is an optional sign and decimal digits,

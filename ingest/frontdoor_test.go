@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -120,5 +121,183 @@ func TestLargeCookieJar(t *testing.T) {
 		if resp.StatusCode != 204 {
 			t.Errorf("%d-byte Cookie header: status %d; want 204", n, resp.StatusCode)
 		}
+	}
+}
+
+// envelopeOf decodes an error envelope.
+func envelopeOf(t *testing.T, body []byte) envelope {
+	t.Helper()
+	var e envelope
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("not an envelope: %v: %s", err, clip(string(body), 300))
+	}
+	return e
+}
+
+func hasError(e envelope, in, code string) bool {
+	for _, d := range e.Errors {
+		if d.In == in && d.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// Every identifier has a limit and no control characters: the API names
+// the field, the snippet path rejects that completion alone.
+func TestIdentifierLimits(t *testing.T) {
+	h := newAPIHarness(t)
+	long := strings.Repeat("x", 1<<20)
+	for _, tt := range []struct {
+		body, in, code string
+	}{
+		{`{"eventName":"viewed_car","utk":"` + long + `"}`, "utk", "VALUE_TOO_LONG"},
+		{`{"eventName":"viewed_car","email":"` + strings.Repeat("a", 250) + `@example.com"}`, "email", "VALUE_TOO_LONG"},
+		{`{"eventName":"viewed_car","objectId":"` + strings.Repeat("9", 65) + `"}`, "objectId", "VALUE_TOO_LONG"},
+		{`{"eventName":"viewed_car","utk":"v","uuid":"id\nwith a newline"}`, "uuid", "INVALID_VALUE"},
+		{`{"eventName":"viewed_car","utk":"v\u0000"}`, "utk", "INVALID_VALUE"},
+	} {
+		resp, body := h.do(t, "POST", "/events/v3/send", testToken, tt.body)
+		if resp.StatusCode != 400 || !hasError(envelopeOf(t, body), tt.in, tt.code) {
+			t.Errorf("send %s: %d %s; want 400 with %s at %s", clip(tt.body, 80), resp.StatusCode, clip(string(body), 300), tt.code, tt.in)
+		}
+		if len(body) > 8<<10 {
+			t.Errorf("send %s: answer is %d bytes; want it bounded", clip(tt.body, 80), len(body))
+		}
+	}
+
+	b := newBrowserHarness(t)
+	resp := b.post(t, "https://shop.example.com", `{"site":"shop","events":[
+		{"id":"good-1","name":"viewed_car"},
+		{"id":"bad\nid","name":"viewed_car"},
+		{"id":"`+strings.Repeat("i", 200)+`","name":"viewed_car"}]}`)
+	if resp.StatusCode != 204 || len(b.sink.got) != 1 || b.sink.got[0].EventID != "good-1" {
+		t.Errorf("snippet batch with two bad ids: %d, stored %d; want 204 and only good-1", resp.StatusCode, len(b.sink.got))
+	}
+	if len(b.rej.got) != 2 {
+		t.Errorf("rejections = %d; want one per bad id", len(b.rej.got))
+	}
+}
+
+// What a client sends comes back bounded: names and values echoed at most
+// a few hundred characters, at most ten problems listed per input, one
+// rejection row per bad input, and at most twenty notes per completion.
+func TestAmplificationBounded(t *testing.T) {
+	h := newAPIHarness(t)
+	name := strings.Repeat("n", 1<<20)
+	resp, body := h.do(t, "POST", "/events/v3/send", testToken, `{"eventName":"viewed_car","utk":"v","properties":{"`+name+`":"x"}}`)
+	if resp.StatusCode != 400 || len(body) > 8<<10 {
+		t.Errorf("1 MB property name: %d, %d-byte answer; want 400 and a bounded answer", resp.StatusCode, len(body))
+	}
+	for _, r := range h.rej.got {
+		if len(r.Field) > 300 || len(r.EventName) > 100 {
+			t.Errorf("rejection field of %d bytes, event name of %d; want them bounded", len(r.Field), len(r.EventName))
+		}
+	}
+
+	// 500 inputs of 50 unknown properties each: 25,000 problems.
+	var batch strings.Builder
+	batch.WriteString(`{"inputs":[`)
+	for i := range 500 {
+		if i > 0 {
+			batch.WriteByte(',')
+		}
+		batch.WriteString(`{"eventName":"viewed_car","utk":"v","properties":{`)
+		for j := range 50 {
+			if j > 0 {
+				batch.WriteByte(',')
+			}
+			fmt.Fprintf(&batch, `"unknown_property_number_%02d_of_this_input":"x"`, j)
+		}
+		batch.WriteString(`}}`)
+	}
+	batch.WriteString(`]}`)
+	before := len(h.rej.got)
+	resp, body = h.do(t, "POST", "/events/v3/send/batch", testToken, batch.String())
+	e := envelopeOf(t, body)
+	if resp.StatusCode != 400 || len(e.Errors) > 500*maxErrorsPerItem || len(body) > 4<<20 {
+		t.Errorf("25,000 problems: %d, %d entries, %d bytes; want 400, at most %d entries, under 4 MB", resp.StatusCode, len(e.Errors), len(body), 500*maxErrorsPerItem)
+	}
+	if !hasError(e, "inputs[0]", "TOO_MANY_ERRORS") {
+		t.Errorf("the envelope does not say how many problems it left out")
+	}
+	if got := len(h.rej.got) - before; got != 500 {
+		t.Errorf("rejection rows = %d; want 500, one per input", got)
+	}
+
+	b := newBrowserHarness(t)
+	var props strings.Builder
+	for i := 0; props.Len() < 1<<20-1000; i++ {
+		if i > 0 {
+			props.WriteByte(',')
+		}
+		fmt.Fprintf(&props, `"p%d":"x"`, i)
+	}
+	resp2 := b.post(t, "https://shop.example.com", `{"site":"shop","events":[{"id":"a","name":"viewed_car","props":{`+props.String()+`}}]}`)
+	if resp2.StatusCode != 204 || len(b.sink.got) != 1 {
+		t.Fatalf("1 MiB of unknown properties: %d, stored %d; want 204 and the completion kept", resp2.StatusCode, len(b.sink.got))
+	}
+	if n := len(b.sink.got[0].Truncated); n > maxTruncated {
+		t.Errorf("truncated holds %d notes; want at most %d", n, maxTruncated)
+	}
+	if n := len(b.rej.got); n != 1 {
+		t.Errorf("rejection rows = %d; want 1 for the one item", n)
+	}
+}
+
+// An event nested 10,001 levels deep is rejected alone; the rest of its
+// batch is stored.
+func TestDeepEventRejectedAlone(t *testing.T) {
+	b := newBrowserHarness(t)
+	deep := `{"id":"deep","name":"viewed_car","props":{"make":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}}`
+	resp := b.post(t, "https://shop.example.com", `{"site":"shop","events":[{"id":"a","name":"viewed_car"},`+deep+`,{"id":"b","name":"viewed_car"}]}`)
+	if resp.StatusCode != 204 || len(b.sink.got) != 2 {
+		t.Fatalf("batch with one deep event: %d, stored %d; want 204 and 2", resp.StatusCode, len(b.sink.got))
+	}
+	if len(b.rej.got) != 1 || b.rej.got[0].Reason != "NESTED_TOO_DEEP" || !strings.HasPrefix(b.rej.got[0].Payload, `{"id":"deep"`) {
+		t.Errorf("rejections = %+v; want one NESTED_TOO_DEEP with the event as payload", b.rej.got)
+	}
+}
+
+// Nothing is changed without a word: an occurred time before 1970, a
+// number with underscores, a property name folded from a non-ASCII letter
+// are refused by the API and recorded by the snippet path; a lower-case
+// bearer scheme is accepted.
+func TestNoSilentClamping(t *testing.T) {
+	h := newAPIHarness(t)
+	for _, tt := range []struct{ body, in, code string }{
+		{`{"eventName":"viewed_car","utk":"v","occurredAt":"1900-01-01T00:00:00Z"}`, "occurredAt", "INVALID_TIME"},
+		{`{"eventName":"viewed_car","utk":"v","properties":{"year":"1_000"}}`, "properties.year", "INVALID_VALUE"},
+		{`{"eventName":"viewed_car","utk":"v","properties":{"year":"0x10"}}`, "properties.year", "INVALID_VALUE"},
+		{`{"eventName":"viewed_car","utk":"v","properties":{"year":"Infinity"}}`, "properties.year", "INVALID_VALUE"},
+		{`{"eventName":"viewed_car","utk":"v","properties":{"ma\u212Ae":"volvo"}}`, "properties.ma\u212ae", "INVALID_NAME"},
+	} {
+		resp, body := h.do(t, "POST", "/events/v3/send", testToken, tt.body)
+		if resp.StatusCode != 400 || !hasError(envelopeOf(t, body), tt.in, tt.code) {
+			t.Errorf("send %s: %d %s; want 400 with %s at %s", tt.body, resp.StatusCode, clip(string(body), 400), tt.code, tt.in)
+		}
+	}
+	req, _ := http.NewRequest("POST", "/events/v3/send", strings.NewReader(`{"eventName":"viewed_car","utk":"v","properties":{"year":"1e3"}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "bearer "+testToken)
+	if resp, err := h.c.App().Test(req, -1); err != nil || resp.StatusCode != 204 {
+		t.Errorf("lower-case bearer scheme: %v %v; want 204", resp.StatusCode, err)
+	}
+
+	b := newBrowserHarness(t)
+	resp := b.post(t, "https://shop.example.com", `{"site":"shop","events":[{"id":"a","name":"viewed_car","ts":"1900-01-01","props":{"ma\u212Ae":"volvo","year":"1_000"}}]}`)
+	if resp.StatusCode != 204 || len(b.sink.got) != 1 {
+		t.Fatalf("snippet: %d, stored %d; want 204 and the completion", resp.StatusCode, len(b.sink.got))
+	}
+	c := b.sink.got[0]
+	notes := strings.Join(c.Truncated, " | ")
+	if !strings.Contains(notes, "occurred_at: before 1970") || !strings.Contains(notes, "may use only the letters") || !strings.Contains(notes, "year: dropped") {
+		t.Errorf("truncated = %q; want the old time, the non-ASCII name and the underscored number recorded", notes)
+	}
+	if _, ok := c.Prop("make"); ok {
+		t.Errorf("a property named ma\\u212Ae was stored as make")
+	}
+	if c.OccurredAt.Year() < 1970 {
+		t.Errorf("occurred at %v; want the receive time", c.OccurredAt)
 	}
 }

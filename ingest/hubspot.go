@@ -31,21 +31,54 @@ type apiBatch struct {
 	Inputs []json.RawMessage `json:"inputs"`
 }
 
-// MaxEventIDLen bounds a client-supplied event id.
-const MaxEventIDLen = 128
+// Identifier limits, counted in characters, HubSpot's where it has one. The
+// API refuses a longer or malformed identifier with a named error; the
+// snippet path rejects that completion alone (identifiers cannot be cut
+// without becoming someone else's).
+const (
+	// MaxEventIDLen bounds a client-supplied event id (a UUID is 36).
+	MaxEventIDLen = 128
+	// MaxEmailLen is RFC 5321's longest address (a 256-character path less
+	// its angle brackets), which HubSpot's email property also takes.
+	MaxEmailLen = 254
+	// MaxUTKLen bounds a visitor token: HubSpot's hubspotutk is 32 hex
+	// characters; 128 leaves room for other trackers' ids.
+	MaxUTKLen = 128
+	// MaxObjectIDLen bounds an objectId: HubSpot's are integers of up to
+	// 19 digits; 64 leaves room for a CRM's own ids.
+	MaxObjectIDLen = 64
+)
 
 // eventID is a completion's event id: the one the client sent, or a new
 // UUID when it sent none (the completion still counts, but a retry of it
-// cannot be recognised). ok is false when the client's is longer than
-// MaxEventIDLen.
-func eventID(sent string) (id string, ok bool) {
-	switch {
-	case sent == "":
-		return uuid.NewString(), true
-	case utf8.RuneCountInString(sent) > MaxEventIDLen:
-		return "", false
+// cannot be recognised). A problem with the sent one is returned as an
+// error code and message.
+func eventID(sent string) (id, code, msg string) {
+	if sent == "" {
+		return uuid.NewString(), "", ""
 	}
-	return sent, true
+	if code, msg := checkIdentifier(sent, MaxEventIDLen); code != "" {
+		return "", code, msg
+	}
+	return sent, "", ""
+}
+
+// checkIdentifier reports what is wrong with an identifier, if anything:
+// longer than max characters, or holding a control character (a newline in
+// an id would split log lines and CSV exports downstream).
+func checkIdentifier(v string, max int) (code, msg string) {
+	if n := utf8.RuneCountInString(v); n > max {
+		return "VALUE_TOO_LONG", fmt.Sprintf("is %d characters; the limit is %d", n, max)
+	}
+	if !utf8.ValidString(v) {
+		return "INVALID_VALUE", "is not valid UTF-8"
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return "INVALID_VALUE", fmt.Sprintf("holds the control character %U", r)
+		}
+	}
+	return "", ""
 }
 
 // ParseAPIInput turns one HubSpot-style input into a completion, or returns
@@ -82,22 +115,32 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 			errs = append(errs, fieldErr(p("occurredAt"), "INVALID_TIME", "occurredAt: %v", err))
 		case t.After(now.Add(MaxFutureSkew)):
 			errs = append(errs, fieldErr(p("occurredAt"), "FUTURE_TIME", "occurredAt %s is more than 5 minutes in the future", t.Format(time.RFC3339)))
+		case t.Before(MinOccurredAt):
+			errs = append(errs, fieldErr(p("occurredAt"), "INVALID_TIME", "occurredAt %s is before %s, the earliest time tally stores", t.Format(time.RFC3339), MinOccurredAt.Format("2006-01-02")))
 		default:
 			c.OccurredAt = t
 		}
 	}
 
-	if id, ok := eventID(in.UUID); ok {
+	if id, code, msg := eventID(in.UUID); code == "" {
 		c.EventID = id
 	} else {
-		errs = append(errs, fieldErr(p("uuid"), "VALUE_TOO_LONG", "uuid is %d characters; the limit is %d", utf8.RuneCountInString(in.UUID), MaxEventIDLen))
+		errs = append(errs, fieldErr(p("uuid"), code, "uuid %s", msg))
 	}
 
 	// Identifiers, highest precedence first: objectId, email, utk. Each one
 	// sent must be valid; at least one is required.
 	c.ObjectID = jsonScalar(in.ObjectID)
+	for _, id := range []struct {
+		name, v string
+		max     int
+	}{{"objectId", c.ObjectID, MaxObjectIDLen}, {"email", in.Email, MaxEmailLen}, {"utk", in.UTK, MaxUTKLen}} {
+		if code, msg := checkIdentifier(id.v, id.max); code != "" {
+			errs = append(errs, fieldErr(p(id.name), code, "%s %s", id.name, msg))
+		}
+	}
 	if in.Email != "" {
-		if !isEmailAddress(in.Email) {
+		if len(in.Email) <= MaxEmailLen && !isEmailAddress(in.Email) {
 			errs = append(errs, fieldErr(p("email"), "INVALID_EMAIL", "email %q is not a valid address", in.Email))
 		}
 		c.Identity.Email = in.Email
@@ -271,6 +314,20 @@ func (c *Collector) sendBatch(ctx *fiber.Ctx) error {
 
 // validationFailed answers 400 with the envelope for a body refused as a
 // whole; the body is each rejection's payload.
+// maxErrorsPerItem bounds the problems the envelope lists for one input;
+// the last entry counts the rest. A batch of 500 inputs answers at most
+// 5,000 entries of at most ~1 KB.
+const maxErrorsPerItem = 10
+
+// firstSegment is "inputs[3]" of "inputs[3].properties.x", or "" for a
+// path of one segment.
+func firstSegment(path string) string {
+	if i := strings.IndexByte(path, '.'); i >= 0 {
+		return path[:i]
+	}
+	return ""
+}
+
 func (c *Collector) validationFailed(ctx *fiber.Ctx, body []byte, errs []FieldError, name string) error {
 	return c.validationFailedBatch(ctx, []json.RawMessage{body}, []int{0}, [][]FieldError{errs}, []string{name})
 }
@@ -283,11 +340,22 @@ func (c *Collector) validationFailedBatch(ctx *fiber.Ctx, inputs []json.RawMessa
 	var details []errorDetail
 	var rejs []Rejection
 	for k, i := range idx {
-		payload := boundPayload(inputs[i])
-		for _, e := range errs[k] {
+		item := errs[k]
+		for j, e := range item {
+			if j == maxErrorsPerItem-1 && len(item) > maxErrorsPerItem {
+				details = append(details, errorDetail{Message: fmt.Sprintf("%d more problems in this input are not listed", len(item)-j),
+					In: pathOr(firstSegment(e.Path), "body"), Code: "TOO_MANY_ERRORS", SubCategory: "LIMIT_EXCEEDED"})
+				break
+			}
 			details = append(details, detailOf(e))
-			rejs = append(rejs, Rejection{At: now, Source: SourceAPI, EventName: names[k], Reason: e.Code, Field: e.Path, Payload: payload})
 		}
+		// One rejection row per bad input, however many problems it has.
+		r := Rejection{At: now, Source: SourceAPI, EventName: echo(names[k], MaxEventNameLen+16), Reason: item[0].Code, Field: item[0].Path,
+			Payload: boundPayload(inputs[i])}
+		if len(item) > 1 {
+			r.Field = fmt.Sprintf("%s (and %d more)", r.Field, len(item)-1)
+		}
+		rejs = append(rejs, r)
 	}
 	c.reject(rejs)
 	msg := fmt.Sprintf("%d problem(s) in the request; nothing was stored. First: %s", len(details), details[0].In+": "+details[0].Message)

@@ -94,7 +94,7 @@ func ApplyProperties(c *Completion, def *Definition, raw []Prop, mode Mode, path
 			return []FieldError{fieldErr(path, "TOO_MANY_PROPERTIES", "%d properties sent; the limit is %d per completion", len(raw), MaxPropsPerCompletion)}
 		}
 		for _, p := range raw[MaxPropsPerCompletion:] {
-			c.Truncated = append(c.Truncated, p.Name+": dropped, over 50 properties")
+			c.Truncated = append(c.Truncated, echo(p.Name, MaxPropertyNameLen)+": dropped, over 50 properties")
 			errs = append(errs, fieldErr(propPath(p.Name), "TOO_MANY_PROPERTIES", "dropped: over %d properties", MaxPropsPerCompletion))
 		}
 		raw = raw[:MaxPropsPerCompletion]
@@ -103,9 +103,16 @@ func ApplyProperties(c *Completion, def *Definition, raw []Prop, mode Mode, path
 	// is stable, so each run of equal names keeps the order above and its
 	// last entry is the one that wins. The kept properties are written back
 	// into the same slice, never ahead of the one being read.
-	props := make([]Prop, len(raw))
-	for i, p := range raw {
-		props[i] = Prop{Name: strings.ToLower(p.Name), Value: p.Value}
+	props := make([]Prop, 0, len(raw))
+	for _, p := range raw {
+		// Only ASCII letters, digits and _ are lower-cased into a name:
+		// strings.ToLower would also fold "\u212A" (the Kelvin sign) into
+		// "k", taking a property nobody sent.
+		if !asciiName(p.Name) {
+			errs = append(errs, droppedOrRejected(c, mode, propPath(p.Name), "INVALID_NAME", fmt.Sprintf("property name %q may use only the letters a-z (either case), digits and _", p.Name)))
+			continue
+		}
+		props = append(props, Prop{Name: strings.ToLower(p.Name), Value: p.Value})
 	}
 	slices.SortStableFunc(props, byPropName)
 	named := props
@@ -149,14 +156,28 @@ func ApplyProperties(c *Completion, def *Definition, raw []Prop, mode Mode, path
 	return errs
 }
 
+// asciiName reports whether s is made of ASCII letters, digits and _ only.
+func asciiName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 func byPropName(a, b Prop) int { return strings.Compare(a.Name, b.Name) }
 
 func droppedOrRejected(c *Completion, mode Mode, path, code, msg string) FieldError {
 	if mode == Lenient {
 		name := path[strings.LastIndexByte(path, '.')+1:]
-		c.Truncated = append(c.Truncated, name+": dropped, "+msg)
+		c.Truncated = append(c.Truncated, echo(name, MaxPropertyNameLen)+": dropped, "+echo(msg, maxEchoMessage))
 	}
-	return FieldError{Path: path, Code: code, Message: msg}
+	return FieldError{Path: echo(path, maxEchoPath), Code: code, Message: echo(msg, maxEchoMessage)}
 }
 
 func truncateRunes(s string, n int) string {
