@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
@@ -30,11 +28,10 @@ type Config struct {
 	Rejections RejectionSink
 	// Scripts builds the per-site tracker served at /t.js; nil serves none.
 	Scripts ScriptSource
-	// Ready reports whether the collector's dependencies can take traffic
-	// (/readyz); nil means always ready.
+	// Ready reports whether the collector's dependencies can take traffic;
+	// the public /readyz says only ready or not ready (the detail is on
+	// the admin listener). nil means always ready.
 	Ready func(ctx context.Context) error
-	// Metrics is served at /metrics; nil serves none.
-	Metrics http.Handler
 	// Pages are static HTML pages by path (the demo page); each is also
 	// served for every path below its own, so a page can navigate within
 	// itself. May be nil.
@@ -158,9 +155,6 @@ func (c *Collector) routes() {
 	app := c.app
 	app.Get("/healthz", func(ctx *fiber.Ctx) error { return ctx.SendString("ok") })
 	app.Get("/readyz", c.readyz)
-	if c.cfg.Metrics != nil {
-		app.Get("/metrics", adaptor.HTTPHandler(c.cfg.Metrics))
-	}
 	api := app.Group("/events/v3", c.requireToken)
 	api.Post("/send", c.admit, c.sendOne)
 	api.Post("/send/batch", c.admit, c.sendBatch)
@@ -211,12 +205,8 @@ func (c *Collector) Shutdown(ctx context.Context) error {
 }
 
 func (c *Collector) readyz(ctx *fiber.Ctx) error {
-	if c.cfg.Ready != nil {
-		rctx, cancel := context.WithTimeout(ctx.UserContext(), 2*time.Second)
-		defer cancel()
-		if err := c.cfg.Ready(rctx); err != nil {
-			return ctx.Status(fiber.StatusServiceUnavailable).SendString("not ready: " + err.Error())
-		}
+	if checkReady(ctx, c.cfg.Ready) != nil {
+		return ctx.Status(fiber.StatusServiceUnavailable).SendString("not ready")
 	}
 	return ctx.SendString("ready")
 }

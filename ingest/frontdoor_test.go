@@ -301,3 +301,23 @@ func TestNoSilentClamping(t *testing.T) {
 		t.Errorf("occurred at %v; want the receive time", c.OccurredAt)
 	}
 }
+
+// FuzzSpliceDeep: setting deep events aside never panics, leaves a body
+// nested no deeper than the limit as it is, and keeps what it sets aside
+// intact.
+func FuzzSpliceDeep(f *testing.F) {
+	f.Add([]byte(`{"site":"s","events":[{"id":"a"},` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `]}`))
+	f.Add([]byte(`{"events":[{"p":"\"[[[["}]}`))
+	f.Add([]byte(`[[[`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		out, deep := spliceDeep(body)
+		if len(deep) == 0 && !bytes.Equal(out, body) {
+			t.Fatalf("nothing set aside, yet the body changed")
+		}
+		for _, d := range deep {
+			if !bytes.Contains(body, d) {
+				t.Fatalf("set aside %q, which is not in the body", d)
+			}
+		}
+	})
+}

@@ -32,6 +32,7 @@ import (
 
 // browserYAML is the config every browser test runs with.
 const browserYAML = `
+demo: true
 sites:
   - id: web
     domains: [127.0.0.1, localhost, shop.test]

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -259,7 +260,7 @@ func TestKillNineUnderLoad(t *testing.T) {
 	t.Cleanup(graph.Close)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "tally.yaml")
-	yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\ndata_dir: %q\nclickhouse: {dsn: %q, database: crash}\n", filepath.Join(dir, "data"), ch.DSN()) +
+	yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\ndata_dir: %q\nclickhouse: {dsn: %q, database: crash}\n", filepath.Join(dir, "data"), ch.DSN()) +
 		strings.Replace(crashEventsYAML, "GRAPH", graph.URL(), 1)
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
@@ -437,7 +438,7 @@ func TestFullLogRefusesAndForwardsOnlyWhatItKept(t *testing.T) {
 	if len(probs) > 0 {
 		t.Fatalf("config: %v", probs)
 	}
-	srv, err := startServer(context.Background(), f, serverOptions{Listen: "127.0.0.1:0", FlushAge: 50 * time.Millisecond})
+	srv, err := startServer(context.Background(), f, serverOptions{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", FlushAge: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,6 +450,21 @@ func TestFullLogRefusesAndForwardsOnlyWhatItKept(t *testing.T) {
 
 	if err := ch.Stop(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	// Not ready: the public answer says only that; the operators' says why.
+	for _, tt := range []struct{ url, want string }{
+		{"http://" + srv.Addr() + "/readyz", "not ready"},
+		{"http://" + srv.AdminAddr() + "/readyz", "not ready: clickhouse:"},
+	} {
+		resp, err := http.Get(tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || !strings.HasPrefix(string(b), tt.want) || (tt.want == "not ready" && string(b) != "not ready") {
+			t.Errorf("GET %s with ClickHouse down = %d %q; want 503 %q", tt.url, resp.StatusCode, b, tt.want)
+		}
 	}
 	l := newLoader()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -536,7 +552,7 @@ func TestClusterTwoCollectors(t *testing.T) {
 	for i := range cfgs {
 		dir := t.TempDir()
 		cfgs[i] = filepath.Join(dir, "tally.yaml")
-		yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\ndata_dir: %q\nclickhouse: {dsn: %q, database: tally, cluster: %s}\n",
+		yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\ndata_dir: %q\nclickhouse: {dsn: %q, database: tally, cluster: %s}\n",
 			filepath.Join(dir, "data"), dsn(i, 1-i), cl.Name) + strings.Replace(crashEventsYAML, "GRAPH", graph.URL(), 1)
 		if err := os.WriteFile(cfgs[i], []byte(yaml), 0o644); err != nil {
 			t.Fatal(err)

@@ -55,7 +55,11 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("tally is serving", "addr", "http://"+srv.Addr(), "demo", "http://"+srv.Addr()+"/demo", "config", *path)
+	demo := ""
+	if cfg.Demo {
+		demo = "http://" + srv.Addr() + "/demo"
+	}
+	log.Info("tally is serving", "addr", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "demo", demo, "config", *path)
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: signal received")
@@ -131,8 +135,9 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // serverOptions are what tests change about a server.
 type serverOptions struct {
 	Log *slog.Logger
-	// Listen overrides the config's listen address (tests use 127.0.0.1:0).
-	Listen string
+	// Listen and AdminListen override the config's listen addresses (tests
+	// use 127.0.0.1:0).
+	Listen, AdminListen string
 	// FlushAge overrides the writer's flush age (tests shorten it).
 	FlushAge time.Duration
 	// Forwarder tunes delivery (tests shorten backoff and linger).
@@ -157,6 +162,8 @@ type server struct {
 	forwarder *capi.Forwarder
 	collector *ingest.Collector
 	ln        net.Listener
+	admin     *ingest.Admin
+	adminLn   net.Listener
 	failed    chan error
 }
 
@@ -312,7 +319,6 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		Rejections: s.rejects,
 		Scripts:    scripts,
 		Ready:      s.ready,
-		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Pages:      demoPages(cfg),
 		Log:        log,
 		Registerer: reg,
@@ -335,11 +341,29 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 			s.failed <- fmt.Errorf("http server: %w", err)
 		}
 	}()
+
+	// Operators' endpoints on their own listener (loopback by default).
+	s.admin = ingest.NewAdmin(ingest.AdminConfig{Ready: s.ready, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})})
+	adminAddr := opt.AdminListen
+	if adminAddr == "" {
+		adminAddr = cfg.AdminAddr()
+	}
+	if s.adminLn, err = net.Listen("tcp", adminAddr); err != nil {
+		return nil, fmt.Errorf("listen on admin_listen %s: %w", adminAddr, err)
+	}
+	go func() {
+		if err := s.admin.App().Listener(s.adminLn); err != nil {
+			s.failed <- fmt.Errorf("admin http server: %w", err)
+		}
+	}()
 	return s, nil
 }
 
 // Addr is the address the collector listens on.
 func (s *server) Addr() string { return s.ln.Addr().String() }
+
+// AdminAddr is the address of the operators' listener.
+func (s *server) AdminAddr() string { return s.adminLn.Addr().String() }
 
 // Failed reports a component that stopped on its own.
 func (s *server) Failed() <-chan error { return s.failed }
@@ -375,6 +399,9 @@ func (s *server) Close(ctx context.Context) error {
 	}
 	if s.collector != nil {
 		stop("http", s.collector.Shutdown)
+	}
+	if s.admin != nil {
+		stop("admin http", s.admin.Shutdown)
 	}
 	// What the log holds and the readers have not reached stays in the log
 	// for the next start when the deadline passes first.
@@ -538,9 +565,10 @@ func (l deliveryLog) Record(ds []capi.Delivery) {
 	l.w.Record(rows)
 }
 
-// demoPages serves the demo page for the first site at /demo.
+// demoPages serves the demo page for the first site at /demo, when the
+// config turns it on.
 func demoPages(cfg *config.File) map[string][]byte {
-	if len(cfg.Sites) == 0 {
+	if !cfg.Demo || len(cfg.Sites) == 0 {
 		return nil
 	}
 	return map[string][]byte{"/demo": snippet.DemoPage(cfg.Sites[0].ID)}

@@ -48,7 +48,7 @@ func startTestServer(t testing.TB, yamlText string, opt serverOptions) *testServ
 	f.ClickHouse.DSN = dsn
 	f.ClickHouse.Database = chtest.Database(t, dsn)
 	f.DataDir = t.TempDir()
-	opt.Listen = "127.0.0.1:0"
+	opt.Listen, opt.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	if opt.FlushAge == 0 {
 		opt.FlushAge = 20 * time.Millisecond
 	}
@@ -174,19 +174,33 @@ func TestAPIToClickHouse(t *testing.T) {
 		t.Errorf("attribution: utm_source %q touchpoint %q; want news, EMAIL_MARKETING", utmSource, touch)
 	}
 
-	for path, want := range map[string]string{
-		"/healthz": "ok",
-		"/readyz":  "ready",
-		"/metrics": `tally_completions_accepted_total{source="api"} 2`,
+	admin := "http://" + ts.AdminAddr()
+	for url, want := range map[string]string{
+		ts.url + "/healthz": "ok",
+		ts.url + "/readyz":  "ready",
+		admin + "/readyz":   "ready",
+		admin + "/metrics":  `tally_completions_accepted_total{source="api"} 2`,
 	} {
-		resp, err := http.Get(ts.url + path)
+		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
-			t.Errorf("GET %s = %d, body without %q:\n%.500s", path, resp.StatusCode, want, b)
+			t.Errorf("GET %s = %d, body without %q:\n%.500s", url, resp.StatusCode, want, b)
+		}
+	}
+	// Operators' endpoints and the demo page (off in this config) are not
+	// on the public listener.
+	for _, path := range []string{"/metrics", "/demo"} {
+		resp, err := http.Get(ts.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("public GET %s = %d; want 404", path, resp.StatusCode)
 		}
 	}
 

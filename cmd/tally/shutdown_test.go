@@ -21,7 +21,7 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 	dsn := chtest.DSN(t)
 	db := chtest.Database(t, dsn)
 	cfgPath := filepath.Join(t.TempDir(), "tally.yaml")
-	yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\ndata_dir: %q\nclickhouse: {dsn: %q, database: %q}\n", t.TempDir(), dsn, db) + serveYAML
+	yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\ndata_dir: %q\nclickhouse: {dsn: %q, database: %q}\n", t.TempDir(), dsn, db) + serveYAML
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,11 @@ func Check(f *File) []ingest.FieldError {
 			add("listen", "INVALID_ADDRESS", "listen %q is not host:port (for example \":8080\" or \"127.0.0.1:8080\")", f.Listen)
 		}
 	}
+	if f.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(f.AdminListen); err != nil {
+			add("admin_listen", "INVALID_ADDRESS", "admin_listen %q is not host:port (for example \"127.0.0.1:9090\")", f.AdminListen)
+		}
+	}
 	if f.ClickHouse.DSN != "" && !strings.HasPrefix(f.ClickHouse.DSN, "clickhouse://") && !strings.HasPrefix(f.ClickHouse.DSN, "tcp://") {
 		add("clickhouse.dsn", "INVALID_DSN", "dsn must be a native-protocol URL like clickhouse://user:pass@host:9000 (or empty for a managed local server)")
 	}

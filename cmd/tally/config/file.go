@@ -13,6 +13,13 @@ import (
 // File is tally.yaml as written by its owner.
 type File struct {
 	Listen string `yaml:"listen"`
+	// AdminListen is where operators reach /metrics and the detailed
+	// readiness (and nothing else); empty means 127.0.0.1:9090, loopback
+	// only, since it tells how tally is built and where its ClickHouse is.
+	AdminListen string `yaml:"admin_listen"`
+	// Demo serves the demo page at /demo on the public listener (off by
+	// default; examples/tally.yaml turns it on for make run).
+	Demo bool `yaml:"demo"`
 	// DataDir holds tally's local state: the managed ClickHouse server's data
 	// (DataDir/clickhouse), the forwarding outbox and rule state. Empty means
 	// ./var.
@@ -29,6 +36,17 @@ type File struct {
 	Events       []ingest.Definition    `yaml:"events"`
 	Destinations []rules.Destination    `yaml:"destinations"`
 	Rules        []rules.Rule           `yaml:"rules"`
+}
+
+// DefaultAdminListen is AdminListen's default.
+const DefaultAdminListen = "127.0.0.1:9090"
+
+// AdminAddr is AdminListen or its default.
+func (f *File) AdminAddr() string {
+	if f.AdminListen == "" {
+		return DefaultAdminListen
+	}
+	return f.AdminListen
 }
 
 // DataPath joins elem to the data directory (data_dir, default ./var).
