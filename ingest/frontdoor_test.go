@@ -321,3 +321,22 @@ func FuzzSpliceDeep(f *testing.F) {
 		}
 	})
 }
+
+// Traits past their limit are dropped and recorded; a visitor cookie that
+// is not an id tally minted is replaced by a new one.
+func TestTraitAndCookieLimits(t *testing.T) {
+	b := newBrowserHarness(t)
+	resp := b.post(t, "https://shop.example.com",
+		`{"site":"shop","events":[{"id":"a","name":"viewed_car","traits":{"phone":"`+strings.Repeat("1", 300)+`","external_id":"crm-1"}}]}`,
+		"Cookie", "_tally_id="+strings.Repeat("v", 1000))
+	if resp.StatusCode != 204 || len(b.sink.got) != 1 {
+		t.Fatalf("status %d, stored %d; want 204 and 1", resp.StatusCode, len(b.sink.got))
+	}
+	c := b.sink.got[0]
+	if c.Identity.Phone != "" || c.Identity.ExternalID != "crm-1" || !strings.Contains(strings.Join(c.Truncated, "|"), "traits.phone: dropped") {
+		t.Errorf("phone %q, external id %q, truncated %q; want the long phone dropped and recorded", clip(c.Identity.Phone, 20), c.Identity.ExternalID, c.Truncated)
+	}
+	if len(c.VisitorID) != 36 {
+		t.Errorf("visitor id %q; want a new UUID instead of the 1000-character cookie", clip(c.VisitorID, 40))
+	}
+}
