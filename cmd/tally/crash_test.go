@@ -645,3 +645,68 @@ func TestClusterTwoCollectors(t *testing.T) {
 		t.Errorf("%d acknowledged completions are not exactly once in the cluster (FINAL)", twiceFinal)
 	}
 }
+
+// TestManagedClickHouseRestarted kills tally's managed ClickHouse: tally
+// keeps acknowledging into its log, the supervisor brings the server back on
+// the same port, and every acknowledged completion reaches it.
+func TestManagedClickHouseRestarted(t *testing.T) {
+	chtest.DSN(t) // fails under CI=true when ClickHouse is not installed
+	yaml := fmt.Sprintf("data_dir: %q\n", t.TempDir()) + strings.Replace(crashEventsYAML, "GRAPH", "http://127.0.0.1:1", 1)
+	f, probs := config.Parse("test.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
+	if len(probs) > 0 {
+		t.Fatalf("config: %v", probs)
+	}
+	srv, err := startServer(context.Background(), f, serverOptions{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", FlushAge: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		srv.Close(ctx)
+	})
+	port := srv.ch.Port()
+	first := srv.ch.Current()
+	first.Kill()
+	l := newLoader()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	l.run(ctx, "http://"+srv.Addr(), "m", 2, 10)
+	cancel()
+	if len(l.acked) == 0 || len(l.refused) > 0 {
+		t.Fatalf("while ClickHouse was down: %d acknowledged, %d refused; want all acknowledged", len(l.acked), len(l.refused))
+	}
+	select {
+	case err := <-srv.Failed():
+		t.Fatalf("tally failed: %v", err)
+	default:
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for srv.ch.Current() == first && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if srv.ch.Port() != port {
+		t.Errorf("restarted on port %d; want %d", srv.ch.Port(), port)
+	}
+	conn, err := store.Open(context.Background(), srv.ch.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for {
+		counts := storedCounts(t, conn, "tally")
+		missing := 0
+		for id := range l.acked {
+			if counts[id] != 1 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d completions acknowledged while ClickHouse was down are not in it once", missing, len(l.acked))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("%d completions acknowledged while the managed ClickHouse was down; all stored once after its restart on port %d", len(l.acked), port)
+}

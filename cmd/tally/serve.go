@@ -150,7 +150,7 @@ type serverOptions struct {
 // and stopped in reverse.
 type server struct {
 	log       *slog.Logger
-	ch        *chserver.Server // nil when clickhouse.dsn points elsewhere
+	ch        *chserver.Supervisor // nil when clickhouse.dsn points elsewhere
 	conn      driver.Conn
 	db        string
 	wal       *wal.Log
@@ -192,10 +192,12 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		return nil, err
 	}
 	if s.ch != nil {
+		// A managed server that dies is restarted (completions wait in the
+		// durable log); one that cannot be brought back stops tally.
 		go func() {
 			select {
-			case <-s.ch.Exited():
-				s.failed <- errors.New("the managed ClickHouse server exited")
+			case err := <-s.ch.Failed():
+				s.failed <- err
 			case <-ctx.Done():
 			}
 		}()
@@ -436,17 +438,19 @@ func (s *server) Close(ctx context.Context) error {
 }
 
 // startManagedClickHouse starts the local ClickHouse server under
-// data_dir/clickhouse when clickhouse.dsn is empty, and points the config at
-// it. It returns nil when a DSN is configured.
-func startManagedClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (*chserver.Server, error) {
+// data_dir/clickhouse when clickhouse.dsn is empty, supervised (restarted
+// on the same port if it dies), and points the config at it. It returns nil
+// when a DSN is configured.
+func startManagedClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (*chserver.Supervisor, error) {
 	if cfg.ClickHouse.DSN != "" {
 		return nil, nil
 	}
-	ch, err := chserver.Start(ctx, chserver.Config{Dir: cfg.DataPath("clickhouse"), Log: log})
+	ch, err := chserver.Supervise(ctx, chserver.SuperviseConfig{Config: chserver.Config{Dir: cfg.DataPath("clickhouse"), Log: log}})
 	if err != nil {
 		return nil, err
 	}
 	cfg.ClickHouse.DSN = ch.DSN()
+	log.Info("managed clickhouse: query it with", "command", ch.ClientCommand(cfg.ClickHouse.DatabaseName()), "port", ch.Port())
 	return ch, nil
 }
 
