@@ -26,7 +26,8 @@ type BrowserRule struct {
 // enumerations, the options. Type and operation are short codes
 // (browserTypes, browserOps) to keep the script small.
 type BrowserFilter struct {
-	Property string   `json:"p"`
+	Property string   `json:"p"`           // the property's, or with Field the standard field's, name
+	Field    bool     `json:"f,omitempty"` // a standard field (url, path, referrer, page_title, utm_*, click_id, click_id_param, fbc, fbp)
 	Type     string   `json:"t"`
 	Op       string   `json:"o"`
 	Values   []string `json:"v,omitempty"` // normalised (numbers shortest, datetimes epoch ms, dates YYYY-MM-DD)
@@ -77,15 +78,32 @@ func browserRule(r *compiled, site string) (BrowserRule, bool) {
 	if len(r.rule.When.Sites) > 0 && !slices.Contains(r.rule.When.Sites, site) {
 		return BrowserRule{}, false
 	}
+	// The site and source are known when the site's script is built: a
+	// filter on them is decided here, and the script carries the rest.
+	where, ok := staticFilters(r.where, site)
+	if !ok {
+		return BrowserRule{}, false
+	}
 	br := BrowserRule{
 		Rule:   r.name,
 		Events: r.events,
-		Where:  browserFilters(r.where),
+		Where:  browserFilters(where),
 		Name:   fw.EventName,
 		Custom: !IsStandardEvent(fw.EventName),
 	}
 	for _, g := range r.any {
-		br.Any = append(br.Any, browserFilters(g))
+		fs, ok := staticFilters(g, site)
+		if !ok {
+			continue // this alternative never holds on this site
+		}
+		if len(fs) == 0 {
+			br.Any = nil // this alternative always holds
+			break
+		}
+		br.Any = append(br.Any, browserFilters(fs))
+	}
+	if len(r.any) > 0 && br.Any == nil && !anyAlwaysHolds(r.any, site) {
+		return BrowserRule{}, false
 	}
 	if v := fw.Value; v != nil {
 		br.Value = &BrowserValue{Fixed: v.Fixed, Property: v.Property, Default: v.Default}
@@ -98,10 +116,37 @@ func browserRule(r *compiled, site string) (BrowserRule, bool) {
 	return br, true
 }
 
+// staticFilters decides the filters on site and source for a browser
+// completion of site: ok is false when one fails; the others are returned.
+func staticFilters(fs []*filter, site string) (rest []*filter, ok bool) {
+	c := ingest.Completion{Site: site, Source: ingest.SourceBrowser}
+	for _, f := range fs {
+		if f.field && (f.prop == FieldSite || f.prop == FieldSource) {
+			if !f.match(standardField(&c, f.prop)) {
+				return nil, false
+			}
+			continue
+		}
+		rest = append(rest, f)
+	}
+	return rest, true
+}
+
+// anyAlwaysHolds reports whether some group of any holds on site by its
+// static filters alone.
+func anyAlwaysHolds(any [][]*filter, site string) bool {
+	for _, g := range any {
+		if fs, ok := staticFilters(g, site); ok && len(fs) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func browserFilters(fs []*filter) []BrowserFilter {
 	out := make([]BrowserFilter, len(fs))
 	for i, f := range fs {
-		out[i] = BrowserFilter{Property: f.prop, Type: browserTypes[f.typ], Op: browserOps[f.op], Values: f.canon}
+		out[i] = BrowserFilter{Property: f.prop, Field: f.field, Type: browserTypes[f.typ], Op: browserOps[f.op], Values: f.canon}
 		if f.typ == ingest.TypeEnumeration {
 			out[i].Options = f.opts
 		}

@@ -111,6 +111,9 @@ func compile(rules []Rule, dests []Destination, defs []ingest.Definition) ([]*co
 			}
 			cr.any = append(cr.any, fs)
 		}
+		if r.Forward.MirrorInBrowser {
+			c.checkMirrorFields(path+".when", &r.When)
+		}
 		cr.dest, cr.consent = c.checkForward(path+".forward", &r.Forward, destByName, evDefs)
 		if len(c.errs) == before {
 			out = append(out, cr)
@@ -165,6 +168,24 @@ func (c *checker) checkDestinations(dests []Destination) map[string]Destination 
 		}
 	}
 	return byName
+}
+
+// checkMirrorFields refuses, on a mirrored rule, filters on the fields
+// only the server knows: the pixel would fire where the server does not
+// forward, or the reverse.
+func (c *checker) checkMirrorFields(path string, w *When) {
+	check := func(p string, fs []Filter) {
+		for j, f := range fs {
+			if slices.Contains(serverOnlyFields, f.Field) {
+				c.add(fmt.Sprintf("%s[%d].field", p, j), "FIELD_NOT_IN_BROWSER",
+					"field %s is known only on the server (%s are derived there), so a rule with mirror_in_browser cannot filter on it; drop mirror_in_browser or the filter", f.Field, strings.Join(serverOnlyFields, ", "))
+			}
+		}
+	}
+	check(path+".where", w.Where)
+	for g, grp := range w.Any {
+		check(fmt.Sprintf("%s.any[%d].where", path, g), grp.Where)
+	}
 }
 
 // checkEvents checks when.event/events and returns the named definitions.
@@ -226,10 +247,22 @@ func (c *checker) property(path, name string, defs []*ingest.Definition) *ingest
 }
 
 func (c *checker) compileFilter(path string, f Filter, defs []*ingest.Definition) *filter {
-	if len(defs) == 0 {
+	if len(defs) == 0 && f.Field == "" {
 		return nil // the event is already reported
 	}
-	p := c.property(path+".property", f.Property, defs)
+	var p *ingest.Property
+	switch {
+	case f.Field != "" && f.Property != "":
+		c.add(path+".field", "CONFLICTING_FIELDS", "a filter tests either a property or a field, not both")
+		return nil
+	case f.Field != "":
+		var ok bool
+		if p, ok = fieldProperty(f.Field); !ok {
+			c.add(path+".field", "UNKNOWN_FIELD", "unknown field %q; standard fields are %s (custom properties: write property: instead)", f.Field, strings.Join(standardFields, ", "))
+		}
+	default:
+		p = c.property(path+".property", f.Property, defs)
+	}
 	if p == nil {
 		if !knownOp(f.Op) {
 			c.add(path+".op", "UNKNOWN_OPERATION", "unknown operation %q; use one of %s", f.Op, joinOps(allOps))
@@ -241,6 +274,7 @@ func (c *checker) compileFilter(path string, f Filter, defs []*ingest.Definition
 		c.addProblem(path, prob)
 		return nil
 	}
+	cf.field = f.Field != ""
 	return cf
 }
 

@@ -109,11 +109,14 @@ type Group struct {
 	Where []Filter `yaml:"where"`
 }
 
-// Filter is one property condition, in HubSpot's vocabulary of operations
-// (see Op). Value is for single-valued operations, Values for is_any_of,
-// is_none_of and is_between (low, high).
+// Filter is one condition on a custom property (Property) or on one of the
+// completion's standard fields (Field: url, utm_source, click_id_param, …;
+// see standardFields), in HubSpot's vocabulary of operations (see Op).
+// Value is for single-valued operations, Values for is_any_of, is_none_of
+// and is_between (low, high).
 type Filter struct {
 	Property string   `yaml:"property"`
+	Field    string   `yaml:"field"`
 	Op       Op       `yaml:"op"`
 	Value    *string  `yaml:"value"`
 	Values   []string `yaml:"values"`

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"reflect"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/ingest/enrich"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/conformance.golden.json from testdata/conformance.json")
@@ -37,7 +39,18 @@ type confCase struct {
 	Forward json.RawMessage `json:"forward"`
 	Ads     *bool           `json:"ads"`
 	Props   json.RawMessage `json:"props"`
+	Page    confPage        `json:"page"`
 	Fbq     json.RawMessage `json:"fbq"` // [method, name, params] or null
+}
+
+// confPage is what the snippet sends about the page and Meta's cookies;
+// the standard fields (path, utm_*, click id, fbc…) are derived from it.
+type confPage struct {
+	URL   string `json:"url,omitempty"`
+	Ref   string `json:"ref,omitempty"`
+	Title string `json:"title,omitempty"`
+	Fbp   string `json:"fbp,omitempty"`
+	Fbc   string `json:"fbc,omitempty"`
 }
 
 // goldenCase is one case as the browser test consumes it.
@@ -53,6 +66,7 @@ type goldenEvent struct {
 	Name    string          `json:"name"`
 	Props   json.RawMessage `json:"props"`
 	Consent map[string]bool `json:"consent"`
+	confPage
 }
 
 const conformanceEvent = "form_submitted"
@@ -105,12 +119,19 @@ func conformanceRule(t *testing.T, i int, c confCase) Rule {
 func TestConformance(t *testing.T) {
 	f, defs := loadConformance(t)
 	cat := ingest.NewCatalog(defs)
+	en, err := enrich.New(enrich.Config{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var golden []goldenCase
 	for i, c := range f.Cases {
 		rule := conformanceRule(t, i, c)
 		ads := c.Ads == nil || *c.Ads
 		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
-		ev := goldenEvent{ID: id, Name: conformanceEvent, Props: c.Props, Consent: map[string]bool{"analytics": true, "ads": ads}}
+		if c.Page.URL == "" {
+			c.Page.URL = "https://shop.example.com/form"
+		}
+		ev := goldenEvent{ID: id, Name: conformanceEvent, Props: c.Props, Consent: map[string]bool{"analytics": true, "ads": ads}, confPage: c.Page}
 
 		fwd, skips := &fakeForwarder{}, &fakeSkips{}
 		e, err := NewEngine(Config{Rules: []Rule{rule}, Destinations: testDests(), Definitions: defs, DataDir: t.TempDir()},
@@ -124,7 +145,8 @@ func TestConformance(t *testing.T) {
 		// own parser, then the engine.
 		now := time.Now()
 		body, err := json.Marshal(map[string]any{"site": "shop", "sent": now.UnixMilli(), "events": []any{map[string]any{
-			"id": id, "name": ev.Name, "ts": now.UnixMilli(), "props": ev.Props, "url": "https://shop.example.com/form", "consent": ev.Consent,
+			"id": id, "name": ev.Name, "ts": now.UnixMilli(), "props": ev.Props, "url": c.Page.URL, "ref": c.Page.Ref, "title": c.Page.Title,
+			"fbp": c.Page.Fbp, "fbc": c.Page.Fbc, "consent": ev.Consent,
 		}}})
 		if err != nil {
 			t.Fatal(err)
@@ -133,6 +155,8 @@ func TestConformance(t *testing.T) {
 		if err != nil || len(batch.Completions) != 1 {
 			t.Fatalf("case %q: ParseBrowserBatch = %d completions, %v", c.Name, len(batch.Completions), err)
 		}
+		batch.Completions[0].Site = "shop" // as the collector does for the allowed origin
+		en.Enrich(&batch.Completions[0])   // the pipeline enriches before the log
 		if err := e.Write(context.Background(), batch.Completions); err != nil {
 			t.Fatalf("case %q: Write: %v", c.Name, err)
 		}

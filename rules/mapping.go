@@ -19,11 +19,11 @@ func (r *compiled) matches(c *ingest.Completion) bool {
 	if len(r.rule.When.Sites) > 0 && !slices.Contains(r.rule.When.Sites, c.Site) {
 		return false
 	}
-	return matchFilters(r.where, r.any, c.Prop)
+	return matchFilters(r.where, r.any, func(f *filter) (string, bool) { return lookup(c, f) })
 }
 
-// matchFilters is the pure matcher over a property lookup.
-func matchFilters(where []*filter, any [][]*filter, prop func(string) (string, bool)) bool {
+// matchFilters is the pure matcher over a value lookup.
+func matchFilters(where []*filter, any [][]*filter, prop func(*filter) (string, bool)) bool {
 	if !allMatch(where, prop) {
 		return false
 	}
@@ -39,9 +39,9 @@ func matchFilters(where []*filter, any [][]*filter, prop func(string) (string, b
 }
 
 // allMatch reports whether every filter of fs holds.
-func allMatch(fs []*filter, prop func(string) (string, bool)) bool {
+func allMatch(fs []*filter, prop func(*filter) (string, bool)) bool {
 	for _, f := range fs {
-		if !f.match(prop(f.prop)) {
+		if !f.match(prop(f)) {
 			return false
 		}
 	}

@@ -97,7 +97,8 @@ func arity(op Op) int {
 
 // filter is a Filter compiled against the property's definition.
 type filter struct {
-	prop  string
+	prop  string // the property's or standard field's name
+	field bool   // prop is a standard field
 	typ   ingest.PropertyType
 	op    Op
 	strs  []string  // string: folded values; enumeration: options; bool: "true"/"false"

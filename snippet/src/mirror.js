@@ -74,6 +74,72 @@ function ms(s) {
   return m[10] ? t - (m[10] + 1) * (m[11] * 60 + +m[12]) * 6e4 : t;
 }
 
+// qv decodes one query value as Go's enrich.queryValue does: + is a
+// space, a malformed escape keeps the raw text, spaces are trimmed.
+function qv(raw) {
+  try {
+    raw = decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch (e) {}
+  return raw.trim();
+}
+
+// The click-id parameters the server keeps (enrich.clickParams with store).
+var CLICK = ['gclid', 'gbraid', 'wbraid', 'msclkid', 'yclid', 'dclid', 'fbclid', 'ttclid', 'li_fat_id', 'twclid', 'epik', 'rdt_cid', 'sccid'];
+// meta keeps one of Meta's cookies as the collector does (ingest.metaCookie).
+function meta(v) {
+  return typeof v == 'string' && v.length <= 256 && v.slice(0, 3) == 'fb.' && v.split('.').length > 3 && /^[\x21\x23-\x3b\x3d\x3f-\x7e]*$/.test(v) ? v : '';
+}
+
+function cut(s, n) {
+  return Array.from(typeof s == 'string' ? s : '').slice(0, n).join('');
+}
+
+// fields reads a completion's standard fields as the collector and the
+// enricher derive them from the page (ingest/browserparse.go,
+// ingest/enrich/attribution.go): the path, UTM tags and first click id of
+// the URL, and Meta's cookies. Site and source are decided when the
+// script is built.
+function fields(ev) {
+  var url = cut(ev.url, 1024);
+  var f = { url: url, referrer: cut(ev.ref, 1024), page_title: cut(ev.title, 256), fbp: meta(ev.fbp), fbc: meta(ev.fbc) };
+  var s = url.trim().split('#')[0];
+  var q = s.indexOf('?');
+  var query = q < 0 ? '' : s.slice(q + 1);
+  if (q >= 0) s = s.slice(0, q);
+  var m = /^([A-Za-z][A-Za-z0-9+.-]*:)?\/\/[^/\\]*(.*)$/.exec(s);
+  var path = m ? m[2] : s[0] == '/' ? s : '';
+  if (m && !path) path = '/';
+  if (path.indexOf('%') >= 0) {
+    try {
+      path = decodeURIComponent(path);
+    } catch (e) {}
+  }
+  f.path = path;
+  query.split('&').forEach(function (pair) {
+    var i = pair.indexOf('=');
+    var k = i < 0 ? pair : pair.slice(0, i);
+    var raw = i < 0 ? '' : pair.slice(i + 1);
+    var lk = k.toLowerCase();
+    if (k.length > 4 && lk.slice(0, 4) == 'utm_') {
+      lk = 'utm_' + lk.slice(4);
+      if (/^utm_(source|medium|campaign|term|content)$/.test(lk) && !f[lk]) f[lk] = qv(raw);
+    } else if (has(CLICK, lk) && !f.click_id_param && qv(raw)) {
+      f.click_id_param = lk;
+      f.click_id = qv(raw);
+    }
+  });
+  var id = /[?&]fbclid=([^&#]*)/.exec(url);
+  if (id) {
+    try {
+      id = decodeURIComponent(id[1].replace(/\+/g, ' '));
+    } catch (e) {
+      id = '';
+    }
+  }
+  if (!f.fbc && id && id.length <= 200) f.fbc = meta('fb.1.' + ev.ts + '.' + id);
+  return f;
+}
+
 // norm is a value in its comparable form, as the server stores and the
 // rules engine reads it; undefined when unknown (absent, empty, or not
 // valid for the type, which the collector drops).
@@ -104,11 +170,12 @@ function has(list, x) {
   return list.indexOf(x) >= 0;
 }
 
-// test reports whether the property values p satisfy filter f.
-function test(f, p) {
+// test reports whether the property values p (or, for a standard field,
+// the fields s) satisfy filter f.
+function test(f, p, s) {
   var t = f.t;
   var o = f.o;
-  var v = norm(t, p[f.p], f.x);
+  var v = norm(t, (f.f ? s : p)[f.p], f.x);
   if (o == 'k') return v != null;
   if (o == 'u') return v == null;
   if (v == null) return false;
@@ -166,9 +233,9 @@ function test(f, p) {
   return neg ? !r : r;
 }
 
-function all(fs, p) {
+function all(fs, p, s) {
   return (fs || []).every(function (f) {
-    return test(f, p);
+    return test(f, p, s);
   });
 }
 
@@ -176,10 +243,11 @@ function all(fs, p) {
 // when it does not match. Consent is the caller's to check.
 export function decide(r, ev) {
   var p = props(ev);
+  var s = fields(ev);
   var any = function (g) {
-    return all(g, p);
+    return all(g, p, s);
   };
-  if (!has(r.e, ev.name) || !all(r.w, p) || (r.a && !r.a.some(any)) || (r.g && !test(r.g, p))) return null;
+  if (!has(r.e, ev.name) || !all(r.w, p, s) || (r.a && !r.a.some(any)) || (r.g && !test(r.g, p, s))) return null;
   var params = {};
   var v = r.v;
   if (v) {

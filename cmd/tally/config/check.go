@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/ingest/enrich"
+	"github.com/tally-analytics/tally/rules"
 )
 
 // Check validates the meaning of a decoded config: every limit of an event
@@ -101,7 +103,15 @@ func Check(f *File) []ingest.FieldError {
 		}
 		names[d.Name] = i
 	}
-	// RULESCHECK
+	// The checks serve's components run when they start, so that a config
+	// tally check passes is one serve starts with.
+	ids := make([]string, 0, len(f.Sites))
+	for _, s := range f.Sites {
+		ids = append(ids, s.ID)
+	}
+	errs = append(errs, rules.Check(f.Rules, f.Destinations, f.Events)...)
+	errs = append(errs, rules.CheckSites(f.Rules, ids)...)
+	errs = append(errs, enrich.Config{GeoIP: f.GeoIP, Privacy: f.Privacy}.Check()...)
 	return errs
 }
 

@@ -75,6 +75,7 @@ func Parse(name string, data []byte, env LookupEnv) (*File, Problems) {
 	}
 	p.walk(root, reflect.TypeOf(File{}), "")
 	structural := len(p.problems)
+	p.structural = structural
 	// Decode even when walk found problems: yaml fills what it can, so the
 	// semantic checks below still report the rest of the file at once.
 	var f File
@@ -97,6 +98,9 @@ type parser struct {
 	env      LookupEnv
 	index    map[string]*yaml.Node // YAML path -> node, for placing semantic problems
 	problems Problems
+	// structural counts the problems walk found: a semantic problem at the
+	// same place as one of them is its consequence and left out.
+	structural int
 }
 
 func (p *parser) sorted() Problems {
@@ -119,9 +123,9 @@ func (p *parser) add(n *yaml.Node, format string, args ...any) {
 func (p *parser) at(path, msg string) {
 	for q := path; ; {
 		if n, ok := p.index[q]; ok {
-			for _, prev := range p.problems {
+			for _, prev := range p.problems[:p.structural] {
 				if prev.Line == n.Line && prev.Column == n.Column {
-					return // one problem per place: the first found is the cause
+					return // a semantic problem where the value was already refused
 				}
 			}
 			p.add(n, "%s", msg)
