@@ -53,7 +53,7 @@ func TestClusterSchema(t *testing.T) {
 	}
 	want := "deliveries:Distributed deliveries_local:ReplicatedMergeTree event_page_view:View event_viewed_car:View " +
 		"events:Distributed events_local:ReplicatedReplacingMergeTree rejections:Distributed rejections_local:ReplicatedMergeTree " +
-		"schema_migrations:ReplicatedReplacingMergeTree typed_views:ReplicatedReplacingMergeTree"
+		"rule_state:ReplicatedReplacingMergeTree schema_migrations:ReplicatedReplacingMergeTree typed_views:ReplicatedReplacingMergeTree"
 	if got := tables(b); got != want {
 		t.Errorf("tables on the other replica:\n got %s\nwant %s", got, want)
 	}
