@@ -329,6 +329,9 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 	c.reject(batch.Rejections)
 
 	if len(batch.Completions) == 0 {
+		if batch.Withdrawn {
+			c.identifyBrowser(ctx, site, f, false, now) // expires the cookies
+		}
 		return ctx.SendStatus(fiber.StatusNoContent)
 	}
 	visitor, session := c.identifyBrowser(ctx, site, f, batch.Analytics, now)

@@ -35,6 +35,9 @@ type BrowserBatch struct {
 	// Analytics is the visitor's analytics consent as of the batch's last
 	// completion; it decides whether the visitor cookie is set or cleared.
 	Analytics bool
+	// Withdrawn: the batch says the visitor withdrew analytics consent, so
+	// the visitor cookies are cleared even when it holds no completion.
+	Withdrawn bool
 }
 
 // The snippet's wire format:
@@ -65,6 +68,7 @@ type BrowserBatch struct {
 // "lang", which every event needs, may come after "events".
 type wireBatch struct {
 	site, lang, sent string
+	withdrawn        bool // a batch-level consent withdrew analytics
 	events           []wireEvent
 	overflow         [][]byte // events past maxBrowserEvents, as sent
 }
@@ -111,7 +115,7 @@ func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBat
 		return BrowserBatch{}, fmt.Errorf("parse snippet batch: %w", err)
 	}
 	now := bc.Now.UTC()
-	out := BrowserBatch{Site: b.site, Analytics: true}
+	out := BrowserBatch{Site: b.site, Analytics: !b.withdrawn, Withdrawn: b.withdrawn}
 	var skew time.Duration
 	if b.sent != "" {
 		if t, err := ParseTime(b.sent); err == nil {
@@ -280,6 +284,13 @@ func readBatchObject(dec *jsontext.Decoder, body []byte, b *wireBatch) error {
 			b.sent, _, err = readScalar(dec)
 		case "events":
 			err = readEvents(dec, body, b)
+		case "consent":
+			// A batch-level consent says the visitor withdrew analytics
+			// consent (the tracker sends it with no events).
+			var w wireEvent
+			if err = w.readConsent(dec); err == nil && w.analytics.set && !w.analytics.v {
+				b.withdrawn = true
+			}
 		default:
 			err = dec.SkipValue()
 		}

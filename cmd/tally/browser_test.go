@@ -585,6 +585,72 @@ tally('track', 'viewed_car', {make: 'anonymous'});</script>`, "")
 		}
 	})
 
+	t.Run("no clear-text traits in localStorage", func(t *testing.T) {
+		ctx := newBrowser(t)
+		do(t, ctx, chromedp.Navigate(f.page("/p/pii", `<script>tally('identify', {email: 'pii.person@example.com', phone: '+49 151 2345 6789', first_name: 'Ada'});</script>`, "")))
+		loaded(t, ctx)
+		waitRows(t, tu, "/p/pii", atLeast("page_view", 1))
+		f.set(true, 0) // the collector is unreachable: the next completion waits in the retry queue
+		eval[chromedp.Void](t, ctx, `tally('track', 'viewed_car', {make: 'queued'})`)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(JSON.parse(localStorage.getItem('tally_q')) || []).length >= 1`)); err != nil {
+			t.Fatalf("the completion was not queued: %v", err)
+		}
+		all := eval[string](t, ctx, `JSON.stringify(Object.keys(localStorage).map(function (k) { return [k, localStorage.getItem(k)] }))`)
+		for _, pii := range []string{"pii.person@example.com", "2345 6789", "Ada"} {
+			if strings.Contains(all, pii) {
+				t.Errorf("localStorage holds %q: %s", pii, all)
+			}
+		}
+		f.set(false, 0)
+		eval[chromedp.Void](t, ctx, `dispatchEvent(new Event('online'))`)
+		rows := waitRows(t, tu, "/p/pii", atLeast("viewed_car", 1))
+		if r := named(rows, "viewed_car")[0]; r.Props["make"] != "queued" {
+			t.Errorf("replayed %s", dumpRows([]eventRow{r}))
+		}
+	})
+
+	t.Run("withdrawing consent clears cookies, storage and the queue at once", func(t *testing.T) {
+		ctx := newBrowser(t)
+		do(t, ctx, chromedp.Navigate(f.page("/p/withdraw", `<script>tally('identify', {email: 'leaving@example.com'});</script>`, "")))
+		loaded(t, ctx)
+		waitRows(t, tu, "/p/withdraw", atLeast("page_view", 1))
+		has := func() bool {
+			for _, c := range cookies(t, ctx, f.srv.URL) {
+				if c.Name == "_tally_id" {
+					return true
+				}
+			}
+			return false
+		}
+		if !has() {
+			t.Fatal("no visitor cookie before the withdrawal")
+		}
+		f.set(true, 0)
+		eval[chromedp.Void](t, ctx, `tally('track', 'viewed_car', {make: 'pending'})`)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!localStorage.getItem('tally_q')`)); err != nil {
+			t.Fatalf("nothing queued: %v", err)
+		}
+		f.set(false, 0)
+		// No completion follows the withdrawal: the tracker tells the
+		// collector itself.
+		eval[chromedp.Void](t, ctx, `tally('consent', {analytics: false})`)
+		deadline := time.Now().Add(10 * time.Second)
+		for has() && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if has() {
+			t.Error("the visitor cookie is still set after consent was withdrawn")
+		}
+		if v := eval[bool](t, ctx, `localStorage.getItem('tally_q') === null && localStorage.getItem('tally_u') === null`); !v {
+			t.Error("the retry queue or traits are still in localStorage after the withdrawal")
+		}
+		eval[chromedp.Void](t, ctx, `dispatchEvent(new Event('online'))`)
+		time.Sleep(500 * time.Millisecond)
+		if got := named(tu.rowsUnder(t, "/p/withdraw"), "viewed_car"); len(got) != 0 {
+			t.Errorf("a completion queued before the withdrawal was sent after it: %s", dumpRows(got))
+		}
+	})
+
 	t.Run("the browser keeps the server-set visitor cookie", func(t *testing.T) {
 		ctx := newBrowser(t)
 		do(t, ctx, chromedp.Navigate(f.page("/p/cookie", "", "")))

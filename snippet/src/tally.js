@@ -22,9 +22,14 @@ var d = document;
 var nav = navigator;
 var loc = location;
 
-// Storage keys. The retry queue and traits are kept only with analytics
-// consent; the consent choice itself is always kept, since remembering an
-// opt-out is what the visitor asked for.
+// Storage keys. The retry queue is kept only with analytics consent, and
+// never holds identify traits: localStorage is readable by every script on
+// the page (the visitor cookie is HttpOnly for that reason), so an email or
+// phone number must not sit there in clear text. Traits live in memory for
+// the page; the server links the visitor to them (identities) on the first
+// completion that carries them. TRAITS is only cleared, for pages that kept
+// traits there before. The consent choice itself is always kept, since
+// remembering an opt-out is what the visitor asked for.
 var QUEUE = 'tally_q';
 var TRAITS = 'tally_u';
 var CONSENT = 'tally_consent';
@@ -43,9 +48,9 @@ function load(k) {
   } catch (e) {}
 }
 
-function save(k, v) {
+function save(k, v, replacer) {
   try {
-    v == null ? localStorage.removeItem(k) : localStorage.setItem(k, JSON.stringify(v));
+    v == null ? localStorage.removeItem(k) : localStorage.setItem(k, JSON.stringify(v, replacer));
   } catch (e) {}
 }
 
@@ -81,7 +86,8 @@ function init() {
   // tally('consent', ...) before anything else).
   var required = !!script && script.getAttribute('data-consent') == 'required';
   var consent = load(CONSENT) || { analytics: !required, ads: !required };
-  var traits = (consent.analytics && load(TRAITS)) || {};
+  var traits = {};
+  save(TRAITS, null);
   var outbox = [];
   var retry = [];
   var hooks = [];
@@ -196,7 +202,11 @@ function init() {
       return now - e.ts < MAX_AGE;
     });
     retry = retry.slice(-MAX_QUEUE);
-    save(QUEUE, consent.analytics && retry.length ? retry : null);
+    // Stored without traits: a replay after a reload sends the completion
+    // without the traits it had in memory.
+    save(QUEUE, consent.analytics && retry.length ? retry : null, function (k, v) {
+      return k == 'traits' ? void 0 : v;
+    });
   }
 
   function done(evs) {
@@ -276,18 +286,24 @@ function init() {
 
   function identify(t) {
     for (var k in t) if (t[k] != null && t[k] !== '') traits[k] = String(t[k]);
-    if (consent.analytics) save(TRAITS, traits);
   }
 
   function setConsent(o) {
     o = o || {};
+    var had = consent.analytics;
     if (o.analytics != null) consent.analytics = !!o.analytics;
     if (o.ads != null) consent.ads = !!o.ads;
     save(CONSENT, consent);
     if (!consent.analytics) {
+      // Withdrawn: forget the traits, drop what waits to be sent with the
+      // visitor's ids, and have the collector expire the cookies it set
+      // (HttpOnly: the page cannot clear them itself).
       traits = {};
       save(TRAITS, null);
       save(QUEUE, null);
+      retry = [];
+      outbox.length = 0;
+      if (had) nav.sendBeacon(endpoint, JSON.stringify({ site: C.s, events: [], consent: { analytics: false } }));
     }
   }
 
