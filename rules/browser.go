@@ -59,7 +59,7 @@ type BrowserValue struct {
 // the site, for snippet.Config.Mirrors; nil when there are none.
 func (e *Engine) BrowserRules(site string) any {
 	var out []BrowserRule
-	for _, r := range e.rules {
+	for _, r := range e.rules() {
 		if br, ok := browserRule(r.compiled, site); ok {
 			out = append(out, br)
 		}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tally-analytics/tally/ingest"
@@ -48,13 +49,18 @@ func CheckSites(rules []Rule, siteIDs []string) []ingest.FieldError {
 
 // compiled is a rule ready to run: filters typed by their definitions.
 type compiled struct {
-	name    string
-	rule    Rule
-	dest    Destination // with defaults
-	events  []string
-	where   []*filter
-	any     [][]*filter
-	consent *filter // nil: no property gate
+	// nameFromEnum: event_name_from reads an enumeration (each selected
+	// option maps on its own).
+	nameFromEnum bool
+	// customTypes are the types of the custom_data properties, by index.
+	customTypes []ingest.PropertyType
+	name        string
+	rule        Rule
+	dest        Destination // with defaults
+	events      []string
+	where       []*filter
+	any         [][]*filter
+	consent     *filter // nil: no property gate
 }
 
 // checker collects problems while compiling.
@@ -115,6 +121,23 @@ func compile(rules []Rule, dests []Destination, defs []ingest.Definition) ([]*co
 			c.checkMirrorFields(path+".when", &r.When)
 		}
 		cr.dest, cr.consent = c.checkForward(path+".forward", &r.Forward, destByName, evDefs)
+		if r.Dedupe != nil {
+			c.checkDedupe(path+".dedupe", r.Dedupe, evDefs)
+		}
+		if len(evDefs) > 0 {
+			if m := r.Forward.EventNameFrom; m != nil {
+				if p, ok := evDefs[0].Property(m.Property); ok {
+					cr.nameFromEnum = p.Type == ingest.TypeEnumeration
+				}
+			}
+			for _, f := range r.Forward.CustomData {
+				var typ ingest.PropertyType
+				if p, ok := evDefs[0].Property(f.Property); ok {
+					typ = p.Type
+				}
+				cr.customTypes = append(cr.customTypes, typ)
+			}
+		}
 		if len(c.errs) == before {
 			out = append(out, cr)
 		}
@@ -288,15 +311,17 @@ func (c *checker) checkForward(path string, fw *Forward, dests map[string]Destin
 	}
 	leads := ok && dest.Mode == ModeConversionLeads
 
-	switch n := utf8.RuneCountInString(fw.EventName); {
-	case n == 0:
-		c.add(path+".event_name", "MISSING_EVENT_NAME", "forward needs event_name: a Meta standard event (Lead, Purchase, …) or a custom name")
-	case n > maxEventNameLen:
-		c.add(path+".event_name", "NAME_TOO_LONG", "event_name is %d characters; Meta allows %d", n, maxEventNameLen)
-	case !leads && !IsStandardEvent(fw.EventName):
-		if s, ok := standardEventFold(fw.EventName); ok {
-			c.add(path+".event_name", "EVENT_NAME_CASE", "event_name %q differs from Meta's standard event %q only by case; Meta's names are case-exact: write %s", fw.EventName, s, s)
+	names := []string{fw.EventName}
+	switch {
+	case fw.EventNameFrom != nil && fw.EventName != "":
+		c.add(path+".event_name_from", "CONFLICTING_FIELDS", "use either event_name or event_name_from, not both")
+	case fw.EventNameFrom != nil:
+		names = c.checkEventNameFrom(path+".event_name_from", fw.EventNameFrom, leads, defs)
+		if fw.MirrorInBrowser {
+			c.add(path+".mirror_in_browser", "MIRROR_NOT_SUPPORTED", "the browser mirror does not map event names from a property; remove mirror_in_browser or use a fixed event_name")
 		}
+	default:
+		c.checkEventName(path+".event_name", fw.EventName, leads)
 	}
 
 	if v := fw.Value; v != nil {
@@ -312,7 +337,7 @@ func (c *checker) checkForward(path string, fw *Forward, dests map[string]Destin
 	if fw.Currency != "" && fw.Value == nil {
 		c.add(path+".currency", "CURRENCY_WITHOUT_VALUE", "currency is sent with a value; add value: {fixed: …} or {property: …, default: …}")
 	}
-	if fw.EventName == "Purchase" {
+	if slices.Contains(names, "Purchase") {
 		if fw.Value == nil || (fw.Value.Fixed == nil && fw.Value.Default == nil) {
 			c.add(path+".value", "MISSING_VALUE", "Meta requires a value on Purchase: give value: {fixed: …} or {property: …, default: …}")
 		}
@@ -332,8 +357,12 @@ func (c *checker) checkForward(path string, fw *Forward, dests map[string]Destin
 		}
 		seen[s] = true
 	}
-	if ok && !leads && !seen[ShareUserAgent] {
+	action := c.checkActionSource(path+".action_source", fw, ok, leads)
+	if ok && action == ActionWebsite && !seen[ShareUserAgent] {
 		c.add(path+".share", "MISSING_USER_AGENT", "Meta requires client_user_agent on website events: add user_agent to share")
+	}
+	for i, f := range fw.CustomData {
+		c.checkCustomData(fmt.Sprintf("%s.custom_data[%d]", path, i), f, fw.CustomData[:i], defs)
 	}
 
 	var consent *filter
@@ -363,6 +392,153 @@ func (c *checker) checkForward(path string, fw *Forward, dests map[string]Destin
 		c.add(path+".lead_id", "UNEXPECTED_FIELD", "lead_id is only for destinations with mode: %s", ModeConversionLeads)
 	}
 	return dest, consent
+}
+
+func (c *checker) checkEventName(path, name string, leads bool) {
+	switch n := utf8.RuneCountInString(name); {
+	case n == 0:
+		c.add(path, "MISSING_EVENT_NAME", "forward needs event_name: a Meta standard event (Lead, Purchase, …) or a custom name (or event_name_from: a property and a map)")
+	case n > maxEventNameLen:
+		c.add(path, "NAME_TOO_LONG", "event name %q is %d characters; Meta allows %d", name, n, maxEventNameLen)
+	case !leads && !IsStandardEvent(name):
+		if s, ok := standardEventFold(name); ok {
+			c.add(path, "EVENT_NAME_CASE", "event_name %q differs from Meta's standard event %q only by case; Meta's names are case-exact: write %s", name, s, s)
+		}
+	}
+}
+
+// checkEventNameFrom checks the mapping and returns the event names it can
+// produce.
+func (c *checker) checkEventNameFrom(path string, m *EventNameFrom, leads bool, defs []*ingest.Definition) []string {
+	p := c.property(path+".property", m.Property, defs)
+	if p != nil && p.Type != ingest.TypeString && p.Type != ingest.TypeEnumeration {
+		c.add(path+".property", "INVALID_EVENT_NAME_PROPERTY", "event names come from a string or enumeration property; %q is %s", p.Name, p.Type)
+		p = nil
+	}
+	if len(m.Map) == 0 {
+		c.add(path+".map", "MISSING_MAP", "event_name_from needs map: {<property value>: <Meta event name>, …}")
+	}
+	keys := make([]string, 0, len(m.Map))
+	for k := range m.Map {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var names []string
+	folded := map[string]string{}
+	for _, k := range keys {
+		kp := path + ".map." + k
+		if p != nil && p.Type == ingest.TypeEnumeration && !slices.Contains(p.Options, k) {
+			c.add(kp, "UNKNOWN_OPTION", "%q is not an option of enumeration property %q (options: %s)", k, p.Name, strings.Join(p.Options, ", "))
+		}
+		if p != nil && p.Type == ingest.TypeString {
+			if prev, dup := folded[fold(k)]; dup {
+				c.add(kp, "DUPLICATE_KEY", "%q and %q are the same value: string values compare ignoring case", prev, k)
+			}
+			folded[fold(k)] = k
+		}
+		c.checkEventName(kp, m.Map[k], leads)
+		names = append(names, m.Map[k])
+	}
+	return names
+}
+
+// checkActionSource checks forward.action_source against the destination
+// and returns the action source the rule's events carry.
+func (c *checker) checkActionSource(path string, fw *Forward, destOK, leads bool) string {
+	a := fw.ActionSource
+	switch {
+	case a == "" && leads:
+		return ActionSystemGenerated
+	case a == "":
+		return ActionWebsite
+	case !slices.Contains(actionSources, a):
+		c.add(path, "INVALID_ACTION_SOURCE", "action_source %q is not one of %s", a, strings.Join(actionSources, ", "))
+		return ""
+	case leads && a != ActionSystemGenerated:
+		c.add(path, "INVALID_ACTION_SOURCE", "conversion_leads destinations send action_source system_generated, as Meta's CRM integration requires; remove action_source")
+	case a != ActionWebsite && fw.MirrorInBrowser:
+		c.add(path, "INVALID_ACTION_SOURCE", "mirror_in_browser mirrors a website pixel event; action_source must be website (or absent)")
+	}
+	return a
+}
+
+// customDataKeys are Meta's custom_data keys a rule may fill from a
+// property, with the property types each accepts. value and currency
+// have their own fields.
+var customDataKeys = map[string][]ingest.PropertyType{
+	"order_id":         {ingest.TypeString, ingest.TypeNumber, ingest.TypeEnumeration},
+	"content_name":     {ingest.TypeString, ingest.TypeEnumeration},
+	"content_category": {ingest.TypeString, ingest.TypeEnumeration},
+	"content_type":     {ingest.TypeString, ingest.TypeEnumeration},
+	"status":           {ingest.TypeString, ingest.TypeEnumeration},
+	"search_string":    {ingest.TypeString},
+	"content_ids":      {ingest.TypeString, ingest.TypeEnumeration, ingest.TypeNumber},
+	"num_items":        {ingest.TypeNumber},
+	"predicted_ltv":    {ingest.TypeNumber},
+}
+
+// reservedCustomData are custom_data keys tally fills itself.
+var reservedCustomData = []string{"value", "currency", "event_source", "lead_event_source", "contents"}
+
+func (c *checker) checkCustomData(path string, f CustomDataField, before []CustomDataField, defs []*ingest.Definition) {
+	switch {
+	case f.Key == "":
+		c.add(path+".key", "MISSING_KEY", "custom_data needs key: a Meta custom_data key (order_id, content_ids, predicted_ltv, …) or a custom one")
+	case slices.Contains(reservedCustomData, f.Key):
+		c.add(path+".key", "RESERVED_KEY", "custom_data key %q is set by tally (value and currency by forward.value and forward.currency)", f.Key)
+	case !propertyNamePattern.MatchString(f.Key):
+		c.add(path+".key", "INVALID_KEY", "custom_data key %q must be 1–50 characters of a-z, 0-9 and _, starting with a letter", f.Key)
+	}
+	for _, b := range before {
+		if b.Key == f.Key && f.Key != "" {
+			c.add(path+".key", "DUPLICATE_KEY", "custom_data key %q is listed twice", f.Key)
+		}
+	}
+	p := c.property(path+".property", f.Property, defs)
+	if p == nil {
+		return
+	}
+	if types, ok := customDataKeys[f.Key]; ok && !slices.Contains(types, p.Type) {
+		ts := make([]string, len(types))
+		for i, t := range types {
+			ts[i] = string(t)
+		}
+		c.add(path+".property", "CUSTOM_DATA_TYPE", "custom_data.%s takes a %s property; %q is %s", f.Key, strings.Join(ts, " or "), p.Name, p.Type)
+	}
+}
+
+var propertyNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,49}$`)
+
+// dedupeIdentity are the dedupe.by keys read from who sent a completion.
+var dedupeIdentity = []string{"email", "external_id", "phone", "visitor_id", "object_id"}
+
+// maxDedupeWindow is Meta's own horizon: an event older than 7 days is
+// refused, so a longer window would never decide anything.
+const maxDedupeWindow = 7 * 24 * time.Hour
+
+func (c *checker) checkDedupe(path string, d *Dedupe, defs []*ingest.Definition) {
+	if len(d.By) == 0 {
+		c.add(path+".by", "MISSING_KEY", "dedupe needs by: what makes two submissions the same (email, form_id, …)")
+	}
+	for i, b := range d.By {
+		bp := fmt.Sprintf("%s.by[%d]", path, i)
+		if slices.Contains(d.By[:i], b) {
+			c.add(bp, "DUPLICATE_KEY", "%q is listed twice", b)
+			continue
+		}
+		if slices.Contains(dedupeIdentity, b) || slices.Contains(standardFields, b) {
+			continue
+		}
+		for _, def := range defs {
+			if _, ok := def.Property(b); !ok {
+				c.add(bp, "UNKNOWN_PROPERTY", "%q is neither an identity (%s), a standard field nor a property of event %q", b, strings.Join(dedupeIdentity, ", "), def.Name)
+				break
+			}
+		}
+	}
+	if d.Within <= 0 || d.Within > maxDedupeWindow {
+		c.add(path+".within", "INVALID_WINDOW", "within must be a duration between 1s and 168h (Meta's 7 days), like 10m")
+	}
 }
 
 func (c *checker) checkValue(path string, v *Value, defs []*ingest.Definition) {

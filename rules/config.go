@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tally-analytics/tally/rules/capi"
 )
@@ -80,6 +81,18 @@ type Rule struct {
 	Enabled *bool   `yaml:"enabled"`
 	When    When    `yaml:"when"`
 	Forward Forward `yaml:"forward"`
+	// Dedupe collapses repeated submissions: of the matches that agree on
+	// every By key within Within of the last one forwarded, only that one
+	// is forwarded; the others get a deliveries row (skipped_duplicate).
+	Dedupe *Dedupe `yaml:"dedupe"`
+}
+
+// Dedupe is a rule's duplicate window. By names what makes two
+// completions the same submission: email, external_id, phone, visitor_id,
+// object_id, a standard field (see Filter) or a custom property.
+type Dedupe struct {
+	By     []string      `yaml:"by"`
+	Within time.Duration `yaml:"within"`
 }
 
 // IsEnabled reports whether the rule is on (enabled: true or absent).
@@ -140,7 +153,49 @@ type Forward struct {
 	// LeadID says where a conversion_leads event's Lead Ads id is; without
 	// it the completion's object id is used.
 	LeadID *LeadID `yaml:"lead_id"`
+
+	// EventNameFrom takes the event name from a property instead of
+	// EventName: each mapped value (each selected option of an
+	// enumeration) forwards one event; a completion with no mapped value
+	// forwards nothing (counted as unmapped).
+	EventNameFrom *EventNameFrom `yaml:"event_name_from"`
+	// CustomData adds custom_data keys from properties: Meta's own
+	// (order_id, content_ids, predicted_ltv, …, typed) or custom ones.
+	CustomData []CustomDataField `yaml:"custom_data"`
+	// ActionSource says where the conversion happened, in Meta's words
+	// (ActionSources); empty means the destination mode's: website, or
+	// system_generated for conversion_leads.
+	ActionSource string `yaml:"action_source"`
 }
+
+// EventNameFrom maps a property's values onto Meta event names, e.g. a
+// lifecycle stage: {property: lifecycle_stage, map: {salesqualifiedlead:
+// Lead, customer: Purchase}}. String values compare ignoring case,
+// enumeration options exactly.
+type EventNameFrom struct {
+	Property string            `yaml:"property"`
+	Map      map[string]string `yaml:"map"`
+}
+
+// CustomDataField is one custom_data key filled from a property.
+type CustomDataField struct {
+	Key      string `yaml:"key"`
+	Property string `yaml:"property"`
+}
+
+// Action sources a rule may name (Meta's action_source values without the
+// app and messaging ones, which need fields tally does not collect).
+const (
+	ActionWebsite         = "website"
+	ActionSystemGenerated = "system_generated"
+	ActionPhysicalStore   = "physical_store"
+	ActionPhoneCall       = "phone_call"
+	ActionEmail           = "email"
+	ActionChat            = "chat"
+	ActionOther           = "other"
+)
+
+var actionSources = []string{ActionWebsite, ActionSystemGenerated, ActionPhysicalStore, ActionPhoneCall, ActionEmail, ActionChat, ActionOther}
 
 // Value is the conversion value: Fixed, or Property's number with Default
 // when the property is missing, not a number or not positive.

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,13 +50,29 @@ type DeliveryLog interface {
 
 // Engine decides, for each accepted completion, which rules forward it,
 // maps it, and hands the event to the Forwarder. It starts no goroutines.
+// Its rules are one compiled set behind an atomic pointer: Reload swaps
+// in a new set whole, so a batch is decided by the old set or the new,
+// never by a mix.
 type Engine struct {
-	rules  []*active
+	set    atomic.Pointer[ruleSet]
+	state  StateStore
 	fwd    Forwarder
 	dlog   DeliveryLog
+	log    *slog.Logger
 	replay bool // Config.Replay: imports and pre-enable completions forward too
+	dedupe *dedupeMemory
+	now    func() time.Time
+
+	// reloadMu makes reloads one at a time (Write never takes it).
+	reloadMu sync.Mutex
 
 	outcomes *prometheus.CounterVec
+}
+
+// ruleSet is one compiled config: the enabled rules with their enabled-at
+// times.
+type ruleSet struct {
+	rules []*active
 }
 
 // active is an enabled rule with the time it was enabled.
@@ -77,31 +96,46 @@ func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, re
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rules, errs := compile(cfg.Rules, cfg.Destinations, cfg.Definitions)
-	if len(errs) > 0 {
-		es := make([]error, len(errs))
-		for i, e := range errs {
-			es[i] = e
-		}
-		return nil, fmt.Errorf("rules config: %w", errors.Join(es...))
-	}
-	e := &Engine{fwd: fwd, dlog: dlog, replay: cfg.Replay,
+	e := &Engine{state: cfg.State, fwd: fwd, dlog: dlog, log: log, replay: cfg.Replay, now: time.Now,
+		dedupe: newDedupeMemory(defaultDedupeKeys),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_rule_matches_total",
-			Help: "Completions matched by a rule, by rule and outcome (enqueued, skipped_consent, enqueue_failed).",
+			Help: "Completions matched by a rule, by rule and outcome (enqueued, skipped_consent, skipped_duplicate, unmapped, invalid, enqueue_failed).",
 		}, []string{"rule", "outcome"}),
+	}
+	if err := e.Reload(cfg); err != nil {
+		return nil, err
 	}
 	if reg != nil {
 		if err := reg.Register(e.outcomes); err != nil {
 			return nil, fmt.Errorf("register rules metrics: %w", err)
 		}
 	}
+	return e, nil
+}
 
-	st, err := cfg.State.LoadRuleStates()
-	if err != nil {
-		return nil, err
+// Reload compiles cfg's rules and destinations and, when they check, makes
+// them the engine's rules at once; on error the rules in force stay. A
+// rule keeps its enabled-at time while its when and forward are
+// unchanged; a rule that is new, changed, or enabled again after being
+// disabled forwards only completions received from now on. cfg.State,
+// DataDir and Replay are the engine's own and ignored here.
+func (e *Engine) Reload(cfg Config) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	rules, errs := compile(cfg.Rules, cfg.Destinations, cfg.Definitions)
+	if len(errs) > 0 {
+		es := make([]error, len(errs))
+		for i, e := range errs {
+			es[i] = e
+		}
+		return fmt.Errorf("rules config: %w", errors.Join(es...))
 	}
-	now := time.Now().UTC()
+	st, err := e.state.LoadRuleStates()
+	if err != nil {
+		return err
+	}
+	now := e.now().UTC()
 	next := map[string]RuleState{}
 	changed := false
 	var enabled []*compiled
@@ -111,13 +145,13 @@ func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, re
 		}
 		h, err := ruleHash(&r.rule)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		rec, ok := st[r.name]
 		if !ok || rec.Hash != h {
 			rec = RuleState{Hash: h, EnabledAt: now}
 			changed = true
-			log.Info("rule enabled: forwards completions received from now on", "rule", r.name, "destination", r.dest.Name, "enabled_at", now)
+			e.log.Info("rule enabled: forwards completions received from now on", "rule", r.name, "destination", r.dest.Name, "enabled_at", now)
 		}
 		next[r.name] = rec
 		enabled = append(enabled, r)
@@ -127,32 +161,37 @@ func NewEngine(cfg Config, fwd Forwarder, dlog DeliveryLog, log *slog.Logger, re
 	for name := range st {
 		if _, ok := next[name]; !ok {
 			changed = true
-			log.Info("rule disabled", "rule", name)
+			e.log.Info("rule disabled", "rule", name)
 		}
 	}
 	if changed {
-		if err := cfg.State.SaveRuleStates(next); err != nil {
-			return nil, err
+		if err := e.state.SaveRuleStates(next); err != nil {
+			return err
 		}
 		// Read back: a collector that saved the same rule a moment earlier
 		// wins, so every collector forwards from the same time.
-		if next, err = cfg.State.LoadRuleStates(); err != nil {
-			return nil, err
+		if next, err = e.state.LoadRuleStates(); err != nil {
+			return err
 		}
 	}
+	set := &ruleSet{}
 	for _, r := range enabled {
-		e.rules = append(e.rules, &active{compiled: r, enabledAt: next[r.name].EnabledAt})
+		set.rules = append(set.rules, &active{compiled: r, enabledAt: next[r.name].EnabledAt})
 	}
-	return e, nil
+	e.set.Store(set)
+	return nil
 }
+
+// rules is the rule set in force.
+func (e *Engine) rules() []*active { return e.set.Load().rules }
 
 // Idle reports whether no rule is enabled: then Write does nothing, and
 // its caller may skip decoding what it would offer.
-func (e *Engine) Idle() bool { return len(e.rules) == 0 }
+func (e *Engine) Idle() bool { return len(e.rules()) == 0 }
 
 // EnabledAt returns when the named rule was enabled (in its current form).
 func (e *Engine) EnabledAt(rule string) (time.Time, bool) {
-	for _, r := range e.rules {
+	for _, r := range e.rules() {
 		if r.name == rule {
 			return r.enabledAt, true
 		}
@@ -162,14 +201,32 @@ func (e *Engine) EnabledAt(rule string) (time.Time, bool) {
 
 // Write offers accepted completions to every enabled rule (ingest.Sink).
 // Bots are never forwarded; imports only on a replay. A match without ads
-// consent, or failing the rule's consent gate, is recorded as skipped. Every
-// match is tried even when one Enqueue fails; the failures are returned
-// joined (each wrapping the Forwarder's error, e.g. the spool's ErrFull).
-// A caller that retries the completion may enqueue the other matches again:
-// Meta deduplicates repeats by event id.
+// consent, or failing the rule's consent gate, is recorded as skipped, and
+// so is a duplicate within the rule's dedupe window; a match whose value
+// of event_name_from is not mapped is counted (unmapped); an event Meta
+// would refuse (no event_source_url on a website event, …) is recorded as
+// failed and not enqueued. Every match is tried even when one Enqueue
+// fails; the failures are returned joined (each wrapping the Forwarder's
+// error, e.g. the spool's ErrFull). A caller that retries the completion
+// may enqueue the other matches again: Meta deduplicates repeats by event
+// id, and the dedupe window knows a retried event by its id.
 func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
+	rules := e.rules()
 	var errs []error
 	var skipped []capi.Delivery
+	skip := func(r *active, c *ingest.Completion, name string, st capi.Status, msg string, ev *capi.Event) {
+		e.outcomes.WithLabelValues(r.name, string(st)).Inc()
+		if e.dlog == nil {
+			return
+		}
+		d := capi.Delivery{EventID: c.EventID, Rule: r.name, Destination: r.dest.Name,
+			EventName: name, SourceEvent: c.EventName, EventTime: c.OccurredAt, Status: st,
+			Message: msg, At: e.now().UTC()}
+		if ev != nil {
+			d.Payload = capi.Payload(*ev)
+		}
+		skipped = append(skipped, d)
+	}
 	for i := range cs {
 		c := &cs[i]
 		if c.Enrichment.IsBot {
@@ -178,7 +235,7 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 		if c.Source == ingest.SourceImport && !e.replay {
 			continue
 		}
-		for _, r := range e.rules {
+		for _, r := range rules {
 			if !e.replay && c.ReceivedAt.Before(r.enabledAt) {
 				continue
 			}
@@ -186,20 +243,39 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 				continue
 			}
 			if msg := consentFailure(r.compiled, c); msg != "" {
-				e.outcomes.WithLabelValues(r.name, string(capi.StatusSkippedConsent)).Inc()
-				if e.dlog != nil {
-					skipped = append(skipped, capi.Delivery{EventID: c.EventID, Rule: r.name, Destination: r.dest.Name,
-						EventName: r.rule.Forward.EventName, SourceEvent: c.EventName, EventTime: c.OccurredAt, Status: capi.StatusSkippedConsent,
-						Message: msg, At: time.Now().UTC()})
+				skip(r, c, r.rule.Forward.EventName, capi.StatusSkippedConsent, msg, nil)
+				continue
+			}
+			evs := r.mapped(c)
+			if len(evs) == 0 {
+				e.outcomes.WithLabelValues(r.name, "unmapped").Inc()
+				continue
+			}
+			if first, dup := e.dedupe.seen(r.compiled, c); dup {
+				skip(r, c, evs[0].EventName, StatusSkippedDuplicate, fmt.Sprintf("duplicate of event %s within %s by %s", first, r.rule.Dedupe.Within, strings.Join(r.rule.Dedupe.By, ", ")), nil)
+				continue
+			}
+			enqueued := false
+			for _, ev := range evs {
+				if err := capi.Validate(&ev, e.now()); err != nil {
+					st := capi.StatusFailed
+					if errors.Is(err, capi.ErrTooOld) {
+						st = capi.StatusExpired
+					}
+					skip(r, c, ev.EventName, st, "not sent: "+err.Error(), &ev)
+					continue
 				}
-				continue
+				if err := e.fwd.Enqueue(ctx, r.dest.Name, capi.Origin{Rule: r.name, Source: c.EventName}, ev); err != nil {
+					e.outcomes.WithLabelValues(r.name, "enqueue_failed").Inc()
+					errs = append(errs, fmt.Errorf("forward event %s by rule %q: %w", c.EventID, r.name, err))
+					continue
+				}
+				enqueued = true
+				e.outcomes.WithLabelValues(r.name, "enqueued").Inc()
 			}
-			if err := e.fwd.Enqueue(ctx, r.dest.Name, capi.Origin{Rule: r.name, Source: c.EventName}, r.Event(c)); err != nil {
-				e.outcomes.WithLabelValues(r.name, "enqueue_failed").Inc()
-				errs = append(errs, fmt.Errorf("forward event %s by rule %q: %w", c.EventID, r.name, err))
-				continue
+			if enqueued {
+				e.dedupe.remember(r.compiled, c)
 			}
-			e.outcomes.WithLabelValues(r.name, "enqueued").Inc()
 		}
 	}
 	if len(skipped) > 0 {
@@ -207,6 +283,10 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 	}
 	return errors.Join(errs...)
 }
+
+// StatusSkippedDuplicate is recorded for a match inside its rule's dedupe
+// window of an earlier forwarded one.
+const StatusSkippedDuplicate capi.Status = "skipped_duplicate"
 
 // consentFailure says which consent gate c fails for r, or "" when none.
 func consentFailure(r *compiled, c *ingest.Completion) string {

@@ -82,13 +82,80 @@ func (r *compiled) value(prop func(string) (string, bool)) *float64 {
 // shares reports whether the rule lets item leave tally.
 func (r *compiled) shares(item string) bool { return slices.Contains(r.rule.Forward.Share, item) }
 
-// Event maps c onto the Meta server event the rule forwards.
+// eventNames are the Meta event names c forwards as: the rule's fixed
+// name, or each value of the event_name_from property that the map names
+// (each selected option of an enumeration, in the order stored). None
+// means the value is not mapped: nothing is forwarded.
+func (r *compiled) eventNames(c *ingest.Completion) []string {
+	m := r.rule.Forward.EventNameFrom
+	if m == nil {
+		return []string{r.rule.Forward.EventName}
+	}
+	v, ok := c.Prop(m.Property)
+	if !ok || v == "" {
+		return nil
+	}
+	var out []string
+	add := func(name string) {
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	if r.nameFromEnum {
+		for _, o := range strings.Split(v, ";") {
+			if name, ok := m.Map[o]; ok {
+				add(name)
+			}
+		}
+		return out
+	}
+	for k, name := range m.Map {
+		if fold(k) == fold(v) {
+			add(name)
+		}
+	}
+	return out
+}
+
+// actionSource is where the rule's conversions happened (forward.action_source,
+// or the destination mode's).
+func (r *compiled) actionSource() capi.ActionSource {
+	switch {
+	case r.rule.Forward.ActionSource != "":
+		return capi.ActionSource(r.rule.Forward.ActionSource)
+	case r.dest.Mode == ModeConversionLeads:
+		return capi.ActionSystemGenerated
+	}
+	return capi.ActionWebsite
+}
+
+// Event maps c onto the Meta server event the rule forwards, under the
+// rule's first event name (see mapped for event_name_from).
 func (r *compiled) Event(c *ingest.Completion) capi.Event {
+	names := r.eventNames(c)
+	if len(names) == 0 {
+		names = []string{""}
+	}
+	return r.event(c, names[0])
+}
+
+// mapped maps c onto every event the rule forwards for it.
+func (r *compiled) mapped(c *ingest.Completion) []capi.Event {
+	names := r.eventNames(c)
+	out := make([]capi.Event, len(names))
+	for i, n := range names {
+		out[i] = r.event(c, n)
+	}
+	return out
+}
+
+func (r *compiled) event(c *ingest.Completion, name string) capi.Event {
 	fw := &r.rule.Forward
 	ev := capi.Event{
-		EventName: fw.EventName,
-		EventTime: c.OccurredAt.Unix(),
-		EventID:   c.EventID,
+		EventName:    name,
+		EventTime:    c.OccurredAt.Unix(),
+		EventID:      c.EventID,
+		ActionSource: r.actionSource(),
 	}
 	ev.UserData = r.userData(c)
 
@@ -100,19 +167,83 @@ func (r *compiled) Event(c *ingest.Completion) capi.Event {
 		custom = true
 	}
 	if r.dest.Mode == ModeConversionLeads {
-		ev.ActionSource = capi.ActionSystemGenerated
 		cd.EventSource = "crm"
 		cd.LeadEventSource = r.dest.LeadEventSource
 		custom = true
 		ev.UserData.LeadID = r.leadID(c)
-	} else {
-		ev.ActionSource = capi.ActionWebsite
+	}
+	if ev.ActionSource == capi.ActionWebsite {
 		ev.EventSourceURL = c.Page.URL
+	}
+	if r.customData(c, &cd) {
+		custom = true
 	}
 	if custom {
 		ev.CustomData = &cd
 	}
 	return ev
+}
+
+// customData fills the rule's custom_data keys from c's properties and
+// reports whether it set any. Values keep their types: numbers as
+// numbers, content_ids as a list (an enumeration's options each).
+func (r *compiled) customData(c *ingest.Completion, cd *capi.CustomData) bool {
+	set := false
+	for i, f := range r.rule.Forward.CustomData {
+		v, ok := c.Prop(f.Property)
+		if !ok || v == "" {
+			continue
+		}
+		typ := r.customTypes[i]
+		num, isNum := 0.0, false
+		if typ == ingest.TypeNumber {
+			var err error
+			num, err = strconv.ParseFloat(v, 64)
+			isNum = err == nil
+		}
+		switch f.Key {
+		case "order_id":
+			cd.OrderID = v
+		case "content_name":
+			cd.ContentName = v
+		case "content_category":
+			cd.ContentCategory = v
+		case "content_type":
+			cd.ContentType = v
+		case "status":
+			cd.Status = v
+		case "search_string":
+			cd.SearchString = v
+		case "content_ids":
+			cd.ContentIDs = strings.Split(v, ";")
+		case "num_items":
+			if !isNum || num != math.Trunc(num) || num < 0 {
+				continue
+			}
+			cd.NumItems = int(num)
+		case "predicted_ltv":
+			if !isNum {
+				continue
+			}
+			cd.PredictedLTV = &num
+		default:
+			if cd.Custom == nil {
+				cd.Custom = map[string]any{}
+			}
+			switch {
+			case isNum:
+				cd.Custom[f.Key] = num
+			case typ == ingest.TypeBool:
+				cd.Custom[f.Key] = v == "true"
+			case typ == ingest.TypeEnumeration && strings.Contains(v, ";"):
+				cd.Custom[f.Key] = strings.Split(v, ";")
+			default:
+				cd.Custom[f.Key] = v
+			}
+		}
+		set = true
+	}
+	return set
 }
 
 // userData hashes what the rule shares of c's identity and adds the

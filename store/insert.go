@@ -45,6 +45,8 @@ type Delivery struct {
 	Error         string
 	CreatedAt     time.Time // when the forward was first queued
 	UpdatedAt     time.Time // when this outcome happened
+	Payload       string    // the event as sent (user data hashed), cut to maxDeliveryPayload
+	Response      string    // the destination's answer, cut to maxDeliveryPayload
 }
 
 // InsertDeliveries writes outcomes synchronously in one INSERT. The caller
@@ -60,6 +62,7 @@ func (in *Inserter) InsertDeliveries(ctx context.Context, ds []Delivery) error {
 		httpStatus                                  = make([]uint16, n)
 		trace, errMsg                               = make([]string, n), make([]string, n)
 		created, updated                            = make([]time.Time, n), make([]time.Time, n)
+		payload, response                           = make([]string, n), make([]string, n)
 	)
 	for i, d := range ds {
 		eventID[i], eventName[i], rule[i], dest[i], fwd[i], status[i] = d.EventID, d.EventName, d.Rule, d.Destination, d.ForwardedName, d.Status
@@ -67,14 +70,20 @@ func (in *Inserter) InsertDeliveries(ctx context.Context, ds []Delivery) error {
 		httpStatus[i] = uint16(min(max(d.HTTPStatus, 0), 1<<16-1))
 		trace[i], errMsg[i] = d.FBTraceID, cutUTF8(d.Error, maxDeliveryError)
 		created[i], updated[i] = clampTime(d.CreatedAt), clampTime(d.UpdatedAt)
+		payload[i], response[i] = cutUTF8(d.Payload, maxDeliveryPayload), cutUTF8(d.Response, maxDeliveryPayload)
 	}
 	return in.insert(ctx, "deliveries", deliveryColumns, n,
-		[]any{eventID, eventName, rule, dest, fwd, status, attempts, httpStatus, trace, errMsg, created, updated})
+		[]any{eventID, eventName, rule, dest, fwd, status, attempts, httpStatus, trace, errMsg, created, updated, payload, response})
 }
 
 // maxDeliveryError bounds a stored error message; a destination's error body
 // can be large and is only read by people.
 const maxDeliveryError = 4096
+
+// maxDeliveryPayload bounds a stored payload and answer: one event with
+// every user data key hashed and a full custom_data is about 2 KB; 16 KiB
+// keeps any real one whole while a runaway one cannot bloat the table.
+const maxDeliveryPayload = 16 << 10
 
 // insert appends whole columns (not rows) to one prepared INSERT: the
 // driver copies each column slice once, without reflection per row.

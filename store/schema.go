@@ -100,7 +100,7 @@ ENGINE = MergeTree
 PARTITION BY toYYYYMM(updated_at)
 ORDER BY (destination, rule, updated_at)`
 
-var deliveryColumns = []string{"event_id", "event_name", "rule", "destination", "forwarded_name", "status", "attempts", "http_status", "fbtrace_id", "error", "created_at", "updated_at"}
+var deliveryColumns = []string{"event_id", "event_name", "rule", "destination", "forwarded_name", "status", "attempts", "http_status", "fbtrace_id", "error", "created_at", "updated_at", "payload", "response"}
 
 // typedViewsDDL records the event_<name> views tally created, so SyncViews
 // drops only its own views. ReplacingMergeTree keeps the latest state per
@@ -149,13 +149,47 @@ type migration struct {
 	version    uint32
 	name       string
 	statements []string
+	// columns are added after the statements, each only when the table
+	// lacks it (ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS), so a
+	// repeated step adds nothing twice.
+	columns []addColumn
+}
+
+// addColumn is one ALTER TABLE … ADD COLUMN of a migration.
+type addColumn struct {
+	table, name, typ string
+}
+
+func (c addColumn) statement() string {
+	return "ALTER TABLE {db}." + c.table + " ADD COLUMN " + c.name + " " + c.typ
+}
+
+// alteredTable reads the table an ALTER TABLE statement changes.
+var alteredTable = regexp.MustCompile("^ALTER TABLE `([^`]+)`\\.([a-z_]+) ")
+
+// hasColumn reports whether the connected server's table has the column.
+func hasColumn(ctx context.Context, conn Conn, database, table, column string) (bool, error) {
+	rows, err := conn.Query(ctx, "SELECT name FROM system.columns WHERE database = ? AND table = ? AND name = ?", database, table, column)
+	if err != nil {
+		return false, fmt.Errorf("read columns of %s.%s: %w", database, table, err)
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
 }
 
 // migrations are applied in order; append, never edit a released one.
 func migrations() []migration {
 	return []migration{
-		{1, "events, rejections, deliveries, typed_views", []string{eventsDDL, rejectionsDDL, deliveriesDDL, typedViewsDDL}},
-		{2, "rule_state", []string{ruleStateDDL}},
+		{1, "events, rejections, deliveries, typed_views", []string{eventsDDL, rejectionsDDL, deliveriesDDL, typedViewsDDL}, nil},
+		{2, "rule_state", []string{ruleStateDDL}, nil},
+		// What a rule sent and what the destination answered: the event
+		// as in the request's data array (user data hashed), and Meta's
+		// JSON answer, both bounded (maxDeliveryPayload).
+		{3, "deliveries payload and response", nil, []addColumn{
+			{"deliveries", "payload", "String DEFAULT ''"},
+			{"deliveries", "response", "String DEFAULT ''"},
+		}},
 	}
 }
 
@@ -168,10 +202,23 @@ func SchemaDDL(database string) []string { return SchemaDDLOn(database, "") }
 func SchemaDDLOn(database, cluster string) []string {
 	db := quoteIdent(database)
 	out := bootstrapDDL(db, cluster)
+	// Columns added by later migrations are written into their table's
+	// CREATE: every printed statement stays IF NOT EXISTS, so the text can
+	// be run on a cluster where only new servers lack the tables.
+	var stmts []string
 	for _, m := range migrations() {
-		for _, s := range m.statements {
-			out = append(out, layout(expand(s, db), cluster)...)
+		stmts = append(stmts, m.statements...)
+		for _, c := range m.columns {
+			head := "CREATE TABLE IF NOT EXISTS {db}." + c.table + "\n"
+			for i, s := range stmts {
+				if strings.HasPrefix(s, head) {
+					stmts[i] = strings.Replace(s, "\n)\nENGINE", ",\n    "+c.name+" "+c.typ+"\n)\nENGINE", 1)
+				}
+			}
 		}
+	}
+	for _, s := range stmts {
+		out = append(out, layout(expand(s, db), cluster)...)
 	}
 	return out
 }
@@ -225,6 +272,22 @@ func MigrateOn(ctx context.Context, conn Conn, database, cluster string) error {
 		}
 		for _, s := range m.statements {
 			for _, s := range layout(expand(s, db), cluster) {
+				if err := conn.Exec(ctx, s); err != nil {
+					return fmt.Errorf("migrate %s to version %d: %s: %w", database, m.version, firstLine(s), err)
+				}
+			}
+		}
+		for _, c := range m.columns {
+			for _, s := range layout(expand(c.statement(), db), cluster) {
+				t := alteredTable.FindStringSubmatch(s)
+				if t == nil {
+					return fmt.Errorf("migrate %s to version %d: cannot read the table of %s", database, m.version, firstLine(s))
+				}
+				if ok, err := hasColumn(ctx, conn, t[1], t[2], c.name); err != nil {
+					return fmt.Errorf("migrate %s to version %d: %w", database, m.version, err)
+				} else if ok {
+					continue
+				}
 				if err := conn.Exec(ctx, s); err != nil {
 					return fmt.Errorf("migrate %s to version %d: %s: %w", database, m.version, firstLine(s), err)
 				}

@@ -561,7 +561,7 @@ func (l deliveryLog) Record(ds []capi.Delivery) {
 	for i, d := range ds {
 		rows[i] = store.Delivery{EventID: d.EventID, EventName: d.SourceEvent, Rule: d.Rule, Destination: d.Destination, ForwardedName: d.EventName,
 			Status: string(d.Status), Attempts: d.Attempts, HTTPStatus: d.HTTPStatus, FBTraceID: d.FbtraceID,
-			Error: d.Message, CreatedAt: d.QueuedAt, UpdatedAt: d.At}
+			Error: d.Message, CreatedAt: d.QueuedAt, UpdatedAt: d.At, Payload: d.Payload, Response: d.Response}
 		if rows[i].CreatedAt.IsZero() {
 			rows[i].CreatedAt = d.At
 		}

@@ -1,5 +1,11 @@
 package capi
 
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+)
+
 // ActionSource says where a conversion happened, in Meta's vocabulary.
 type ActionSource string
 
@@ -83,6 +89,73 @@ type CustomData struct {
 	// LeadEventSource names the CRM (HubSpot, Salesforce, "In-house CRM"…)
 	// for Conversion Leads events.
 	LeadEventSource string `json:"lead_event_source,omitempty"`
+	// PredictedLTV is the predicted lifetime value of the conversion.
+	PredictedLTV *float64 `json:"predicted_ltv,omitempty"`
+
+	// Custom holds custom properties sent next to the standard ones (a
+	// lead score, a plan); Meta accepts any key. Keys that collide with a
+	// standard one are ignored when encoding.
+	Custom map[string]any `json:"-"`
+}
+
+// customDataFields is CustomData without its methods, for encoding.
+type customDataFields CustomData
+
+// MarshalJSON writes the standard keys and then the custom ones.
+func (cd CustomData) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(customDataFields(cd))
+	if err != nil || len(cd.Custom) == 0 {
+		return b, err
+	}
+	var std map[string]json.RawMessage
+	if err := json.Unmarshal(b, &std); err != nil {
+		return nil, err
+	}
+	all := make(map[string]any, len(std)+len(cd.Custom))
+	for k, v := range cd.Custom {
+		if !standardCustomKey(k) {
+			all[k] = v
+		}
+	}
+	for k, v := range std {
+		all[k] = v
+	}
+	return json.Marshal(all) // keys sorted: the same event encodes the same way
+}
+
+// UnmarshalJSON reads the standard keys and keeps the rest in Custom.
+func (cd *CustomData) UnmarshalJSON(b []byte) error {
+	var f customDataFields
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	var all map[string]any
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	for k, v := range all {
+		if standardCustomKey(k) {
+			continue
+		}
+		if f.Custom == nil {
+			f.Custom = map[string]any{}
+		}
+		f.Custom[k] = v
+	}
+	*cd = CustomData(f)
+	return nil
+}
+
+// standardCustomKey reports whether k is one of CustomData's own keys.
+func standardCustomKey(k string) bool {
+	t := reflect.TypeOf(customDataFields{})
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name == k {
+			return true
+		}
+	}
+	return false
 }
 
 // Content is one item of CustomData.Contents.

@@ -48,6 +48,40 @@ type Delivery struct {
 	FbtraceID   string
 	Message     string
 	At          time.Time
+	// Payload is the event exactly as sent (or as it would have been):
+	// one element of the request's data array, user data hashed.
+	Payload string
+	// Response is the destination's answer to the request that carried
+	// the event: Meta's JSON body, bounded.
+	Response string
+}
+
+// answerOf is Meta's answer to a request, as its JSON body.
+func answerOf(r Response) string {
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+// errorAnswer is Meta's error answer in Graph's envelope, or the
+// transport error when no answer arrived.
+func errorAnswer(e *Error) string {
+	if e.HTTPStatus == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{
+		"message": e.Message, "type": e.Type, "code": e.Code, "error_subcode": e.Subcode,
+		"is_transient": e.IsTransient, "error_user_title": e.UserTitle, "error_user_msg": e.UserMessage, "fbtrace_id": e.FbtraceID,
+	}})
+	return string(b)
+}
+
+// Payload encodes ev as it goes into a request's data array.
+func Payload(ev Event) string {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // DeliveryLog receives every outcome. Record is called from the
@@ -520,9 +554,10 @@ func (w *worker) send(ps []pending, ds *[]Delivery, acks *[]string, retries *[]s
 		if len(resp.Messages) > 0 {
 			msg = strings.TrimSpace(msg + " " + strings.Join(resp.Messages, "; "))
 		}
+		answer := answerOf(resp)
 		for _, p := range ps {
 			d := w.delivery(p, StatusSent, now, msg, true)
-			d.HTTPStatus, d.FbtraceID = resp.HTTPStatus, resp.FbtraceID
+			d.HTTPStatus, d.FbtraceID, d.Response = resp.HTTPStatus, resp.FbtraceID, answer
 			*ds = append(*ds, d)
 			*acks = append(*acks, p.item.Key)
 		}
@@ -561,7 +596,7 @@ func (w *worker) send(ps []pending, ds *[]Delivery, acks *[]string, retries *[]s
 			d = w.delivery(p, StatusFailed, now, e.Error(), true)
 			*acks = append(*acks, p.item.Key)
 		}
-		d.HTTPStatus, d.FbtraceID = e.HTTPStatus, e.FbtraceID
+		d.HTTPStatus, d.FbtraceID, d.Response = e.HTTPStatus, e.FbtraceID, errorAnswer(e)
 		*ds = append(*ds, d)
 	}
 }
@@ -599,6 +634,9 @@ func (w *worker) delivery(p pending, st Status, now time.Time, msg string, sent 
 	}
 	if sent {
 		d.Attempts++
+	}
+	if ev.EventName != "" || ev.EventTime != 0 {
+		d.Payload = Payload(ev)
 	}
 	if ev.EventTime > 0 {
 		d.EventTime = time.Unix(ev.EventTime, 0).UTC()

@@ -3,6 +3,7 @@ package capi_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -537,6 +538,36 @@ func TestDeliveryNamesTheSourceEvent(t *testing.T) {
 		if len(ds) != 1 || ds[0].Status != capi.StatusSent || ds[0].SourceEvent != "form_submitted" || ds[0].Rule != "lead_rule" ||
 			ds[0].QueuedAt.IsZero() || ds[0].QueuedAt.After(ds[0].At) {
 			t.Errorf("deliveries = %+v; want one sent, from form_submitted by lead_rule, queued before it was sent", ds)
+		}
+	})
+}
+
+// Each outcome row keeps the event as sent and the destination's answer.
+func TestDeliveriesKeepPayloadAndAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStandIn()
+		srv.FailNext(1, capitest.Fail5xx)
+		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		defer e.close(t)
+		ev := websiteEvent("e1", time.Now())
+		e.enqueue(t, ev)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		ds := e.log.all()
+		if len(ds) != 2 {
+			t.Fatalf("deliveries = %v; want retrying then sent", e.log.outcomes())
+		}
+		sent, _ := json.Marshal(ev)
+		for _, d := range ds {
+			if d.Payload != string(sent) {
+				t.Errorf("%s payload = %s; want the event as sent %s", d.Status, d.Payload, sent)
+			}
+		}
+		if ds[0].Status != capi.StatusRetrying || !strings.Contains(ds[0].Response, `"error"`) {
+			t.Errorf("retrying row answer = %q; want Meta's error envelope", ds[0].Response)
+		}
+		if ds[1].Status != capi.StatusSent || !strings.Contains(ds[1].Response, `"events_received":1`) {
+			t.Errorf("sent row answer = %q; want Meta's answer with events_received", ds[1].Response)
 		}
 	})
 }

@@ -81,7 +81,9 @@ CREATE TABLE IF NOT EXISTS `tally`.deliveries
     fbtrace_id     String,
     error          String,
     created_at     DateTime('UTC') COMMENT 'when the forward was first queued',
-    updated_at     DateTime('UTC') COMMENT 'when this outcome happened'
+    updated_at     DateTime('UTC') COMMENT 'when this outcome happened',
+    payload String DEFAULT '',
+    response String DEFAULT ''
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(updated_at)

@@ -87,7 +87,9 @@ CREATE TABLE IF NOT EXISTS `tally`.deliveries_local ON CLUSTER `tally_cluster`
     fbtrace_id     String,
     error          String,
     created_at     DateTime('UTC'),
-    updated_at     DateTime('UTC')
+    updated_at     DateTime('UTC'),
+    payload String DEFAULT '',
+    response String DEFAULT ''
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/tally/deliveries_local', '{replica}')
 PARTITION BY toYYYYMM(updated_at)

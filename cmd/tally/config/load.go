@@ -172,6 +172,18 @@ func (p *parser) walk(n *yaml.Node, t reflect.Type, path string) {
 			p.walk(v, f.Type, fp)
 			p.index[fp] = v
 		}
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			p.add(n, "%s must be a mapping of keys to values", describe(path))
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			fp := join(path, k.Value)
+			p.index[fp] = k
+			p.walk(v, t.Elem(), fp)
+			p.index[fp] = v
+		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			p.add(n, "%s must be a list", describe(path))
