@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -22,26 +23,36 @@ const (
 // Catalog is the set of event definitions completions are checked against,
 // including the built-in page_view event.
 type Catalog struct {
-	defs map[string]*Definition
+	// defs is replaced whole by Replace (a config reload), never changed.
+	defs atomic.Pointer[map[string]*Definition]
 }
 
 // NewCatalog indexes definitions by name. It assumes they passed Check.
 func NewCatalog(defs []Definition) *Catalog {
-	c := &Catalog{defs: make(map[string]*Definition, len(defs)+1)}
-	c.defs[PageViewEvent] = &Definition{Name: PageViewEvent, Label: "Page view", Object: "contact"}
-	for i := range defs {
-		c.defs[defs[i].Name] = &defs[i]
-	}
+	c := &Catalog{}
+	c.Replace(defs)
 	return c
+}
+
+// Replace makes defs the catalog's definitions at once (a config reload);
+// a completion being validated keeps the definitions it started with.
+func (c *Catalog) Replace(defs []Definition) {
+	m := make(map[string]*Definition, len(defs)+1)
+	m[PageViewEvent] = &Definition{Name: PageViewEvent, Label: "Page view", Object: "contact"}
+	for i := range defs {
+		m[defs[i].Name] = &defs[i]
+	}
+	c.defs.Store(&m)
 }
 
 // Lookup finds a definition by internal name or HubSpot's fully qualified
 // pe<digits>_<name> form.
 func (c *Catalog) Lookup(name string) (*Definition, bool) {
-	if d, ok := c.defs[name]; ok {
+	defs := *c.defs.Load()
+	if d, ok := defs[name]; ok {
 		return d, true
 	}
-	if d, ok := c.defs[stripPortalPrefix(name)]; ok {
+	if d, ok := defs[stripPortalPrefix(name)]; ok {
 		return d, true
 	}
 	return nil, false
@@ -49,8 +60,9 @@ func (c *Catalog) Lookup(name string) (*Definition, bool) {
 
 // Definitions returns the configured definitions (without page_view), sorted by name.
 func (c *Catalog) Definitions() []*Definition {
-	out := make([]*Definition, 0, len(c.defs))
-	for _, d := range c.defs {
+	defs := *c.defs.Load()
+	out := make([]*Definition, 0, len(defs))
+	for _, d := range defs {
 		if d.Name != PageViewEvent {
 			out = append(out, d)
 		}

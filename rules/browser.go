@@ -70,6 +70,30 @@ func (e *Engine) BrowserRules(site string) any {
 	return out
 }
 
+// BrowserRulesOf is BrowserRules for a config not yet in force (a reload
+// builds the new scripts before the engine swaps): its enabled
+// mirror_in_browser rules for the site. A config that fails Check gives
+// none.
+func BrowserRulesOf(cfg Config, site string) any {
+	rules, errs := compile(cfg.Rules, cfg.Destinations, cfg.Definitions)
+	if len(errs) > 0 {
+		return nil
+	}
+	var out []BrowserRule
+	for _, r := range rules {
+		if !r.rule.IsEnabled() {
+			continue
+		}
+		if br, ok := browserRule(r, site); ok {
+			out = append(out, br)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 func browserRule(r *compiled, site string) (BrowserRule, bool) {
 	fw := &r.rule.Forward
 	if !fw.MirrorInBrowser || r.dest.Mode != ModeWebsite {

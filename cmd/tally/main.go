@@ -25,6 +25,8 @@ const usage = `usage: tally <command> [flags]
 commands:
   serve    run the collector
   check    validate the config and print every problem
+  reload   make a running tally re-read its config (SIGHUP)
+  rules    test the rules against a completion: rules test -config FILE completion.json
   migrate  apply the ClickHouse schema
   import   import past completions from CSV (not in this release)
   snippet  print the tags to paste into a site
@@ -48,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(ctx, args, stderr)
 	case "check":
 		err = checkCmd(args, stdout, stderr)
+	case "rules":
+		err = rulesCmd(args, stdout, stderr)
+	case "reload":
+		err = reloadCmd(args, stdout, stderr)
 	case "migrate":
 		err = migrateCmd(ctx, args, stdout, stderr)
 	case "import":

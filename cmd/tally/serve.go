@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -60,11 +62,29 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		demo = "http://" + srv.Addr() + "/demo"
 	}
 	log.Info("tally is serving", "addr", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "demo", demo, "config", *path)
-	select {
-	case <-ctx.Done():
-		log.Info("stopping: signal received")
-	case err := <-srv.Failed():
-		log.Error("stopping: a component failed", "err", err)
+	// RELOAD: SIGHUP re-reads the config (reload.go).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if removePid, err := writePidFile(cfg); err != nil {
+		log.Warn("tally reload will not find this process", "err", err)
+	} else {
+		defer removePid()
+	}
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping: signal received")
+			break wait
+		case err := <-srv.Failed():
+			log.Error("stopping: a component failed", "err", err)
+			break wait
+		case <-hup:
+			if err := srv.reload(ctx, *path); err != nil {
+				srv.logReloadError(*path, err)
+			}
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
@@ -165,6 +185,11 @@ type server struct {
 	admin     *ingest.Admin
 	adminLn   net.Listener
 	failed    chan error
+
+	// What a reload changes (reload.go).
+	engine  *rules.Engine
+	scripts scriptSwitch
+	reloads reloader
 }
 
 // startServer brings tally up: ClickHouse (managed or given), schema and
@@ -297,6 +322,8 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	if err != nil {
 		return nil, err
 	}
+	s.engine, s.reloads.cfg = engine, cfg
+	s.scripts.b.Store(scripts)
 
 	// The log's readers: ClickHouse and the rules engine, each at its own
 	// pace, neither on the request path.
@@ -319,7 +346,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		Pipeline: ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Dedup: dedup, Enrich: s.enricher.Enrich,
 			Log: log, Registerer: reg}),
 		Rejections: s.rejects,
-		Scripts:    scripts,
+		Scripts:    &s.scripts,
 		Ready:      s.ready,
 		Pages:      demoPages(cfg),
 		Log:        log,

@@ -110,6 +110,9 @@ type Response struct {
 	HTTPStatus     int      `json:"-"`
 }
 
+// Endpoint is the URL Send posts to (the access token goes in a header).
+func (c *Client) Endpoint() string { return c.endpoint }
+
 // Body returns the JSON request body Send would post for events.
 func (c *Client) Body(events []Event) ([]byte, error) {
 	req := Request{Data: events, TestEventCode: c.cfg.TestEventCode, PartnerAgent: c.cfg.PartnerAgent}

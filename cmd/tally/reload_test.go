@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tally-analytics/tally/cmd/tally/config"
+	"github.com/tally-analytics/tally/store/chtest"
+)
+
+const reloadBase = `
+sites: [{id: shop, domains: [shop.example.com]}]
+api_tokens: [{name: crm, token: ` + testAPIToken + `}]
+destinations:
+  - {name: meta_shop, type: meta_capi, pixel_id: "123", access_token: secret, graph_url: "http://127.0.0.1:9"}
+events:
+  - name: form_submitted
+    properties: [{name: form_id, type: string}]
+`
+
+const reloadRules = `rules:
+  - name: lead
+    when: {event: form_submitted}
+    forward: {to: meta_shop, event_name: Lead, share: [user_agent], mirror_in_browser: true}
+`
+
+// A reload applies new definitions, rules and scripts at once; a config
+// with problems, or with changed destinations, changes nothing.
+func TestReloadAppliesOrKeeps(t *testing.T) {
+	dsn := chtest.DSN(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tally.yaml")
+	head := "clickhouse: {dsn: \"" + dsn + "\", database: " + chtest.Database(t, dsn) + "}\ndata_dir: " + filepath.Join(dir, "var") + "\n"
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(head+text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(reloadBase + reloadRules)
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(context.Background(), cfg, serverOptions{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", FlushAge: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+	})
+	ts := &testServer{server: srv, url: "http://" + srv.Addr()}
+	script := func() string {
+		resp, err := http.Get(ts.url + "/t.js?site=shop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	leadAt, _ := srv.engine.EnabledAt("lead")
+	send := `{"eventName":"demo_booked","email":"a@example.com","properties":{"slot":"monday"}}`
+	if code, _ := ts.post(t, "/events/v3/send", send); code != 400 {
+		t.Fatalf("demo_booked before the reload = %d; want 400 (not defined yet)", code)
+	}
+
+	write(reloadBase + `  - name: demo_booked
+    properties: [{name: slot, type: string}]
+` + reloadRules + `  - name: demo
+    when: {event: demo_booked}
+    forward: {to: meta_shop, event_name: Schedule, share: [user_agent], mirror_in_browser: true}
+`)
+	if err := srv.reload(context.Background(), path); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if code, body := ts.post(t, "/events/v3/send", send); code != 204 {
+		t.Errorf("demo_booked after the reload = %d %s; want 204", code, body)
+	}
+	if at, ok := srv.engine.EnabledAt("lead"); !ok || !at.Equal(leadAt) {
+		t.Errorf("lead enabled at %v, %v after the reload; want unchanged %v", at, ok, leadAt)
+	}
+	if _, ok := srv.engine.EnabledAt("demo"); !ok {
+		t.Error("rule demo is not in force after the reload")
+	}
+	if s := script(); !strings.Contains(s, `"Schedule"`) {
+		t.Error("the site's script does not mirror the new rule after the reload")
+	}
+
+	write(reloadBase + reloadRules + `  - name: broken
+    when: {event: nope}
+    forward: {to: meta_shop, event_name: Lead, share: [user_agent]}
+`)
+	err = srv.reload(context.Background(), path)
+	var ps config.Problems
+	if !errors.As(err, &ps) || len(ps) != 1 || !strings.HasSuffix(ps[0].String(), `tally.yaml:16:19: event "nope" is not defined under events`) {
+		t.Errorf("reload(bad) = %v; want the one problem with its place", err)
+	}
+	if _, ok := srv.engine.EnabledAt("demo"); !ok {
+		t.Error("a refused reload dropped the rules in force")
+	}
+
+	write(strings.Replace(reloadBase, `"123"`, `"456"`, 1) + reloadRules)
+	if err := srv.reload(context.Background(), path); err == nil || !strings.Contains(err.Error(), "destinations changed") {
+		t.Errorf("reload(new destination) = %v; want refused: destinations changed", err)
+	}
+}
+
+// tally reload checks the config, then signals the pid serve wrote.
+func TestReloadCommandSignals(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tally.yaml")
+	if err := os.WriteFile(path, []byte("data_dir: "+dir+"\n"+reloadBase+reloadRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	remove, err := writePidFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remove()
+	var out, errOut strings.Builder
+	if code := run(context.Background(), []string{"reload", "-config", path}, &out, &errOut); code != 0 {
+		t.Fatalf("tally reload = %d: %s", code, errOut.String())
+	}
+	select {
+	case <-hup:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no SIGHUP arrived")
+	}
+
+	// A config with problems is not sent to the running tally.
+	if err := os.WriteFile(path, []byte("data_dir: "+dir+"\n"+reloadBase+reloadRules+"  - {name: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{"reload", "-config", path}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "problem(s) in the config") {
+		t.Errorf("tally reload(bad) = %d, %q; want 1 and the problems", code, errOut.String())
+	}
+	select {
+	case <-hup:
+		t.Error("a bad config was signalled to tally")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
