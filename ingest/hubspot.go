@@ -160,6 +160,8 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 			}
 			props = append(props, Prop{Name: k, Value: s})
 		}
+		props, uerrs := takeUserData(&c, def, props, p("properties"))
+		errs = append(errs, uerrs...)
 		errs = append(errs, ApplyProperties(&c, def, props, Strict, p("properties"))...)
 	}
 	return c, errs
