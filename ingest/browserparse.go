@@ -748,7 +748,7 @@ func applyTraits(c *Completion, traits []wireMember) {
 			c.Truncated = append(c.Truncated, fmt.Sprintf("traits.%s: dropped, longer than %d characters", k, maxTraitLen))
 			continue
 		case k == "email" && v != "":
-			if !isEmailAddress(v) {
+			if v = NormalizeEmail(v); !isEmailAddress(v) {
 				c.Truncated = append(c.Truncated, "traits.email: dropped, not an email address")
 				continue
 			}

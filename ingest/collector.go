@@ -26,6 +26,8 @@ type Config struct {
 	// the durable Sink).
 	Pipeline   *Pipeline
 	Rejections RejectionSink
+	// Reader answers GET /events/v3/events; nil answers 501.
+	Reader EventReader
 	// Scripts builds the per-site tracker served at /t.js; nil serves none.
 	Scripts ScriptSource
 	// Ready reports whether the collector's dependencies can take traffic;
@@ -156,10 +158,12 @@ func (c *Collector) routes() {
 	app.Get("/healthz", func(ctx *fiber.Ctx) error { return ctx.SendString("ok") })
 	app.Get("/readyz", c.readyz)
 	api := app.Group("/events/v3", c.requireToken)
-	api.Post("/send", c.admit, c.sendOne)
-	api.Post("/send/batch", c.admit, c.sendBatch)
+	api.Post("/send", c.requireScope(ScopeSend), c.admit, c.sendOne)
+	api.Post("/send/batch", c.requireScope(ScopeSend), c.admit, c.sendBatch)
 	api.Get("/event-definitions", c.listDefinitions)
 	api.Get("/event-definitions/:name", c.getDefinition)
+	api.Get("/events", c.requireScope(ScopeRead), c.listEvents)
+	api.Get("/events/event-types", c.requireScope(ScopeRead), c.listEventTypes)
 	if c.cfg.RateLimitPerMinute >= 0 {
 		app.Post(c.cfg.EventPath, c.rateLimit())
 	}
@@ -218,9 +222,9 @@ func (c *Collector) requireToken(ctx *fiber.Ctx) error {
 	scheme, tok, _ := strings.Cut(strings.TrimSpace(ctx.Get(fiber.HeaderAuthorization)), " ")
 	tok = strings.TrimSpace(tok)
 	if strings.EqualFold(scheme, "Bearer") && tok != "" {
-		for _, t := range c.cfg.Tokens {
+		for i, t := range c.cfg.Tokens {
 			if t.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(t.Token)) == 1 {
-				ctx.Locals("token", t.Name)
+				ctx.Locals("token", &c.cfg.Tokens[i])
 				return ctx.Next()
 			}
 		}

@@ -18,6 +18,29 @@ type Site struct {
 type Token struct {
 	Name  string `yaml:"name"`
 	Token string `yaml:"token"`
+	// Scopes are what the token may do: "send" (the send API, imports)
+	// and "read" (GET /events/v3/events). Empty means send only, so a
+	// token embedded in a backend that only sends cannot read.
+	Scopes []string `yaml:"scopes"`
+}
+
+// Token scopes.
+const (
+	ScopeSend = "send"
+	ScopeRead = "read"
+)
+
+// Allows reports whether the token has scope.
+func (t *Token) Allows(scope string) bool {
+	if len(t.Scopes) == 0 {
+		return scope == ScopeSend
+	}
+	for _, s := range t.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
 }
 
 // CollectorConfig tunes the HTTP collector.

@@ -131,6 +131,7 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 	// Identifiers, highest precedence first: objectId, email, utk. Each one
 	// sent must be valid; at least one is required.
 	c.ObjectID = jsonScalar(in.ObjectID)
+	in.Email = NormalizeEmail(in.Email)
 	for _, id := range []struct {
 		name, v string
 		max     int

@@ -35,6 +35,8 @@ var distributedTables = map[string]string{
 	"events":     "cityHash64(event_id)",
 	"rejections": "rand()",
 	"deliveries": "cityHash64(event_id)",
+	// A person's index rows on one shard; identities are held whole.
+	"person_events": "cityHash64(person)",
 }
 
 var (

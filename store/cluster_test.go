@@ -51,8 +51,9 @@ func TestClusterSchema(t *testing.T) {
 		}
 		return strings.Join(out, " ")
 	}
-	want := "deliveries:Distributed deliveries_local:ReplicatedMergeTree event_page_view:View event_viewed_car:View " +
-		"events:Distributed events_local:ReplicatedReplacingMergeTree rejections:Distributed rejections_local:ReplicatedMergeTree " +
+	want := "contact_timeline:View deliveries:Distributed deliveries_local:ReplicatedMergeTree event_page_view:View event_viewed_car:View " +
+		"events:Distributed events_local:ReplicatedReplacingMergeTree identities:ReplicatedReplacingMergeTree " +
+		"person_events:Distributed person_events_local:ReplicatedReplacingMergeTree rejections:Distributed rejections_local:ReplicatedMergeTree " +
 		"rule_state:ReplicatedReplacingMergeTree schema_migrations:ReplicatedReplacingMergeTree typed_views:ReplicatedReplacingMergeTree"
 	if got := tables(b); got != want {
 		t.Errorf("tables on the other replica:\n got %s\nwant %s", got, want)

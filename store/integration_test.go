@@ -63,7 +63,7 @@ func TestMigrateIdempotent(t *testing.T) {
 		t.Errorf("schema_migrations has %d rows after two runs; want %d", n, len(migrations()))
 	}
 	tables := queryStrings(t, conn, "SELECT name FROM system.tables WHERE database = '"+db+"' ORDER BY name")
-	if want := []string{"deliveries", "events", "rejections", "rule_state", "schema_migrations", "typed_views"}; !slices.Equal(tables, want) {
+	if want := []string{"contact_timeline", "deliveries", "events", "identities", "person_events", "rejections", "rule_state", "schema_migrations", "typed_views"}; !slices.Equal(tables, want) {
 		t.Errorf("tables = %v; want %v", tables, want)
 	}
 	for table, want := range map[string][]string{"events": eventColumns, "rejections": rejectionColumns, "deliveries": deliveryColumns} {

@@ -30,6 +30,10 @@ type LogWriterConfig struct {
 	// a restarted server is noticed within 10 s, and an outage costs at
 	// most one insert attempt per 5–10 s.
 	Backoff backoff.Policy
+	// Persons, when set, writes what is derived from a batch for lookups
+	// by person (Inserter.InsertPersons) before the batch's events INSERT;
+	// a failure retries the batch like a failed INSERT.
+	Persons func(ctx context.Context, cs []ingest.Completion) error
 	// StorageIP turns the client IP as received (the log keeps it whole,
 	// for forwards) into what the row stores; nil stores it as received.
 	StorageIP func(string) string
@@ -91,6 +95,12 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert E
 		if cfg.StorageIP != nil {
 			for i := range cs {
 				cs[i].Client.IP = cfg.StorageIP(cs[i].Client.IP)
+			}
+		}
+		if cfg.Persons != nil {
+			if err := cfg.Persons(ctx, cs); err != nil {
+				m.flushErrors.Inc()
+				return err
 			}
 		}
 		batch.Reset()

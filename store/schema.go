@@ -190,6 +190,8 @@ func migrations() []migration {
 			{"deliveries", "payload", "String DEFAULT ''"},
 			{"deliveries", "response", "String DEFAULT ''"},
 		}},
+		// One identity per person (persons.go).
+		{4, "identities, person_events, contact_timeline", personsMigration(), nil},
 	}
 }
 

@@ -327,7 +327,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 
 	// The log's readers: ClickHouse and the rules engine, each at its own
 	// pace, neither on the request path.
-	s.writer = store.NewLogWriter(store.LogWriterConfig{FlushAge: opt.FlushAge, StorageIP: s.enricher.StorageIP},
+	s.writer = store.NewLogWriter(store.LogWriterConfig{FlushAge: opt.FlushAge, StorageIP: s.enricher.StorageIP, Persons: inserter.InsertPersons},
 		chReader, s.wal.LastIndex(), inserter.InsertEvents, inserter.Existing, log, reg)
 	s.rulesFeed = store.Follow(store.FollowConfig{Name: "rules engine", MaxRows: rulesBatchRows, MaxAge: rulesBatchAge, Idle: engine.Idle},
 		rulesReader, func(ctx context.Context, cs []ingest.Completion, _ uint64) error {
@@ -346,6 +346,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		Pipeline: ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Dedup: dedup, Enrich: s.enricher.Enrich,
 			Log: log, Registerer: reg}),
 		Rejections: s.rejects,
+		Reader:     store.NewReader(s.conn, s.db),
 		Scripts:    &s.scripts,
 		Ready:      s.ready,
 		Pages:      demoPages(cfg),

@@ -110,3 +110,47 @@ CREATE TABLE IF NOT EXISTS `tally`.rule_state
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY rule;
+
+CREATE TABLE IF NOT EXISTS `tally`.identities
+(
+    kind       String COMMENT 'email | external_id',
+    value      String COMMENT 'the email (trimmed, lower-cased) or the external id',
+    visitor_id String COMMENT 'the visitor id (cookie or utk) the identifier was sent with',
+    site       String,
+    seen_at    DateTime('UTC') COMMENT 'occurred time of a completion that carried both (the last one written)'
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (kind, value, visitor_id);
+
+CREATE TABLE IF NOT EXISTS `tally`.person_events
+(
+    person         String COMMENT 'e:<email>, v:<visitor id> or o:<object id>',
+    occurred_at    DateTime('UTC'),
+    occurred_at_ms UInt16,
+    event_name     String,
+    event_id       String,
+    site           String
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (person, occurred_at, occurred_at_ms, event_name, event_id);
+
+INSERT INTO `tally`.person_events (person, occurred_at, occurred_at_ms, event_name, event_id, site)
+SELECT person, occurred_at, occurred_at_ms, event_name, event_id, site FROM `tally`.events
+ARRAY JOIN arrayFilter(p -> length(p) > 2, [concat('e:', lower(replaceRegexpAll(email, '^\\s+|\\s+$', ''))), concat('v:', visitor_id), concat('o:', object_id)]) AS person;
+
+INSERT INTO `tally`.identities (kind, value, visitor_id, site, seen_at)
+SELECT 'email', lower(replaceRegexpAll(email, '^\\s+|\\s+$', '')) AS value, visitor_id, any(site), max(occurred_at) FROM `tally`.events
+WHERE email != '' AND visitor_id != ''
+GROUP BY value, visitor_id;
+
+DROP TABLE IF EXISTS `tally`.`contact_timeline`;
+
+CREATE VIEW `tally`.`contact_timeline` AS
+SELECT contact, event_id, site, event_name, occurred_at, occurred_at_ms, received_at, source, visitor_id, session_id, email, object_id, url, path, referrer, page_title, utm_source, utm_medium, utm_campaign, utm_term, utm_content, touchpoint_source, click_id_param, click_id, ip, user_agent, language, browser, browser_version, os, os_version, device_type, is_bot, country, region, city, prop_keys, prop_values, truncated FROM (
+    SELECT lower(replaceRegexpAll(email, '^\\s+|\\s+$', '')) AS contact, event_id, site, event_name, occurred_at, occurred_at_ms, received_at, source, visitor_id, session_id, email, object_id, url, path, referrer, page_title, utm_source, utm_medium, utm_campaign, utm_term, utm_content, touchpoint_source, click_id_param, click_id, ip, user_agent, language, browser, browser_version, os, os_version, device_type, is_bot, country, region, city, prop_keys, prop_values, truncated FROM `tally`.events WHERE email != ''
+    UNION ALL
+    SELECT contact, event_id, site, event_name, occurred_at, occurred_at_ms, received_at, source, visitor_id, session_id, email, object_id, url, path, referrer, page_title, utm_source, utm_medium, utm_campaign, utm_term, utm_content, touchpoint_source, click_id_param, click_id, ip, user_agent, language, browser, browser_version, os, os_version, device_type, is_bot, country, region, city, prop_keys, prop_values, truncated FROM `tally`.events
+    ALL INNER JOIN (SELECT DISTINCT visitor_id, value AS contact FROM `tally`.identities WHERE kind = 'email') USING visitor_id
+    WHERE email = ''
+);

@@ -119,3 +119,50 @@ CREATE TABLE IF NOT EXISTS `tally`.rule_state ON CLUSTER `tally_cluster`
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/tally/rule_state', '{shard}-{replica}', version)
 ORDER BY rule;
+
+CREATE TABLE IF NOT EXISTS `tally`.identities ON CLUSTER `tally_cluster`
+(
+    kind       String,
+    value      String,
+    visitor_id String,
+    site       String,
+    seen_at    DateTime('UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/tally/identities', '{shard}-{replica}')
+ORDER BY (kind, value, visitor_id);
+
+CREATE TABLE IF NOT EXISTS `tally`.person_events_local ON CLUSTER `tally_cluster`
+(
+    person         String,
+    occurred_at    DateTime('UTC'),
+    occurred_at_ms UInt16,
+    event_name     String,
+    event_id       String,
+    site           String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tally/person_events_local', '{replica}')
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (person, occurred_at, occurred_at_ms, event_name, event_id);
+
+CREATE TABLE IF NOT EXISTS `tally`.person_events ON CLUSTER `tally_cluster` AS `tally`.person_events_local
+ENGINE = Distributed(`tally_cluster`, tally, person_events_local, cityHash64(person));
+
+INSERT INTO `tally`.person_events (person, occurred_at, occurred_at_ms, event_name, event_id, site)
+SELECT person, occurred_at, occurred_at_ms, event_name, event_id, site FROM `tally`.events
+ARRAY JOIN arrayFilter(p -> length(p) > 2, [concat('e:', lower(replaceRegexpAll(email, '^\\s+|\\s+$', ''))), concat('v:', visitor_id), concat('o:', object_id)]) AS person;
+
+INSERT INTO `tally`.identities (kind, value, visitor_id, site, seen_at)
+SELECT 'email', lower(replaceRegexpAll(email, '^\\s+|\\s+$', '')) AS value, visitor_id, any(site), max(occurred_at) FROM `tally`.events
+WHERE email != '' AND visitor_id != ''
+GROUP BY value, visitor_id;
+
+DROP TABLE IF EXISTS `tally`.`contact_timeline` ON CLUSTER `tally_cluster`;
+
+CREATE VIEW `tally`.`contact_timeline` ON CLUSTER `tally_cluster` AS
+SELECT contact, event_id, site, event_name, occurred_at, occurred_at_ms, received_at, source, visitor_id, session_id, email, object_id, url, path, referrer, page_title, utm_source, utm_medium, utm_campaign, utm_term, utm_content, touchpoint_source, click_id_param, click_id, ip, user_agent, language, browser, browser_version, os, os_version, device_type, is_bot, country, region, city, prop_keys, prop_values, truncated FROM (
+    SELECT lower(replaceRegexpAll(email, '^\\s+|\\s+$', '')) AS contact, event_id, site, event_name, occurred_at, occurred_at_ms, received_at, source, visitor_id, session_id, email, object_id, url, path, referrer, page_title, utm_source, utm_medium, utm_campaign, utm_term, utm_content, touchpoint_source, click_id_param, click_id, ip, user_agent, language, browser, browser_version, os, os_version, device_type, is_bot, country, region, city, prop_keys, prop_values, truncated FROM `tally`.events WHERE email != ''
+    UNION ALL
+    SELECT contact, event_id, site, event_name, occurred_at, occurred_at_ms, received_at, source, visitor_id, session_id, email, object_id, url, path, referrer, page_title, utm_source, utm_medium, utm_campaign, utm_term, utm_content, touchpoint_source, click_id_param, click_id, ip, user_agent, language, browser, browser_version, os, os_version, device_type, is_bot, country, region, city, prop_keys, prop_values, truncated FROM `tally`.events
+    ALL INNER JOIN (SELECT DISTINCT visitor_id, value AS contact FROM `tally`.identities WHERE kind = 'email') USING visitor_id
+    WHERE email = ''
+);

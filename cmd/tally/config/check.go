@@ -91,6 +91,11 @@ func Check(f *File) []ingest.FieldError {
 			add(p+".token", "DUPLICATE", "token is the same as api_tokens[%d]", j)
 		}
 		tokens[t.Token] = i
+		for j, sc := range t.Scopes {
+			if sc != ingest.ScopeSend && sc != ingest.ScopeRead {
+				add(fmt.Sprintf("%s.scopes[%d]", p, j), "INVALID_VALUE", "scope %q is not send or read", sc)
+			}
+		}
 	}
 
 	names := map[string]int{}

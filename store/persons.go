@@ -1,0 +1,151 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/tally-analytics/tally/ingest"
+)
+
+// One identity per person: the identities table links visitor ids to the
+// emails and external ids an identify (or an API call carrying both) tied
+// them to, and person_events indexes every completion by the people it
+// belongs to, so a contact's timeline is a read of a few granules instead
+// of a scan of events (whose order key starts with site and event name).
+// Both are derived from the completions as the events writer copies them
+// from the durable log (InsertPersons, called before the events INSERT).
+
+// identitiesDDL: one row per (kind, value, visitor) link. The table is
+// read as "which visitors are this person", so it is sorted by the
+// person's identifier. ReplacingMergeTree collapses the repeats every
+// batch writes (each completion after an identify carries the email).
+const identitiesDDL = `CREATE TABLE IF NOT EXISTS {db}.identities
+(
+    kind       String COMMENT 'email | external_id',
+    value      String COMMENT 'the email (trimmed, lower-cased) or the external id',
+    visitor_id String COMMENT 'the visitor id (cookie or utk) the identifier was sent with',
+    site       String,
+    seen_at    DateTime('UTC') COMMENT 'occurred time of a completion that carried both (the last one written)'
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (kind, value, visitor_id)`
+
+// personEventsDDL: one row per completion and identifier it carries
+// (e:<email>, v:<visitor id>, o:<object id>), sorted by that key then time,
+// so the completions of one person, newest or oldest first, are contiguous
+// in every part. Partitions are months of occurred_at like events, so a
+// month is dropped from both alike; a lookup reads one short key range per
+// part. The rows hold the events order key (site, event_name, occurred_at,
+// event_id), which is how the full rows are then read from events.
+const personEventsDDL = `CREATE TABLE IF NOT EXISTS {db}.person_events
+(
+    person         String COMMENT 'e:<email>, v:<visitor id> or o:<object id>',
+    occurred_at    DateTime('UTC'),
+    occurred_at_ms UInt16,
+    event_name     String,
+    event_id       String,
+    site           String
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (person, occurred_at, occurred_at_ms, event_name, event_id)`
+
+var (
+	identityColumns     = []string{"kind", "value", "visitor_id", "site", "seen_at"}
+	personEventsColumns = []string{"person", "occurred_at", "occurred_at_ms", "event_name", "event_id", "site"}
+)
+
+// Backfills for databases that had events before migration 3. Emails
+// stored before tally normalised them are lower-cased and trimmed here
+// (18.16 has no trimBoth). A crash half-way repeats the INSERT: the
+// engines collapse the repeats and readers take one row per event.
+const (
+	normalizedEmail = `lower(replaceRegexpAll(email, '^\\s+|\\s+$', ''))`
+
+	personEventsBackfill = `INSERT INTO {db}.person_events (person, occurred_at, occurred_at_ms, event_name, event_id, site)
+SELECT person, occurred_at, occurred_at_ms, event_name, event_id, site FROM {db}.events
+ARRAY JOIN arrayFilter(p -> length(p) > 2, [concat('e:', ` + normalizedEmail + `), concat('v:', visitor_id), concat('o:', object_id)]) AS person`
+
+	identitiesBackfill = `INSERT INTO {db}.identities (kind, value, visitor_id, site, seen_at)
+SELECT 'email', ` + normalizedEmail + ` AS value, visitor_id, any(site), max(occurred_at) FROM {db}.events
+WHERE email != '' AND visitor_id != ''
+GROUP BY value, visitor_id`
+)
+
+// contactTimelineDDL is the analysts' view of one identity per person:
+// every completion with the contact (email) it belongs to, including the
+// anonymous completions (no email) of every visitor id linked to that
+// email, before and after the visitor identified. A visitor linked to two
+// emails (a shared browser) shows its anonymous completions under both.
+func contactTimelineDDL() []string {
+	cols := strings.Join(eventColumns, ", ")
+	return []string{
+		"DROP TABLE IF EXISTS {db}.`contact_timeline`",
+		"CREATE VIEW {db}.`contact_timeline` AS\nSELECT contact, " + cols + " FROM (\n" +
+			"    SELECT " + normalizedEmail + " AS contact, " + cols + " FROM {db}.events WHERE email != ''\n" +
+			"    UNION ALL\n" +
+			"    SELECT contact, " + cols + " FROM {db}.events\n" +
+			"    ALL INNER JOIN (SELECT DISTINCT visitor_id, value AS contact FROM {db}.identities WHERE kind = 'email') USING visitor_id\n" +
+			"    WHERE email = ''\n)",
+	}
+}
+
+func personsMigration() []string {
+	return append([]string{identitiesDDL, personEventsDDL, personEventsBackfill, identitiesBackfill}, contactTimelineDDL()...)
+}
+
+// Person keys in person_events.
+func emailKey(email string) string     { return "e:" + email }
+func visitorKey(visitor string) string { return "v:" + visitor }
+func objectKey(object string) string   { return "o:" + object }
+
+// InsertPersons writes the person_events and identities rows of cs. The
+// events writer calls it before inserting cs into events: when that INSERT
+// fails the batch is retried, and these rows are written again, which the
+// engines and readers absorb (rows of one key collapse; readers take one
+// row per event).
+func (in *Inserter) InsertPersons(ctx context.Context, cs []ingest.Completion) error {
+	var (
+		person, name, id, site []string
+		at                     []time.Time
+		ms                     []uint16
+	)
+	type link struct{ kind, value, visitor string }
+	links := map[link]int{} // → row in the identities columns
+	var kind, value, visitor, lsite []string
+	var seen []time.Time
+	for i := range cs {
+		c := &cs[i]
+		t := clampTime(c.OccurredAt)
+		for _, k := range []struct{ v, key string }{
+			{c.Identity.Email, emailKey(c.Identity.Email)}, {c.VisitorID, visitorKey(c.VisitorID)}, {c.ObjectID, objectKey(c.ObjectID)},
+		} {
+			if k.v == "" {
+				continue
+			}
+			person, name, id, site = append(person, k.key), append(name, c.EventName), append(id, c.EventID), append(site, c.Site)
+			at, ms = append(at, t), append(ms, uint16(t.Nanosecond()/int(time.Millisecond)))
+		}
+		if c.VisitorID == "" {
+			continue
+		}
+		for _, l := range []link{{"email", c.Identity.Email, c.VisitorID}, {"external_id", c.Identity.ExternalID, c.VisitorID}} {
+			if l.value == "" {
+				continue
+			}
+			if j, ok := links[l]; ok {
+				if t.After(seen[j]) {
+					seen[j] = t
+				}
+				continue
+			}
+			links[l] = len(kind)
+			kind, value, visitor, lsite, seen = append(kind, l.kind), append(value, l.value), append(visitor, l.visitor), append(lsite, c.Site), append(seen, t)
+		}
+	}
+	if err := in.insert(ctx, "identities", identityColumns, len(kind), []any{kind, value, visitor, lsite, seen}); err != nil {
+		return err
+	}
+	return in.insert(ctx, "person_events", personEventsColumns, len(person), []any{person, at, ms, name, id, site})
+}
