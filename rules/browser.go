@@ -19,6 +19,23 @@ type BrowserRule struct {
 	Value    *BrowserValue     `json:"v,omitempty"`
 	Currency string            `json:"$,omitempty"`
 	Consent  *BrowserFilter    `json:"g,omitempty"` // the rule's consent gate, as an is_equal_to filter
+	Dedupe   *BrowserDedupe    `json:"d,omitempty"` // the rule's dedupe window
+}
+
+// BrowserDedupe is a rule's dedupe window for the mirror: the same keys
+// and window as the server's, so a repeated submission fires the pixel
+// once, as the server forwards it once.
+type BrowserDedupe struct {
+	By     []BrowserKey `json:"b"`
+	Within int64        `json:"w"` // milliseconds
+}
+
+// BrowserKey is one dedupe.by key: an identify trait (email,
+// external_id, phone), a standard field or a property.
+type BrowserKey struct {
+	Key      string `json:"k"`
+	Field    bool   `json:"f,omitempty"`
+	Identity bool   `json:"i,omitempty"`
 }
 
 // BrowserFilter is a filter with what the browser needs to normalise the
@@ -136,6 +153,13 @@ func browserRule(r *compiled, site string) (BrowserRule, bool) {
 	if r.consent != nil {
 		f := browserFilters([]*filter{r.consent})[0]
 		br.Consent = &f
+	}
+	if d := r.rule.Dedupe; d != nil {
+		bd := &BrowserDedupe{Within: d.Within.Milliseconds()}
+		for _, by := range d.By {
+			bd.By = append(bd.By, BrowserKey{Key: by, Identity: slices.Contains(dedupeIdentity, by), Field: slices.Contains(standardFields, by)})
+		}
+		br.Dedupe = bd
 	}
 	return br, true
 }

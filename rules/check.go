@@ -123,6 +123,14 @@ func compile(rules []Rule, dests []Destination, defs []ingest.Definition) ([]*co
 		cr.dest, cr.consent = c.checkForward(path+".forward", &r.Forward, destByName, evDefs)
 		if r.Dedupe != nil {
 			c.checkDedupe(path+".dedupe", r.Dedupe, evDefs)
+			if r.Forward.MirrorInBrowser {
+				for i, by := range r.Dedupe.By {
+					if by == "visitor_id" || by == "object_id" || slices.Contains(serverOnlyFields, by) {
+						c.add(fmt.Sprintf("%s.dedupe.by[%d]", path, i), "FIELD_NOT_IN_BROWSER",
+							"%s is known only on the server, so the browser mirror could not follow this dedupe window; use email, external_id, phone, a page field or a property, or drop mirror_in_browser", by)
+					}
+				}
+			}
 		}
 		if len(evDefs) > 0 {
 			if m := r.Forward.EventNameFrom; m != nil {

@@ -263,3 +263,23 @@ func TestCheckForwardFeatures(t *testing.T) {
 		t.Errorf("Check =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// The mirror gets the rule's dedupe window in the shape
+// snippet/mirror_dedupe_test.go runs.
+func TestBrowserRuleDedupe(t *testing.T) {
+	r := testRule()
+	r.Dedupe = &Dedupe{By: []string{"email", "form_id"}, Within: 10 * time.Minute}
+	e, _, _ := newTestEngine(t, t.TempDir(), Config{Rules: []Rule{r}})
+	b, err := json.Marshal(e.BrowserRules("shop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"d":{"b":[{"k":"email","i":true},{"k":"form_id"}],"w":600000}`; !strings.Contains(string(b), want) {
+		t.Errorf("BrowserRules = %s; want it to hold %s", b, want)
+	}
+	r.Dedupe.By = []string{"visitor_id"}
+	errs := Check([]Rule{r}, testDests(), testDefs())
+	if len(errs) != 1 || errs[0].Path != "rules[0].dedupe.by[0]" || errs[0].Code != "FIELD_NOT_IN_BROWSER" {
+		t.Errorf("Check(mirrored dedupe by visitor_id) = %v; want FIELD_NOT_IN_BROWSER at rules[0].dedupe.by[0]", errs)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/evanw/esbuild/pkg/api"
@@ -103,6 +104,15 @@ func build(cfg siteConfig) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode site config: %w", err)
 	}
+	// The mirror's standard-field and dedupe code is built in only for a
+	// site whose mirror rules use them (rules.BrowserFilter.Field is "f":true,
+	// rules.BrowserRule.Dedupe is "d"), keeping the other sites' script
+	// within its size budget.
+	m, err := json.Marshal(cfg.Mirrors)
+	if err != nil {
+		return nil, fmt.Errorf("encode mirror rules: %w", err)
+	}
+	fields, dedupe := strconv.FormatBool(bytes.Contains(m, []byte(`"f":true`))), strconv.FormatBool(bytes.Contains(m, []byte(`"d":{`)))
 	res := api.Build(api.BuildOptions{
 		EntryPoints:       []string{"src/tally.js"},
 		Bundle:            true,
@@ -115,7 +125,7 @@ func build(cfg siteConfig) ([]byte, error) {
 		MinifySyntax:      true,
 		Charset:           api.CharsetUTF8,
 		LegalComments:     api.LegalCommentsNone,
-		Define:            map[string]string{"__TALLY__": string(define)},
+		Define:            map[string]string{"__TALLY__": string(define), "__FIELDS__": fields, "__DEDUPE__": dedupe},
 		LogLevel:          api.LogLevelSilent,
 		Outfile:           "t.js",
 		Plugins:           []api.Plugin{embedded(sources)},

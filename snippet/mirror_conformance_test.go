@@ -44,6 +44,7 @@ func mirrorBundle(t *testing.T) string {
 		MinifyWhitespace:  true,
 		MinifyIdentifiers: true,
 		MinifySyntax:      true,
+		Define:            map[string]string{"__FIELDS__": "true", "__DEDUPE__": "true"},
 		LogLevel:          api.LogLevelSilent,
 	})
 	if len(res.Errors) > 0 || len(res.OutputFiles) != 1 {

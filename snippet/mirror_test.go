@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,8 +82,17 @@ func openTracker(t *testing.T, ctx context.Context, url string) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.tally && window.tally.l)`)); err != nil {
-		t.Fatalf("tracker did not load: %v", err)
+	// Navigate can return before the page's execution context exists; a
+	// poll that starts in that moment fails with "Cannot find context with
+	// specified id" and is simply tried again.
+	for try := 0; ; try++ {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.tally && window.tally.l)`))
+		if err == nil {
+			return
+		}
+		if try == 3 || !strings.Contains(err.Error(), "Cannot find context") {
+			t.Fatalf("tracker did not load: %v", err)
+		}
 	}
 }
 

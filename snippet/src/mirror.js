@@ -243,7 +243,10 @@ function all(fs, p, s) {
 // when it does not match. Consent is the caller's to check.
 export function decide(r, ev) {
   var p = props(ev);
-  var s = fields(ev);
+  // __FIELDS__ and __DEDUPE__ are defined when the script is built: false
+  // when no mirror rule of the site filters on a standard field or has a
+  // dedupe window, so the code is left out of the script.
+  var s = __FIELDS__ ? fields(ev) : {};
   var any = function (g) {
     return all(g, p, s);
   };
@@ -261,6 +264,62 @@ export function decide(r, ev) {
   return [r.c ? 'trackCustom' : 'track', r.n, params, { eventID: ev.id }];
 }
 
+// Duplicate submissions: a rule with a dedupe window (r.d: {b: [{k, f:
+// field, i: identify trait}], w: ms}) fires for the first of the
+// completions that agree on every key within the window, as the rules
+// engine forwards only that one (rules/dedupe.go). The memory holds hashes
+// of the keys, never the values (an email), and event ids, in
+// localStorage when the page allows it.
+var MEMO = 'tally_md';
+var memo;
+
+// hash is cyrb53: a 53-bit string hash; the values cannot be read back.
+function hash(s) {
+  var a = 0xdeadbeef;
+  var b = 0x41c6ce57;
+  for (var i = 0; i < s.length; i++) {
+    var c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 2654435761);
+    b = Math.imul(b ^ c, 1597334677);
+  }
+  a = Math.imul(a ^ (a >>> 16), 2246822507) ^ Math.imul(b ^ (b >>> 13), 3266489909);
+  b = Math.imul(b ^ (b >>> 16), 2246822507) ^ Math.imul(a ^ (a >>> 13), 3266489909);
+  return (b >>> 0).toString(36) + '.' + (a >>> 0).toString(36);
+}
+
+// duplicate reports whether ev repeats a completion r mirrored within its
+// window, and otherwise remembers ev.
+function duplicate(r, ev) {
+  var d = r.d;
+  if (!d) return false;
+  var p = props(ev);
+  var s = fields(ev);
+  var known = false;
+  var k = r.r;
+  d.b.forEach(function (b) {
+    var v = b.i ? (ev.traits || {})[b.k] : (b.f ? s : p)[b.k];
+    v = fold(String(v == null ? '' : v).trim());
+    known = known || v != '';
+    k += '\0' + v;
+  });
+  if (!known) return false;
+  try {
+    memo = memo || JSON.parse(localStorage.getItem(MEMO)) || {};
+  } catch (e) {
+    memo = memo || {};
+  }
+  k = hash(k);
+  var m = memo[k];
+  var t = ev.ts;
+  if (m && m[0] != ev.id && Math.abs(t - m[1]) < d.w) return true;
+  memo[k] = [ev.id, t, t + d.w];
+  for (var x in memo) if (memo[x][2] < t) delete memo[x];
+  try {
+    localStorage.setItem(MEMO, JSON.stringify(memo));
+  } catch (e) {}
+  return false;
+}
+
 // mirror calls fbq for every rule that matches ev, synchronously (so it is
 // done even when the page unloads right after track). Without ads consent,
 // or with Global Privacy Control on, it calls nothing; when the page has no
@@ -274,6 +333,10 @@ export function mirror(rules, ev, emit) {
       args = decide(r, ev);
     } catch (e) {} // a rule the browser cannot evaluate mirrors nothing
     if (!args) return;
+    if (__DEDUPE__ && duplicate(r, ev)) {
+      if (emit) emit('mirror_duplicate', { rule: r.r, id: ev.id });
+      return;
+    }
     if (emit) emit('mirror', { rule: r.r, args: args });
     if (typeof fbq == 'function') fbq(args[0], args[1], args[2], args[3]);
   });
