@@ -12,6 +12,13 @@
 // under its data dir, written atomically. Bots are never forwarded, imports
 // only on a deliberate replay, and nothing without ads consent.
 //
+// The compiled rules sit behind one atomic pointer: Engine.Reload compiles
+// a new config and swaps it in whole, or keeps the old on any problem. A
+// rule's dedupe window is an in-memory map of hashed keys, bounded
+// (defaultDedupeKeys); it is the Engine's only state besides the rules.
+// Explain runs the rules over one completion without forwarding, for
+// tally rules test.
+//
 // Backpressure: the Engine holds nothing itself. Write hands every match to
 // the Forwarder synchronously; when Enqueue fails (the forward spool is
 // full) Write returns the error and the caller (the log reader) retries the
