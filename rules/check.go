@@ -302,6 +302,9 @@ func (c *checker) compileFilter(path string, f Filter, defs []*ingest.Definition
 	}
 	cf, prob := compileFilter(f, p)
 	if prob != nil {
+		if f.Field != "" { // a standard field is not a property
+			prob.msg = strings.ReplaceAll(prob.msg, "string property", "field")
+		}
 		c.addProblem(path, prob)
 		return nil
 	}
