@@ -283,3 +283,24 @@ func TestBrowserRuleDedupe(t *testing.T) {
 		t.Errorf("Check(mirrored dedupe by visitor_id) = %v; want FIELD_NOT_IN_BROWSER at rules[0].dedupe.by[0]", errs)
 	}
 }
+
+// Reload while the log reader writes: each batch sees one rule set (run
+// with -race).
+func TestReloadWhileWriting(t *testing.T) {
+	e, _, _ := newTestEngine(t, t.TempDir(), Config{Rules: []Rule{testRule()}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			e.Write(context.Background(), []ingest.Completion{liveCompletion()})
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		r := testRule()
+		r.Enabled = ptr(i%2 == 0)
+		if err := e.Reload(Config{Rules: []Rule{r}, Destinations: testDests(), Definitions: testDefs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+}

@@ -35,3 +35,25 @@ rules:
 		t.Errorf("tally check = exit %d, stdout %q, stderr\n%s\nwant exit 1 and stderr\n%s", code, stdout.String(), stderr.String(), want)
 	}
 }
+
+// serve refuses to start on the same problems tally check prints.
+func TestServeRefusesWhatCheckRefuses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tally.yaml")
+	src := `sites: [{id: shop, domains: [shop.example.com]}]
+events: [{name: form_submitted, properties: [{name: form_id, type: string}]}]
+destinations: [{name: meta_shop, type: meta_capi, pixel_id: "abc", access_token: x}]
+rules:
+  - name: lead
+    when: {event: form_sent}
+    forward: {to: meta_shop, event_name: Lead, share: [user_agent]}
+`
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var checkOut, serveOut, stdout bytes.Buffer
+	checkCode := run(context.Background(), []string{"check", "-config", path}, &stdout, &checkOut)
+	serveCode := run(context.Background(), []string{"serve", "-config", path}, &stdout, &serveOut)
+	if checkCode != 1 || serveCode != 1 || serveOut.String() != checkOut.String() {
+		t.Errorf("serve = %d:\n%s\ncheck = %d:\n%s\nwant both 1 with the same problems", serveCode, serveOut.String(), checkCode, checkOut.String())
+	}
+}
