@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -303,4 +304,26 @@ func TestReloadWhileWriting(t *testing.T) {
 		}
 	}
 	<-done
+}
+
+// The dedupe memory stays within its bound: expired windows go first.
+func TestDedupeMemoryBounded(t *testing.T) {
+	r := testRule()
+	r.Dedupe = &Dedupe{By: []string{"email"}, Within: time.Minute}
+	cr := compileOne(t, r)
+	m := newDedupeMemory(10)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 100; i++ {
+		c := testCompletion()
+		c.EventID, c.Identity.Email, c.OccurredAt = fmt.Sprint("e", i), fmt.Sprintf("p%d@example.com", i), at.Add(time.Duration(i)*time.Second)
+		m.remember(cr, &c)
+		if len(m.keys) > 10 {
+			t.Fatalf("after %d keys the memory holds %d; want at most 10", i+1, len(m.keys))
+		}
+	}
+	c := testCompletion()
+	c.EventID, c.Identity.Email, c.OccurredAt = "again", "p99@example.com", at.Add(100*time.Second)
+	if first, dup := m.seen(cr, &c); !dup || first != "e99" {
+		t.Errorf("seen(p99 again) = %q, %v; want the latest key kept", first, dup)
+	}
 }

@@ -103,7 +103,15 @@ func (s *server) reload(ctx context.Context, path string) error {
 	}
 	// Typed views first, then the catalog: a completion of a new event is
 	// accepted only once its view exists.
-	if err := store.SyncViewsOn(ctx, s.conn, s.db, cur.ClickHouse.Cluster, next.Events); err != nil {
+	// Under the schema lock, as at start: collectors sharing a database
+	// replace views one at a time.
+	release, err := store.LockSchema(ctx, s.conn, s.db, cur.ClickHouse.Cluster, s.log)
+	if err != nil {
+		return err
+	}
+	err = store.SyncViewsOn(ctx, s.conn, s.db, cur.ClickHouse.Cluster, next.Events)
+	release()
+	if err != nil {
 		return fmt.Errorf("update typed views: %w", err)
 	}
 	rcfg := rules.Config{Rules: next.Rules, Destinations: next.Destinations, Definitions: next.Events}
