@@ -28,6 +28,8 @@ type Config struct {
 	Rejections RejectionSink
 	// Reader answers GET /events/v3/events; nil answers 501.
 	Reader EventReader
+	// Import accepts POST /imports; a nil Pipeline answers 501.
+	Import ImportConfig
 	// Scripts builds the per-site tracker served at /t.js; nil serves none.
 	Scripts ScriptSource
 	// Ready reports whether the collector's dependencies can take traffic;
@@ -164,6 +166,7 @@ func (c *Collector) routes() {
 	api.Get("/event-definitions/:name", c.getDefinition)
 	api.Get("/events", c.requireScope(ScopeRead), c.listEvents)
 	api.Get("/events/event-types", c.requireScope(ScopeRead), c.listEventTypes)
+	app.Post("/imports", c.requireToken, c.requireScope(ScopeSend), c.admit, c.importCSV)
 	if c.cfg.RateLimitPerMinute >= 0 {
 		app.Post(c.cfg.EventPath, c.rateLimit())
 	}

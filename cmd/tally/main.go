@@ -28,7 +28,7 @@ commands:
   reload   make a running tally re-read its config (SIGHUP)
   rules    test the rules against a completion: rules test -config FILE completion.json
   migrate  apply the ClickHouse schema
-  import   import past completions from CSV (not in this release)
+  import   import past completions from CSV through a running tally
   snippet  print the tags to paste into a site
   version  print version information
 

@@ -1,0 +1,186 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func readCSV(t *testing.T, csvText string, chunk CSVChunk) ([]ImportRow, error) {
+	t.Helper()
+	cat := NewCatalog([]Definition{testDef})
+	x, err := NewCSVReader(cat, "viewed_car", strings.NewReader(csvText), chunk, fixedNow)
+	if err != nil {
+		return nil, err
+	}
+	var out []ImportRow
+	for {
+		r, err := x.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+}
+
+func TestCSVReaderRows(t *testing.T) {
+	file := "\ufeffEmail,Occurred At,Make,year,hs_page_url\n" +
+		" Ada@Example.com ,2026-01-02T03:04:05.678Z,volvo,2020,https://shop.example.com/1\n" +
+		"bob@example.com,1767225600000,,,\n" +
+		"\n" +
+		"carl@example.com,2026-01-02,\"saab\nturbo\",19.5\n" +
+		"not-an-email,2026-01-02,saab,2020,\n" +
+		"dora@example.com,2027-01-01T00:00:00Z,saab,2020,\n" +
+		"eve@example.com,,saab,many,\n" +
+		"fay@example.com,2026-01-02,saab,2020,,extra\n"
+	rows, err := readCSV(t, file, CSVChunk{FileHash: sha256.Sum256([]byte("file"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type want struct {
+		line, row int
+		codes     string
+	}
+	wants := []want{{2, 1, ""}, {3, 2, ""}, {5, 3, ""}, {7, 4, "INVALID_EMAIL"}, {8, 5, "FUTURE_TIME"}, {9, 6, "REQUIRED INVALID_VALUE"}, {10, 7, "INVALID_ROW"}}
+	if len(rows) != len(wants) {
+		t.Fatalf("read %d rows; want %d", len(rows), len(wants))
+	}
+	for i, w := range wants {
+		r := rows[i]
+		var codes []string
+		for _, e := range r.Errors {
+			codes = append(codes, e.Code)
+		}
+		if r.Line != w.line || r.Row != w.row || strings.Join(codes, " ") != w.codes {
+			t.Errorf("row %d: line %d, row %d, errors %v; want line %d, row %d, %q", i, r.Line, r.Row, r.Errors, w.line, w.row, w.codes)
+		}
+	}
+	ada := rows[0].Completion
+	if ada.Identity.Email != "ada@example.com" || ada.Source != SourceImport || ada.EventName != "viewed_car" ||
+		ada.OccurredAt != time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC) || ada.Page.URL != "https://shop.example.com/1" ||
+		fmt.Sprint(ada.Props) != "[{make volvo} {year 2020}]" {
+		t.Errorf("first row = %+v", ada)
+	}
+	if len(rows[1].Completion.Props) != 0 {
+		t.Errorf("empty cells became properties: %v", rows[1].Completion.Props)
+	}
+	if rows[0].Completion.EventID != ImportID(sha256.Sum256([]byte("file")), 1) || rows[0].Completion.EventID == rows[1].Completion.EventID {
+		t.Errorf("ids %q, %q are not the file's per-row ids", rows[0].Completion.EventID, rows[1].Completion.EventID)
+	}
+	// A later part of the same file numbers its rows and lines from where
+	// it starts, so its ids are those of the whole file's rows.
+	part, err := readCSV(t, "email,occurred_at,make\nbob@example.com,1767225600000,\n", CSVChunk{FileHash: sha256.Sum256([]byte("file")), FirstRow: 2, FirstLine: 3})
+	if err != nil || len(part) != 1 || part[0].Line != 3 || part[0].Completion.EventID != rows[1].Completion.EventID {
+		t.Errorf("part = %+v, %v; want line 3 with row 2's id", part, err)
+	}
+}
+
+func TestCSVReaderHeader(t *testing.T) {
+	f := func(head, want string) {
+		t.Helper()
+		_, err := readCSV(t, head+"\n", CSVChunk{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("header %q: %v; want an error containing %q", head, err, want)
+		}
+	}
+	f("email,make", "no occurred_at column")
+	f("occurred_at,make", "no email column")
+	f("email,occurred_at,colour", `column "colour" is not a property of event "viewed_car"`)
+	f("email,occurred_at,Make,make", `column "make" appears twice`)
+	f("", "empty")
+	cat := NewCatalog([]Definition{testDef})
+	if _, err := NewCSVReader(cat, "nope", strings.NewReader("email,occurred_at\n"), CSVChunk{}, fixedNow); err == nil {
+		t.Error("an unknown event was accepted")
+	}
+}
+
+// setFilter is an ImportFilter over a set.
+type setFilter struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (f *setFilter) Known(_ context.Context, cs []Completion) ([]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.seen == nil {
+		f.seen = map[string]bool{}
+	}
+	out := make([]bool, len(cs))
+	for i, c := range cs {
+		out[i] = f.seen[c.EventID]
+		f.seen[c.EventID] = true
+	}
+	return out, nil
+}
+
+func (f *setFilter) Forget(cs []Completion) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range cs {
+		delete(f.seen, c.EventID)
+	}
+}
+
+func TestPostImports(t *testing.T) {
+	h := &apiHarness{sink: &fakeSink{}, rej: &fakeRejections{}}
+	c, err := NewCollector(Config{
+		Tokens:      []Token{{Name: "crm", Token: testToken}, {Name: "bi", Token: readToken, Scopes: []string{ScopeRead}}},
+		Definitions: []Definition{testDef},
+		Pipeline:    NewPipeline(PipelineConfig{Sink: h.sink}), Rejections: h.rej,
+		Import: ImportConfig{Pipeline: NewPipeline(PipelineConfig{Sink: h.sink}), Filter: &setFilter{}},
+		Now:    func() time.Time { return fixedNow },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c = c
+	var b strings.Builder
+	b.WriteString("email,occurred_at,make,year\n")
+	for i := range 2500 {
+		fmt.Fprintf(&b, "u%d@example.com,2026-01-%02dT10:00:00Z,volvo,%d\n", i, 1+i%28, 2000+i%20)
+	}
+	b.WriteString("bad,2026-01-01,volvo,2020\n")
+	post := func(token string) (int, ImportSummary, string) {
+		resp, body := h.do(t, "POST", "/imports?event=viewed_car", token, b.String())
+		var s ImportSummary
+		if resp.StatusCode == 200 {
+			if err := json.Unmarshal(body, &s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, s, string(body)
+	}
+	code, s, body := post(testToken)
+	if code != 200 || s.Imported != 2500 || s.Duplicates != 0 || s.Rejected != 1 || s.ByReason["INVALID_EMAIL"] != 1 ||
+		len(s.Errors) != 1 || s.Errors[0].Line != 2502 {
+		t.Fatalf("first import: %d %s", code, body)
+	}
+	if len(h.sink.got) != 2500 || h.sink.got[0].Source != SourceImport {
+		t.Fatalf("sink holds %d completions (first %+v)", len(h.sink.got), h.sink.got[0])
+	}
+	if len(h.rej.got) != 1 || h.rej.got[0].Source != SourceImport || h.rej.got[0].Reason != "INVALID_EMAIL" {
+		t.Errorf("rejections = %+v", h.rej.got)
+	}
+	code, s, body = post(testToken)
+	if code != 200 || s.Imported != 0 || s.Duplicates != 2500 || len(h.sink.got) != 2500 {
+		t.Errorf("second import of the same file: %d %s; want every row a duplicate", code, body)
+	}
+	if code, _, body := post(readToken); code != 403 {
+		t.Errorf("read-only token: %d %s; want 403", code, body)
+	}
+	resp, body2 := h.do(t, "POST", "/imports?event=viewed_car", testToken, "email,colour\n")
+	if resp.StatusCode != 400 || !strings.Contains(string(body2), "colour") {
+		t.Errorf("bad header: %d %s", resp.StatusCode, body2)
+	}
+}

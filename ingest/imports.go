@@ -1,0 +1,195 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// ImportFilter keeps an import from adding what is already there. It is
+// not the live Deduper: an import of a million rows must not evict the
+// event ids of live traffic from it.
+type ImportFilter interface {
+	// Known reports, for each completion, whether it was stored or
+	// accepted before; the others are remembered as accepted from now on.
+	Known(ctx context.Context, cs []Completion) ([]bool, error)
+	// Forget undoes Known's remembering, for completions the pipeline then
+	// refused (a full log), so that a retry is not taken for a duplicate.
+	Forget(cs []Completion)
+}
+
+// ImportConfig is what POST /imports needs from main.
+type ImportConfig struct {
+	// Pipeline accepts the rows: enrichment and the durable log, as live
+	// traffic, with no Deduper of its own (Filter is the import's).
+	Pipeline *Pipeline
+	Filter   ImportFilter
+}
+
+// ImportSummary is the answer of POST /imports and what tally import
+// prints at the end.
+type ImportSummary struct {
+	Imported   int            `json:"imported"`
+	Duplicates int            `json:"duplicates"`
+	Rejected   int            `json:"rejected"`
+	ByReason   map[string]int `json:"rejectedByReason"`
+	// Errors lists the rejected rows, at most maxImportErrors a request
+	// (tally import sends 5,000 rows a request, so it sees every one).
+	Errors []ImportError `json:"errors"`
+}
+
+// ImportError is one rejected row.
+type ImportError struct {
+	Line    int    `json:"line"`
+	Row     int    `json:"row"`
+	In      string `json:"in"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Add folds s2 into s.
+func (s *ImportSummary) Add(s2 ImportSummary) {
+	s.Imported += s2.Imported
+	s.Duplicates += s2.Duplicates
+	s.Rejected += s2.Rejected
+	for k, v := range s2.ByReason {
+		if s.ByReason == nil {
+			s.ByReason = map[string]int{}
+		}
+		s.ByReason[k] += v
+	}
+}
+
+const (
+	// importBatch rows are checked against the filter and appended to the
+	// log as one record: 1,000 rows of a few hundred bytes is a ~0.5 MB
+	// record, well under the log's limits, and one filter query each.
+	importBatch = 1000
+	// maxImportErrors bounds the rows listed in one answer.
+	maxImportErrors = 10_000
+)
+
+// Import reads completions from x and accepts them in batches through
+// cfg's filter and pipeline; rejected rows are counted, listed (up to
+// maxImportErrors) and passed to reject. It stops at the first error of
+// the filter or pipeline (ErrFull, wrapped, when the log is full): what
+// was accepted before stays, and a retry of the same rows finds it known.
+func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, reject func([]Rejection)) (ImportSummary, error) {
+	var sum ImportSummary
+	sum.ByReason = map[string]int{}
+	batch := make([]Completion, 0, importBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		known, err := cfg.Filter.Known(ctx, batch)
+		if err != nil {
+			return fmt.Errorf("check imported rows against stored ones: %w", err)
+		}
+		fresh := batch[:0]
+		for i := range batch {
+			if known[i] {
+				sum.Duplicates++
+				continue
+			}
+			fresh = append(fresh, batch[i])
+		}
+		if len(fresh) > 0 {
+			if err := cfg.Pipeline.Accept(ctx, fresh); err != nil {
+				cfg.Filter.Forget(fresh)
+				return err
+			}
+		}
+		sum.Imported += len(fresh)
+		batch = batch[:0]
+		return nil
+	}
+	var rejs []Rejection
+	for {
+		r, err := x.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return sum, err
+		}
+		if len(r.Errors) > 0 {
+			sum.Rejected++
+			e := r.Errors[0]
+			sum.ByReason[e.Code]++
+			if len(sum.Errors) < maxImportErrors {
+				msg := e.Message
+				if len(r.Errors) > 1 {
+					msg += fmt.Sprintf(" (and %d more problems)", len(r.Errors)-1)
+				}
+				sum.Errors = append(sum.Errors, ImportError{Line: r.Line, Row: r.Row, In: e.Path, Code: e.Code, Message: msg})
+			}
+			rejs = append(rejs, Rejection{Source: SourceImport, EventName: x.def.Name, Reason: e.Code, Field: e.Path,
+				Payload: "line " + strconv.Itoa(r.Line) + ": " + e.Message})
+			if len(rejs) >= importBatch {
+				reject(rejs)
+				rejs = nil
+			}
+			continue
+		}
+		batch = append(batch, r.Completion)
+		if len(batch) == importBatch {
+			if err := flush(); err != nil {
+				return sum, err
+			}
+		}
+	}
+	if len(rejs) > 0 {
+		reject(rejs)
+	}
+	return sum, flush()
+}
+
+// importCSV answers POST /imports?event=NAME: the body is a CSV file (or a
+// part of one: hash, row and line say where it sits, see CSVChunk), and
+// the answer is its ImportSummary.
+func (c *Collector) importCSV(ctx *fiber.Ctx) error {
+	if c.cfg.Import.Pipeline == nil || c.cfg.Import.Filter == nil {
+		return writeEnvelope(ctx, fiber.StatusNotImplemented, envelope{Category: "NOT_IMPLEMENTED", Message: "imports are not configured on this server"})
+	}
+	body, err := c.apiBody(ctx)
+	if body == nil {
+		return err
+	}
+	chunk := CSVChunk{}
+	if h := ctx.Query("hash"); h != "" {
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != len(chunk.FileHash) {
+			return writeEnvelope(ctx, fiber.StatusBadRequest, envelope{Category: "VALIDATION_ERROR", Message: "hash must be the file's SHA-256 in hex"})
+		}
+		copy(chunk.FileHash[:], b)
+		chunk.FirstRow, chunk.FirstLine = ctx.QueryInt("row", 1), ctx.QueryInt("line", 2)
+	} else {
+		chunk.FileHash = sha256.Sum256(body)
+	}
+	now := c.now()
+	x, err := NewCSVReader(c.catalog, ctx.Query("event"), bytes.NewReader(body), chunk, now)
+	if err != nil {
+		return writeEnvelope(ctx, fiber.StatusBadRequest, envelope{Category: "VALIDATION_ERROR", Message: err.Error()})
+	}
+	sum, err := Import(ctx.UserContext(), c.cfg.Import, x, func(rs []Rejection) {
+		for i := range rs {
+			rs[i].At = now.UTC()
+		}
+		c.reject(rs)
+	})
+	if errors.Is(err, ErrTooManyRows) {
+		return writeEnvelope(ctx, fiber.StatusBadRequest, envelope{Category: "VALIDATION_ERROR", Message: err.Error()})
+	}
+	if err != nil {
+		return err
+	}
+	return ctx.JSON(sum)
+}
