@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,18 +20,20 @@ import (
 	"github.com/tally-analytics/tally/cmd/tally/config"
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/rules"
+	"github.com/tally-analytics/tally/rules/capi"
 	"github.com/tally-analytics/tally/snippet"
 	"github.com/tally-analytics/tally/store"
 )
 
 // Reload: SIGHUP (sent by "tally reload") makes serve re-read its config
 // and check it exactly as "tally check" does. On success the event
-// definitions (their typed views, the collector's catalog), the rules and
+// definitions (their typed views, the collector's catalog), the rules,
+// the destinations' settings (token, pixel, test code, version, URL) and
 // the per-site tracker scripts (capture triggers, mirror rules) change;
 // on any problem nothing changes and every problem is logged with its
-// place. Destinations are held by the forwarder's open outboxes: a
-// reload that changes them is refused (restart to apply), and so the
-// rules never name a destination the forwarder lacks. Other sections
+// place. A destination's outbox is opened at start: a reload that adds
+// or removes a destination is refused (restart to apply), so the rules
+// never name a destination the forwarder lacks. Other sections
 // (listen, clickhouse, sites, tokens, durable_log, geoip, …) take effect
 // at the next restart; a reload says which of them differ.
 
@@ -98,8 +102,14 @@ func (s *server) reload(ctx context.Context, path string) error {
 		return err
 	}
 	cur := s.reloads.cfg
+	var senders []capi.Destination
 	if !reflect.DeepEqual(next.Destinations, cur.Destinations) {
-		return errors.New("destinations changed: the forwarder's outboxes are opened at start, so restart tally to apply them; nothing was reloaded")
+		if !sameNames(next.Destinations, cur.Destinations) {
+			return errors.New("destinations added or removed: their outboxes open at start, so restart tally to apply them; nothing was reloaded")
+		}
+		if senders, err = metaDestinations(next.Destinations, s.httpClient); err != nil {
+			return err
+		}
 	}
 	// Typed views first, then the catalog: a completion of a new event is
 	// accepted only once its view exists.
@@ -123,10 +133,16 @@ func (s *server) reload(ctx context.Context, path string) error {
 	if err := s.engine.Reload(rcfg); err != nil {
 		return err
 	}
+	if senders != nil {
+		// Same names, checked above: SetSenders cannot refuse them.
+		if err := s.forwarder.SetSenders(senders); err != nil {
+			return err
+		}
+	}
 	s.collector.Catalog().Replace(next.Events)
 	s.scripts.b.Store(scripts)
 	applied := *cur
-	applied.Events, applied.Rules = next.Events, next.Rules
+	applied.Events, applied.Rules, applied.Destinations = next.Events, next.Rules, next.Destinations
 	s.reloads.cfg = &applied
 	if s.ch != nil {
 		next.ClickHouse.DSN = cur.ClickHouse.DSN // the managed server's, set at start
@@ -134,6 +150,34 @@ func (s *server) reload(ctx context.Context, path string) error {
 	s.log.Info("config reloaded", "config", path, "events", len(next.Events), "rules", len(next.Rules),
 		"restart_needed_for", restartOnly(cur, next), "took", time.Since(started).Round(time.Millisecond))
 	return nil
+}
+
+// metaDestinations builds a Conversions API client per destination.
+func metaDestinations(ds []rules.Destination, hc *http.Client) ([]capi.Destination, error) {
+	out := make([]capi.Destination, 0, len(ds))
+	for _, d := range ds {
+		d = d.WithDefaults()
+		client, err := capi.NewClient(capi.ClientConfig{GraphURL: d.GraphURL, APIVersion: d.APIVersion, PixelID: d.PixelID,
+			AccessToken: d.AccessToken, TestEventCode: d.TestEventCode, PartnerAgent: d.PartnerAgent}, hc)
+		if err != nil {
+			return nil, fmt.Errorf("destination %q: %w", d.Name, err)
+		}
+		out = append(out, capi.Destination{Name: d.Name, Sender: client})
+	}
+	return out, nil
+}
+
+// sameNames reports whether a and b name the same destinations.
+func sameNames(a, b []rules.Destination) bool {
+	names := func(ds []rules.Destination) []string {
+		out := make([]string, len(ds))
+		for i, d := range ds {
+			out[i] = d.Name
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(names(a), names(b))
 }
 
 // browserRulesOf returns the mirror rules of rcfg per site, compiled apart

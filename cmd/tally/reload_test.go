@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tally-analytics/tally/cmd/tally/config"
+	"github.com/tally-analytics/tally/rules/capi"
 	"github.com/tally-analytics/tally/store/chtest"
 )
 
@@ -111,10 +113,59 @@ func TestReloadAppliesOrKeeps(t *testing.T) {
 		t.Error("a refused reload dropped the rules in force")
 	}
 
-	write(strings.Replace(reloadBase, `"123"`, `"456"`, 1) + reloadRules)
-	if err := srv.reload(context.Background(), path); err == nil || !strings.Contains(err.Error(), "destinations changed") {
-		t.Errorf("reload(new destination) = %v; want refused: destinations changed", err)
+	write(strings.Replace(reloadBase, `name: meta_shop`, `name: meta_other`, 1) + strings.ReplaceAll(reloadRules, "to: meta_shop", "to: meta_other"))
+	if err := srv.reload(context.Background(), path); err == nil || !strings.Contains(err.Error(), "destinations added or removed") {
+		t.Errorf("reload(another destination) = %v; want refused: destinations added or removed", err)
 	}
+	if _, ok := srv.engine.EnabledAt("demo"); !ok {
+		t.Error("a refused reload dropped the rules in force")
+	}
+}
+
+// A reload that changes a destination's token takes effect on the next
+// request: a completion forwarded after it reaches Meta.
+func TestReloadRotatesToken(t *testing.T) {
+	graph := capitestServer(t)
+	dsn := chtest.DSN(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tally.yaml")
+	head := "clickhouse: {dsn: \"" + dsn + "\", database: " + chtest.Database(t, dsn) + "}\ndata_dir: " + filepath.Join(dir, "var") + "\n"
+	write := func(token string) {
+		t.Helper()
+		text := strings.Replace(strings.Replace(reloadBase, "secret", token, 1), "http://127.0.0.1:9", graph.URL(), 1)
+		text = strings.Replace(text, `"123"`, `"1234567890"`, 1)
+		if err := os.WriteFile(path, []byte(head+text+reloadRules), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("revoked-token")
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(context.Background(), cfg, serverOptions{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", FlushAge: 20 * time.Millisecond,
+		Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+	})
+	ts := &testServer{server: srv, url: "http://" + srv.Addr()}
+	write(graphToken)
+	if err := srv.reload(context.Background(), path); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	code, body := ts.post(t, "/events/v3/send", `{"eventName":"form_submitted","email":"a@example.com","uuid":"after-rotation",
+		"properties":{"form_id":"contact","hs_page_url":"https://shop.example.com/c","hs_user_agent":"Mozilla/5.0"}}`)
+	if code != 204 {
+		t.Fatalf("send: %d %s", code, body)
+	}
+	eventually(t, "the event at Meta with the new token", func() (bool, string) {
+		return len(graph.Received()) == 1, fmt.Sprint(len(graph.Received()), " events")
+	})
 }
 
 // tally reload checks the config, then signals the pid serve wrote.

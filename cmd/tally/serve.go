@@ -183,9 +183,10 @@ type server struct {
 	failed    chan error
 
 	// What a reload changes (reload.go).
-	engine  *rules.Engine
-	scripts scriptSwitch
-	reloads reloader
+	engine     *rules.Engine
+	scripts    scriptSwitch
+	reloads    reloader
+	httpClient *http.Client // the destinations' (nil: the default)
 }
 
 // startServer brings tally up: ClickHouse (managed or given), schema and
@@ -235,19 +236,12 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		outbox *outboxBatch
 	)
 	if err = applySchema(ctx, s.conn, s.db, cfg, log, func() error {
-		dests := make([]capi.Destination, 0, len(cfg.Destinations))
-		for _, d := range cfg.Destinations {
-			d = d.WithDefaults()
-			client, err := capi.NewClient(capi.ClientConfig{GraphURL: d.GraphURL, APIVersion: d.APIVersion, PixelID: d.PixelID,
-				AccessToken: d.AccessToken, TestEventCode: d.TestEventCode, PartnerAgent: d.PartnerAgent}, opt.HTTPClient)
-			if err != nil {
-				return fmt.Errorf("destination %q: %w", d.Name, err)
-			}
-			dests = append(dests, capi.Destination{Name: d.Name, Sender: client})
+		dests, err := metaDestinations(cfg.Destinations, opt.HTTPClient)
+		if err != nil {
+			return err
 		}
 		fwdCfg := opt.Forwarder
 		fwdCfg.Dir = cfg.DataPath("outbox")
-		var err error
 		if s.forwarder, err = capi.NewForwarder(fwdCfg, dests, dlog, log, reg); err != nil {
 			return err
 		}
@@ -318,7 +312,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	if err != nil {
 		return nil, err
 	}
-	s.engine, s.reloads.cfg = engine, cfg
+	s.engine, s.reloads.cfg, s.httpClient = engine, cfg, opt.HTTPClient
 	s.scripts.b.Store(scripts)
 
 	// The log's readers: ClickHouse and the rules engine, each at its own

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -231,7 +233,9 @@ func NewForwarder(cfg ForwarderConfig, dests []Destination, dlog DeliveryLog, lo
 			f.closeSpools()
 			return nil, fmt.Errorf("forwarder: %w", err)
 		}
-		f.workers[d.Name] = &worker{f: f, name: d.Name, sender: d.Sender, sp: sp, done: make(chan struct{}), healthy: true}
+		w := &worker{f: f, name: d.Name, sp: sp, done: make(chan struct{}), healthy: true}
+		w.sender.Store(&senderRef{d.Sender})
+		f.workers[d.Name] = w
 	}
 	for _, w := range f.workers {
 		go w.run()
@@ -358,11 +362,46 @@ func (f *Forwarder) Close(ctx context.Context) error {
 	return err
 }
 
+// senderRef holds a worker's Sender for an atomic swap.
+type senderRef struct{ Sender }
+
+// SetSenders replaces the destinations' senders (a config reload: a new
+// access token, pixel or test_event_code); the next request of each
+// destination uses its new sender, and what is queued stays queued. The
+// destinations must be the ones the Forwarder was built with: their
+// outboxes are opened at start.
+func (f *Forwarder) SetSenders(dests []Destination) error {
+	names := make(map[string]bool, len(dests))
+	for _, d := range dests {
+		names[d.Name] = true
+	}
+	var added, removed []string
+	for n := range names {
+		if f.workers[n] == nil {
+			added = append(added, n)
+		}
+	}
+	for n := range f.workers {
+		if !names[n] {
+			removed = append(removed, n)
+		}
+	}
+	if len(added) > 0 || len(removed) > 0 {
+		slices.Sort(added)
+		slices.Sort(removed)
+		return fmt.Errorf("destinations added %v, removed %v: their outboxes open at start, so restart tally to apply them", added, removed)
+	}
+	for _, d := range dests {
+		f.workers[d.Name].sender.Store(&senderRef{d.Sender})
+	}
+	return nil
+}
+
 // worker delivers one destination's spool.
 type worker struct {
 	f       *Forwarder
 	name    string
-	sender  Sender
+	sender  atomic.Pointer[senderRef] // swapped by SetSenders
 	sp      *spool.Spool
 	done    chan struct{}
 	healthy bool // for logging state changes only
@@ -535,7 +574,7 @@ func (w *worker) send(ps []pending, ds *[]Delivery, acks *[]string, retries *[]s
 	for i, p := range ps {
 		events[i] = p.env.Event
 	}
-	resp, err := w.sender.Send(w.f.sendCtx, events)
+	resp, err := w.sender.Load().Send(w.f.sendCtx, events)
 	now := time.Now()
 	if err != nil && w.f.sendCtx.Err() != nil {
 		// Shutting down hard: the outcome is unknown, so the events stay

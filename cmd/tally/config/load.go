@@ -123,9 +123,9 @@ func (p *parser) add(n *yaml.Node, format string, args ...any) {
 func (p *parser) at(path, msg string) {
 	for q := path; ; {
 		if n, ok := p.index[q]; ok {
-			for _, prev := range p.problems[:p.structural] {
-				if prev.Line == n.Line && prev.Column == n.Column {
-					return // a semantic problem where the value was already refused
+			for i, prev := range p.problems {
+				if prev.Line == n.Line && prev.Column == n.Column && (i < p.structural || prev.Message == msg) {
+					return // the value was already refused, or this was said here
 				}
 			}
 			p.add(n, "%s", msg)
