@@ -20,6 +20,18 @@ type BrowserRule struct {
 	Currency string            `json:"$,omitempty"`
 	Consent  *BrowserFilter    `json:"g,omitempty"` // the rule's consent gate, as an is_equal_to filter
 	Dedupe   *BrowserDedupe    `json:"d,omitempty"` // the rule's dedupe window
+	NameFrom *BrowserNameFrom  `json:"m,omitempty"` // event names from a property (then Name is empty)
+}
+
+// BrowserNameFrom is event_name_from for the mirror: the property, its
+// type (s or e) and options, the map, and which mapped names are Meta's
+// standard events (fbq('track')); the others are custom.
+type BrowserNameFrom struct {
+	Property string            `json:"p"`
+	Type     string            `json:"t"`
+	Options  []string          `json:"x,omitempty"`
+	Map      map[string]string `json:"k"`
+	Standard []string          `json:"y,omitempty"`
 }
 
 // BrowserDedupe is a rule's dedupe window for the mirror: the same keys
@@ -153,6 +165,20 @@ func browserRule(r *compiled, site string) (BrowserRule, bool) {
 	if r.consent != nil {
 		f := browserFilters([]*filter{r.consent})[0]
 		br.Consent = &f
+	}
+	if m := fw.EventNameFrom; m != nil {
+		nf := &BrowserNameFrom{Property: m.Property, Type: browserTypes[ingest.TypeString], Map: m.Map}
+		if r.nameFromEnum {
+			nf.Type = browserTypes[ingest.TypeEnumeration]
+			nf.Options = r.nameFromOptions
+		}
+		for _, n := range m.Map {
+			if IsStandardEvent(n) && !slices.Contains(nf.Standard, n) {
+				nf.Standard = append(nf.Standard, n)
+			}
+		}
+		slices.Sort(nf.Standard)
+		br.NameFrom, br.Custom = nf, false
 	}
 	if d := r.rule.Dedupe; d != nil {
 		bd := &BrowserDedupe{Within: d.Within.Milliseconds()}

@@ -51,7 +51,8 @@ func CheckSites(rules []Rule, siteIDs []string) []ingest.FieldError {
 type compiled struct {
 	// nameFromEnum: event_name_from reads an enumeration (each selected
 	// option maps on its own).
-	nameFromEnum bool
+	nameFromEnum    bool
+	nameFromOptions []string // the enumeration's options, for the browser
 	// customTypes are the types of the custom_data properties, by index.
 	customTypes []ingest.PropertyType
 	name        string
@@ -136,6 +137,7 @@ func compile(rules []Rule, dests []Destination, defs []ingest.Definition) ([]*co
 			if m := r.Forward.EventNameFrom; m != nil {
 				if p, ok := evDefs[0].Property(m.Property); ok {
 					cr.nameFromEnum = p.Type == ingest.TypeEnumeration
+					cr.nameFromOptions = p.Options
 				}
 			}
 			for _, f := range r.Forward.CustomData {
@@ -328,9 +330,6 @@ func (c *checker) checkForward(path string, fw *Forward, dests map[string]Destin
 		c.add(path+".event_name_from", "CONFLICTING_FIELDS", "use either event_name or event_name_from, not both")
 	case fw.EventNameFrom != nil:
 		names = c.checkEventNameFrom(path+".event_name_from", fw.EventNameFrom, leads, defs)
-		if fw.MirrorInBrowser {
-			c.add(path+".mirror_in_browser", "MIRROR_NOT_SUPPORTED", "the browser mirror does not map event names from a property; remove mirror_in_browser or use a fixed event_name")
-		}
 	default:
 		c.checkEventName(path+".event_name", fw.EventName, leads)
 	}

@@ -8,7 +8,8 @@
 // rules: the site's mirror rules as baked into the script (rules.BrowserRule:
 //   {r: rule, e: [events], w: [filter], a: [[filter]], n: Meta name,
 //    c: custom (trackCustom), v: {f: fixed} | {p: property, d: default},
-//    $: currency, g: consent filter}; filter: {p, t: type, o: op, v: [values], x: [options]},
+//    $: currency, g: consent filter, d: dedupe window, m: names from a
+//    property}; filter: {p, f: standard field, t: type, o: op, v: [values], x: [options]},
 //   types and operations as short codes: s n t d e b for string, number,
 //   datetime, date, enumeration, bool; eq ne co nc sw ew re in ni gt ge lt le
 //   bt k u for is_equal_to … is_unknown, in rules.Op's order).
@@ -239,8 +240,31 @@ function all(fs, p, s) {
   });
 }
 
-// decide returns the fbq arguments rule r calls for completion ev, or null
-// when it does not match. Consent is the caller's to check.
+// names are the Meta event names rule r forwards ev as: its fixed name, or
+// with r.m (event_name_from: {p, t, x, k: map, y: standard names}) each
+// mapped value, as the rules engine's eventNames (rules/mapping.go): each
+// selected option of an enumeration in the order sent, a string's value
+// ignoring case; none when nothing is mapped.
+function names(r, p) {
+  var m = r.m;
+  if (!m) return [[r.c ? 'trackCustom' : 'track', r.n]];
+  var v = norm(m.t, p[m.p], m.x);
+  var out = [];
+  if (v == null) return out;
+  var keys = Object.keys(m.k);
+  (m.t == 'e' ? v : [v]).forEach(function (o) {
+    keys.forEach(function (k) {
+      var n = m.k[k];
+      if ((m.t == 'e' ? k == o : fold(k) == fold(o)) && !out.some(function (c) { return c[1] == n; }))
+        out.push([has(m.y || [], n) ? 'track' : 'trackCustom', n]);
+    });
+  });
+  return out;
+}
+
+// decide returns the fbq arguments rule r calls for completion ev: a list
+// of calls, or null when it does not match. Consent is the caller's to
+// check.
 export function decide(r, ev) {
   var p = props(ev);
   // __FIELDS__ and __DEDUPE__ are defined when the script is built: false
@@ -261,7 +285,10 @@ export function decide(r, ev) {
       if (r.$) params.currency = r.$;
     }
   }
-  return [r.c ? 'trackCustom' : 'track', r.n, params, { eventID: ev.id }];
+  var calls = names(r, p).map(function (n) {
+    return [n[0], n[1], params, { eventID: ev.id }];
+  });
+  return calls.length ? calls : null;
 }
 
 // Duplicate submissions: a rule with a dedupe window (r.d: {b: [{k, f:
@@ -337,7 +364,9 @@ export function mirror(rules, ev, emit) {
       if (emit) emit('mirror_duplicate', { rule: r.r, id: ev.id });
       return;
     }
-    if (emit) emit('mirror', { rule: r.r, args: args });
-    if (typeof fbq == 'function') fbq(args[0], args[1], args[2], args[3]);
+    args.forEach(function (a) {
+      if (emit) emit('mirror', { rule: r.r, args: a });
+      if (typeof fbq == 'function') fbq(a[0], a[1], a[2], a[3]);
+    });
   });
 }
