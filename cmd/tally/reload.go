@@ -111,26 +111,28 @@ func (s *server) reload(ctx context.Context, path string) error {
 			return err
 		}
 	}
-	// Typed views first, then the catalog: a completion of a new event is
-	// accepted only once its view exists.
-	// Under the schema lock, as at start: collectors sharing a database
-	// replace views one at a time.
-	release, err := store.LockSchema(ctx, s.conn, s.db, cur.ClickHouse.Cluster, s.log)
-	if err != nil {
-		return err
-	}
-	err = store.SyncViewsOn(ctx, s.conn, s.db, cur.ClickHouse.Cluster, next.Events)
-	release()
-	if err != nil {
-		return fmt.Errorf("update typed views: %w", err)
-	}
 	rcfg := rules.Config{Rules: next.Rules, Destinations: next.Destinations, Definitions: next.Events}
 	scripts, err := snippet.NewBuilder(snippet.Config{Sites: cur.Sites, Definitions: next.Events,
 		EventPath: cur.Collector.EventPath, Mirrors: browserRulesOf(rcfg)})
 	if err != nil {
 		return err
 	}
-	if err := s.engine.Reload(rcfg); err != nil {
+	// Under the schema lock, as at start: collectors sharing a database
+	// replace views and record rules' enabled-at times one at a time. Typed
+	// views come first: a completion of a new event is accepted (the
+	// catalog, below) only once its view exists.
+	release, err := store.LockSchema(ctx, s.conn, s.db, cur.ClickHouse.Cluster, s.log)
+	if err != nil {
+		return err
+	}
+	err = store.SyncViewsOn(ctx, s.conn, s.db, cur.ClickHouse.Cluster, next.Events)
+	if err != nil {
+		err = fmt.Errorf("update typed views: %w", err)
+	} else {
+		err = s.engine.Reload(rcfg)
+	}
+	release()
+	if err != nil {
 		return err
 	}
 	if senders != nil {
