@@ -32,15 +32,19 @@ func (f *ImportFilter) Known(ctx context.Context, cs []ingest.Completion) ([]boo
 	if len(cs) == 0 {
 		return out, nil
 	}
-	sites, names, ids := map[string]bool{}, map[string]bool{}, make([]string, len(cs))
+	sites, names := map[string]bool{}, map[string]bool{}
 	lo, hi := cs[0].OccurredAt, cs[0].OccurredAt
 	for i := range cs {
 		sites[cs[i].Site], names[cs[i].EventName] = true, true
-		ids[i] = cs[i].EventID
 		lo, hi = minTime(lo, cs[i].OccurredAt), maxTime(hi, cs[i].OccurredAt)
 	}
-	q := fmt.Sprintf("SELECT event_name, event_id FROM %s.events WHERE site IN (%s) AND event_name IN (%s) AND occurred_at >= toDateTime(%d) AND occurred_at <= toDateTime(%d) AND event_id IN (%s)",
-		f.db, quoteList(keys(sites)), quoteList(keys(names)), clampTime(lo).Unix(), clampTime(hi).Unix(), quoteList(ids))
+	// The ids are not sent: a list of thousands of literals costs
+	// ClickHouse 18.16 more to parse than reading the ids of the rows
+	// imported in that stretch of time (an import's rows are usually in
+	// time order, so the stretch is short, and before the first import of
+	// a file it holds none of its rows).
+	q := fmt.Sprintf("SELECT event_name, event_id FROM %s.events WHERE site IN (%s) AND event_name IN (%s) AND occurred_at >= toDateTime(%d) AND occurred_at <= toDateTime(%d) AND source = 'import'",
+		f.db, quoteList(keys(sites)), quoteList(keys(names)), clampTime(lo).Unix(), clampTime(hi).Unix())
 	rows, err := f.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("look up %d imported event ids: %w", len(cs), err)

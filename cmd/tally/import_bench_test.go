@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/metrics"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/store"
+	"github.com/tally-analytics/tally/store/chtest"
+)
+
+// BenchmarkImport imports a generated CSV of TALLY_BENCH_IMPORT_ROWS rows
+// (default 1,000,000: an email, a time, three properties and hs_page_url; ~90 bytes a row)
+// with tally import's client into a whole tally, and, in the same run,
+// inserts as many rows with clickhouse-go straight into an events table
+// (20,000-row batches, the rate the ClickHouse notes quote), so the two
+// rates share the machine's state. It reports:
+//
+//	accepted-rows/s  rows acknowledged by POST /imports (durable in the log)
+//	stored-rows/s    rows in ClickHouse (events), from the start
+//	raw-rows/s       the direct inserts
+//	stored/raw-%     the second over the third
+//	peak-live-MB     the largest live heap (as of the last GC) sampled every
+//	                 50 ms while importing; tally and the client share the
+//	                 process
+//
+// Run: go test ./cmd/tally -run '^$' -bench Import -benchtime 1x
+func BenchmarkImport(b *testing.B) {
+	rows := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("TALLY_BENCH_IMPORT_ROWS")); err == nil && v > 0 {
+		rows = v
+	}
+	ts := startTestServer(b, serveYAML, serverOptions{})
+	csvPath := filepath.Join(b.TempDir(), "history.csv")
+	writeImportCSV(b, csvPath, rows)
+
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		for {
+			metrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+
+	for b.Loop() {
+		f, err := os.Open(csvPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		sum, err := runImport(context.Background(), importOptions{Event: "viewed_car", URL: ts.url, Token: testAPIToken, Name: csvPath, Log: io.Discard}, f)
+		f.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		accepted := time.Since(start)
+		if sum.Imported+sum.Duplicates != rows {
+			b.Fatalf("summary %+v; want %d rows", sum, rows)
+		}
+		for {
+			var n uint64
+			if err := ts.conn.QueryRow(context.Background(), "SELECT count() FROM `"+ts.db+"`.events WHERE source = 'import'").Scan(&n); err != nil {
+				b.Fatal(err)
+			}
+			if n >= uint64(rows) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		stored := time.Since(start)
+		close(stop)
+		<-sampled
+
+		raw := rawInsertRate(b, rows)
+		b.ReportMetric(float64(rows)/accepted.Seconds(), "accepted-rows/s")
+		b.ReportMetric(float64(rows)/stored.Seconds(), "stored-rows/s")
+		b.ReportMetric(raw, "raw-rows/s")
+		b.ReportMetric(100*float64(rows)/stored.Seconds()/raw, "stored/raw-%")
+		b.ReportMetric(float64(peak.Load())/(1<<20), "peak-live-MB")
+	}
+}
+
+// writeImportCSV writes rows rows for viewed_car, oldest first over the
+// past year, as an export sorted by time would be.
+func writeImportCSV(b *testing.B, path string, rows int) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	fmt.Fprintln(w, "email,occurred_at,make,year,condition,hs_page_url")
+	start := time.Now().Add(-365 * 24 * time.Hour).UnixMilli()
+	step := int64(365*24*time.Hour/time.Millisecond) / int64(rows)
+	makes := []string{"volvo", "saab", "audi", "bmw"}
+	for i := range rows {
+		fmt.Fprintf(w, "person%d@example.com,%d,%s,%d,%s,https://shop.example.com/cars/%d\n",
+			i%50_000, start+int64(i)*step, makes[i%4], 1990+i%35, []string{"new", "used"}[i%2], i)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+}
+
+// rawInsertRate inserts rows completions like the benchmark's straight
+// into a fresh events table, in 20,000-row batches, and returns rows/s.
+func rawInsertRate(b *testing.B, rows int) float64 {
+	dsn := chtest.DSN(b)
+	db := chtest.Database(b, dsn)
+	conn := chtest.Open(b, dsn)
+	ctx := context.Background()
+	if err := store.Migrate(ctx, conn, db); err != nil {
+		b.Fatal(err)
+	}
+	in := store.NewInserter(conn, db)
+	const batchRows = 20_000
+	cs := make([]ingest.Completion, batchRows)
+	var batch store.EventBatch
+	start := time.Now()
+	t0 := time.Now().Add(-365 * 24 * time.Hour)
+	for done := 0; done < rows; done += batchRows {
+		n := min(batchRows, rows-done)
+		for i := range n {
+			k := done + i
+			cs[i] = ingest.Completion{EventID: strconv.Itoa(k), EventName: "viewed_car", Source: ingest.SourceImport,
+				OccurredAt: t0.Add(time.Duration(k) * 30 * time.Second), ReceivedAt: start, Identity: ingest.Identity{Email: fmt.Sprintf("person%d@example.com", k%50_000)},
+				Page:  ingest.Page{URL: "https://shop.example.com/cars/" + strconv.Itoa(k)},
+				Props: []ingest.Prop{{Name: "condition", Value: "used"}, {Name: "make", Value: "volvo"}, {Name: "year", Value: "2020"}}}
+		}
+		batch.Reset()
+		batch.Encode(cs[:n])
+		if err := in.InsertEvents(ctx, &batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return float64(rows) / time.Since(start).Seconds()
+}
