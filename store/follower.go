@@ -31,6 +31,10 @@ type FollowConfig struct {
 	// Backoff spaces the retries of a batch the handler failed; zero means
 	// 100 ms to 10 s.
 	Backoff backoff.Policy
+	// Skip, when set, drops a completion before it is handed on: it is
+	// given the index of the log record the completion came from (the
+	// erasures of people whose completions the log still holds).
+	Skip func(index uint64, c *ingest.Completion) bool
 	// Idle, when set and true, means the handler has nothing to do: records
 	// are passed over without being decoded (the rules engine with no rule
 	// enabled), and the cursor still moves.
@@ -186,7 +190,19 @@ func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool)
 			}
 			bytes += len(e.Data)
 			var derr error
-			if *cs, derr = DecodeRecord(*cs, e.Data); derr != nil {
+			before := len(*cs)
+			*cs, derr = DecodeRecord(*cs, e.Data)
+			if f.cfg.Skip != nil {
+				kept := (*cs)[:before]
+				for i := before; i < len(*cs); i++ {
+					if !f.cfg.Skip(e.Index, &(*cs)[i]) {
+						kept = append(kept, (*cs)[i])
+					}
+				}
+				clear((*cs)[len(kept):])
+				*cs = kept
+			}
+			if derr != nil {
 				f.corrupt.Inc()
 				f.log.Error("skipped a log record that does not decode", "index", e.Index, "err", derr)
 			}

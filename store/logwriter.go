@@ -34,6 +34,8 @@ type LogWriterConfig struct {
 	// by person (Inserter.InsertPersons) before the batch's events INSERT;
 	// a failure retries the batch like a failed INSERT.
 	Persons func(ctx context.Context, cs []ingest.Completion) error
+	// Skip drops completions before they are written (see FollowConfig).
+	Skip func(index uint64, c *ingest.Completion) bool
 	// StorageIP turns the client IP as received (the log keeps it whole,
 	// for forwards) into what the row stores; nil stores it as received.
 	StorageIP func(string) string
@@ -116,7 +118,7 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert E
 		recovered = recovered || through >= lastIndex
 		return nil
 	}
-	f := Follow(FollowConfig{Name: "events writer", MaxRows: cfg.FlushRows, MaxBytes: cfg.FlushBytes, MaxAge: cfg.FlushAge, Backoff: cfg.Backoff},
+	f := Follow(FollowConfig{Name: "events writer", MaxRows: cfg.FlushRows, MaxBytes: cfg.FlushBytes, MaxAge: cfg.FlushAge, Backoff: cfg.Backoff, Skip: cfg.Skip},
 		r, handle, log, corrupt)
 	return &LogWriter{Follower: f, corrupt: corrupt}
 }

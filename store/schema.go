@@ -133,6 +133,26 @@ const ruleStateDDL = `CREATE TABLE IF NOT EXISTS {db}.rule_state
 ENGINE = ReplacingMergeTree(version)
 ORDER BY rule`
 
+// erasuresDDL: the audit trail of privacy erasures. It names the person
+// only by a SHA-256 of their identifiers (store.Person.Subject), so an
+// auditor can check that a known person was erased without the table
+// holding who they are.
+const erasuresDDL = `CREATE TABLE IF NOT EXISTS {db}.erasures
+(
+    erased_at       DateTime('UTC'),
+    subject_sha256  String COMMENT 'SHA-256 of the erased identifiers',
+    events          UInt64,
+    rejections      UInt64,
+    deliveries      UInt64,
+    identities      UInt64,
+    person_events   UInt64,
+    outbox          UInt64 COMMENT 'pending forwards removed from the outbox',
+    log_completions UInt64 COMMENT 'completions the durable log still held, dropped by its readers'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(erased_at)
+ORDER BY erased_at`
+
 const migrationsDDL = `CREATE TABLE IF NOT EXISTS {db}.schema_migrations
 (
     version    UInt32,
@@ -192,6 +212,7 @@ func migrations() []migration {
 		}},
 		// One identity per person (persons.go).
 		{4, "identities, person_events, contact_timeline", personsMigration(), nil},
+		{5, "erasures", []string{erasuresDDL}, nil},
 	}
 }
 

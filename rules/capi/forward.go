@@ -308,6 +308,33 @@ func (f *Forwarder) EnqueueBatch(ctx context.Context, qs []Queued) error {
 	return nil
 }
 
+// Erase removes from every destination's outbox the pending events whose
+// event id is in ids (a person's erasure), and returns how many it removed.
+// An event already being sent may still reach its destination.
+func (f *Forwarder) Erase(ids map[string]bool) (int, error) {
+	n := 0
+	for name, w := range f.workers {
+		keys, err := w.sp.Keys()
+		if err != nil {
+			return n, fmt.Errorf("erase from the outbox of %q: %w", name, err)
+		}
+		var del []string
+		for _, k := range keys {
+			if id, _, _ := strings.Cut(k, "\x1f"); ids[id] {
+				del = append(del, k)
+			}
+		}
+		if len(del) == 0 {
+			continue
+		}
+		if err := w.sp.Ack(del); err != nil {
+			return n, fmt.Errorf("erase from the outbox of %q: %w", name, err)
+		}
+		n += len(del)
+	}
+	return n, nil
+}
+
 // Backlogged names the destinations whose outbox holds at least fraction
 // (0..1) of its bound: /readyz reports them, since a full outbox refuses
 // completions that match their rules.

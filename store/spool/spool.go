@@ -570,3 +570,23 @@ func (s *Spool) Close(ctx context.Context) error {
 	s.log.Info("spool closed", "spool", s.cfg.Name)
 	return nil
 }
+
+// Keys lists the keys of every item in the spool, leased or not (privacy
+// erasure finds a person's pending items by key).
+func (s *Spool) Keys() ([]string, error) {
+	if !s.begin() {
+		return nil, ErrClosed
+	}
+	defer s.life.RUnlock()
+	var keys []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketItems).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list spool %s: %w", s.cfg.Name, err)
+	}
+	return keys, nil
+}

@@ -154,3 +154,19 @@ SELECT contact, event_id, site, event_name, occurred_at, occurred_at_ms, receive
     ALL INNER JOIN (SELECT DISTINCT visitor_id, value AS contact FROM `tally`.identities WHERE kind = 'email') USING visitor_id
     WHERE email = ''
 );
+
+CREATE TABLE IF NOT EXISTS `tally`.erasures
+(
+    erased_at       DateTime('UTC'),
+    subject_sha256  String COMMENT 'SHA-256 of the erased identifiers',
+    events          UInt64,
+    rejections      UInt64,
+    deliveries      UInt64,
+    identities      UInt64,
+    person_events   UInt64,
+    outbox          UInt64 COMMENT 'pending forwards removed from the outbox',
+    log_completions UInt64 COMMENT 'completions the durable log still held, dropped by its readers'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(erased_at)
+ORDER BY erased_at;

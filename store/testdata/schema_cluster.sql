@@ -166,3 +166,19 @@ SELECT contact, event_id, site, event_name, occurred_at, occurred_at_ms, receive
     ALL INNER JOIN (SELECT DISTINCT visitor_id, value AS contact FROM `tally`.identities WHERE kind = 'email') USING visitor_id
     WHERE email = ''
 );
+
+CREATE TABLE IF NOT EXISTS `tally`.erasures ON CLUSTER `tally_cluster`
+(
+    erased_at       DateTime('UTC'),
+    subject_sha256  String,
+    events          UInt64,
+    rejections      UInt64,
+    deliveries      UInt64,
+    identities      UInt64,
+    person_events   UInt64,
+    outbox          UInt64,
+    log_completions UInt64
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/tally/erasures', '{shard}-{replica}')
+PARTITION BY toYYYYMM(erased_at)
+ORDER BY erased_at;
