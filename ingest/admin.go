@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -16,7 +18,25 @@ type AdminConfig struct {
 	Ready func(ctx context.Context) error
 	// Metrics is served at /metrics; nil serves none.
 	Metrics http.Handler
+	// Erase serves POST /privacy/erase, for tokens with the erase scope;
+	// nil serves none.
+	Erase  EraseFunc
+	Tokens []Token
 }
+
+// EraseRequest names the person to erase: any of the three.
+type EraseRequest struct {
+	Email      string `json:"email"`
+	VisitorID  string `json:"visitor_id"`
+	ExternalID string `json:"external_id"`
+}
+
+// EraseFunc erases a person and returns what it removed, by place, to be
+// answered as JSON. An error wrapping ErrEraseInput is the caller's (400).
+type EraseFunc func(ctx context.Context, r EraseRequest) (any, error)
+
+// ErrEraseInput marks an erasure request that names no one.
+var ErrEraseInput = errors.New("erase request names no one")
 
 // Admin serves operators on their own listener (admin_listen, loopback by
 // default): /metrics and the detailed readiness, which say how tally is
@@ -38,6 +58,25 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	})
 	if cfg.Metrics != nil {
 		app.Get("/metrics", adaptor.HTTPHandler(cfg.Metrics))
+	}
+	if cfg.Erase != nil {
+		app.Post("/privacy/erase", func(ctx *fiber.Ctx) error {
+			if _, ok := tokenIndex(ctx, cfg.Tokens, ScopeErase); !ok {
+				return ctx.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "send Authorization: Bearer <token> with a token whose scopes include erase"})
+			}
+			var req EraseRequest
+			if err := json.Unmarshal(ctx.Body(), &req); err != nil {
+				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": "body is not {\"email\"|\"visitor_id\"|\"external_id\": ...}: " + err.Error()})
+			}
+			res, err := cfg.Erase(ctx.UserContext(), req)
+			switch {
+			case errors.Is(err, ErrEraseInput):
+				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
+			case err != nil:
+				return ctx.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": err.Error()})
+			}
+			return ctx.JSON(res)
+		})
 	}
 	return &Admin{app: app}
 }

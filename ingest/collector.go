@@ -218,24 +218,38 @@ func (c *Collector) readyz(ctx *fiber.Ctx) error {
 	return ctx.SendString("ready")
 }
 
-// requireToken checks the API bearer token in constant time.
+// requireToken checks the API bearer token in constant time, and that it
+// may send.
 func (c *Collector) requireToken(ctx *fiber.Ctx) error {
-	// The scheme is case-insensitive (RFC 9110 §11.1): "bearer x" is as
-	// good as "Bearer x".
-	scheme, tok, _ := strings.Cut(strings.TrimSpace(ctx.Get(fiber.HeaderAuthorization)), " ")
-	tok = strings.TrimSpace(tok)
-	if strings.EqualFold(scheme, "Bearer") && tok != "" {
-		for i, t := range c.cfg.Tokens {
-			if t.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(t.Token)) == 1 {
-				ctx.Locals("token", &c.cfg.Tokens[i])
-				return ctx.Next()
-			}
-		}
+	if i, ok := tokenIndex(ctx, c.cfg.Tokens, ""); ok {
+		ctx.Locals("token", &c.cfg.Tokens[i])
+		return ctx.Next()
 	}
 	return writeEnvelope(ctx, fiber.StatusUnauthorized, envelope{
 		Category: "INVALID_AUTHENTICATION",
 		Message:  "Authentication credentials not found or invalid: send Authorization: Bearer <token> with a token from api_tokens.",
 	})
+}
+
+// tokenIndex finds the request's bearer token among tokens, comparing in
+// constant time, and when scope is not empty requires it. The scheme is
+// case-insensitive (RFC 9110 §11.1): "bearer x" is as good as "Bearer x".
+func tokenIndex(ctx *fiber.Ctx, tokens []Token, scope string) (int, bool) {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(ctx.Get(fiber.HeaderAuthorization)), " ")
+	tok = strings.TrimSpace(tok)
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return 0, false
+	}
+	for i := range tokens {
+		t := &tokens[i]
+		if t.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(t.Token)) == 1 {
+			if scope != "" && !t.Allows(scope) {
+				return 0, false
+			}
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // accept hands a request's completions to the pipeline.

@@ -18,16 +18,18 @@ type Site struct {
 type Token struct {
 	Name  string `yaml:"name"`
 	Token string `yaml:"token"`
-	// Scopes are what the token may do: "send" (the send API, imports)
-	// and "read" (GET /events/v3/events). Empty means send only, so a
-	// token embedded in a backend that only sends cannot read.
+	// Scopes are what the token may do: "send" (the send API, imports),
+	// "read" (GET /events/v3/events) and "erase" (POST /privacy/erase on
+	// the admin listener). Empty means send only, so a token embedded in a
+	// backend that only sends can do nothing else.
 	Scopes []string `yaml:"scopes"`
 }
 
 // Token scopes.
 const (
-	ScopeSend = "send"
-	ScopeRead = "read"
+	ScopeSend  = "send"
+	ScopeRead  = "read"
+	ScopeErase = "erase"
 )
 
 // Allows reports whether the token has scope.

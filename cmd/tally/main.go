@@ -30,6 +30,7 @@ commands:
   migrate  apply the ClickHouse schema
   import   import past completions from CSV through a running tally
   snippet  print the tags to paste into a site
+  erase    erase a person everywhere tally keeps them (asks the running tally)
   version  print version information
 
 Run "tally <command> -h" for a command's flags.
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = importCmd(ctx, args, stdout, stderr)
 	case "snippet":
 		err = snippetCmd(args, stdout, stderr)
+	case "erase":
+		err = eraseCmd(ctx, args, stdout, stderr)
 	case "version", "-version", "--version":
 		versionCmd(stdout)
 	case "help", "-h", "-help", "--help":

@@ -165,22 +165,27 @@ type serverOptions struct {
 // server is a running tally: every component, started in dependency order
 // and stopped in reverse.
 type server struct {
-	log       *slog.Logger
-	ch        *chserver.Supervisor // nil when clickhouse.dsn points elsewhere
-	conn      driver.Conn
-	db        string
-	wal       *wal.Log
-	writer    *store.LogWriter
-	rulesFeed *store.Follower
-	rejects   *store.RejectionWriter
-	delivers  *store.DeliveryWriter
-	enricher  *enrich.Enricher
-	forwarder *capi.Forwarder
-	collector *ingest.Collector
-	ln        net.Listener
-	admin     *ingest.Admin
-	adminLn   net.Listener
-	failed    chan error
+	log         *slog.Logger
+	ch          *chserver.Supervisor // nil when clickhouse.dsn points elsewhere
+	conn        driver.Conn
+	db          string
+	wal         *wal.Log
+	chReader    *wal.Reader
+	rulesReader *wal.Reader
+	erasures    *store.Erasures
+	eraser      *store.Eraser
+	writer      *store.LogWriter
+	rulesFeed   *store.Follower
+	rejects     *store.RejectionWriter
+	delivers    *store.DeliveryWriter
+	enricher    *enrich.Enricher
+	forwarder   *capi.Forwarder
+	pipeline    *ingest.Pipeline
+	collector   *ingest.Collector
+	ln          net.Listener
+	admin       *ingest.Admin
+	adminLn     net.Listener
+	failed      chan error
 
 	// What a reload changes (reload.go).
 	engine     *rules.Engine
@@ -275,6 +280,13 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	if err != nil {
 		return nil, err
 	}
+	s.chReader, s.rulesReader = chReader, rulesReader
+	if s.erasures, err = store.OpenErasures(cfg.DataPath("erasures.json")); err != nil {
+		return nil, err
+	}
+	if err := s.erasures.Prune(min(chReader.Committed(), rulesReader.Committed())); err != nil {
+		return nil, err
+	}
 	size, maxSize := s.wal.Size()
 	log.Info("durable log open", "dir", logCfg.Dir, "bytes", size, "max_bytes", maxSize,
 		"pending_clickhouse", chReader.Pending(), "pending_rules", rulesReader.Pending())
@@ -317,9 +329,10 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 
 	// The log's readers: ClickHouse and the rules engine, each at its own
 	// pace, neither on the request path.
-	s.writer = store.NewLogWriter(store.LogWriterConfig{FlushAge: opt.FlushAge, StorageIP: s.enricher.StorageIP, Persons: inserter.InsertPersons},
+	s.writer = store.NewLogWriter(store.LogWriterConfig{FlushAge: opt.FlushAge, StorageIP: s.enricher.StorageIP, Persons: inserter.InsertPersons,
+		Skip: s.erasures.Drop},
 		chReader, s.wal.LastIndex(), inserter.InsertEvents, inserter.Existing, log, reg)
-	s.rulesFeed = store.Follow(store.FollowConfig{Name: "rules engine", MaxRows: rulesBatchRows, MaxAge: rulesBatchAge, Idle: engine.Idle},
+	s.rulesFeed = store.Follow(store.FollowConfig{Name: "rules engine", MaxRows: rulesBatchRows, MaxAge: rulesBatchAge, Idle: engine.Idle, Skip: s.erasures.Drop},
 		rulesReader, func(ctx context.Context, cs []ingest.Completion, _ uint64) error {
 			outbox.reset()
 			if err := engine.Write(ctx, cs); err != nil {
@@ -328,13 +341,14 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 			return outbox.flush(ctx)
 		}, log, nil)
 
+	s.pipeline = ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Dedup: dedup, Enrich: s.enricher.Enrich,
+		Log: log, Registerer: reg})
 	s.collector, err = ingest.NewCollector(ingest.Config{
 		CollectorConfig: cfg.Collector,
 		Sites:           cfg.Sites,
 		Tokens:          cfg.APITokens,
 		Definitions:     cfg.Events,
-		Pipeline: ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Dedup: dedup, Enrich: s.enricher.Enrich,
-			Log: log, Registerer: reg}),
+		Pipeline:   s.pipeline,
 		Rejections: s.rejects,
 		Reader:     store.NewReader(s.conn, s.db),
 		// Imports go through their own pipeline: the same log and
@@ -371,7 +385,9 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	}()
 
 	// Operators' endpoints on their own listener (loopback by default).
-	s.admin = ingest.NewAdmin(ingest.AdminConfig{Ready: s.ready, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})})
+	s.eraser = store.NewEraser(s.conn, s.db, cfg.ClickHouse.Cluster)
+	s.admin = ingest.NewAdmin(ingest.AdminConfig{Ready: s.ready, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Erase: s.erase, Tokens: cfg.APITokens})
 	adminAddr := opt.AdminListen
 	if adminAddr == "" {
 		adminAddr = cfg.AdminAddr()
@@ -522,6 +538,72 @@ func openClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (co
 		return nil, nil, err
 	}
 	return conn, func() { conn.Close(); stopCH() }, nil
+}
+
+// eraseWait bounds how long an erasure waits for the log's readers to
+// pass what the log held when it was asked (normally a second or two; long
+// only when ClickHouse is down, and then the erasure is answered 503 and
+// should be asked again: the log's part of it already holds).
+const eraseWait = time.Minute
+
+// erase removes a person everywhere tally keeps them: the durable log (its
+// readers drop the person's completions it still holds), ClickHouse (events
+// through every visitor id their email was seen with, their deliveries,
+// rejections naming them, identity links) and the forwarding outbox. The
+// audit row and the log line name the person by a hash only.
+func (s *server) erase(ctx context.Context, r ingest.EraseRequest) (any, error) {
+	p := store.Person{Emails: []string{r.Email}, VisitorIDs: []string{r.VisitorID}, ExternalIDs: []string{r.ExternalID}}.Normalize()
+	if p.Empty() {
+		return nil, fmt.Errorf("%w: give email, visitor_id or external_id", ingest.ErrEraseInput)
+	}
+	subject := p.Subject()
+	p, err := s.eraser.Resolve(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	through := s.wal.LastIndex()
+	dropped, err := s.erasures.Add(p, through)
+	if err != nil {
+		return nil, err
+	}
+	// The person's rows reach ClickHouse and the outbox only through the
+	// log's readers: once both have passed what the log held, the deletes
+	// below see every row there is.
+	wctx, cancel := context.WithTimeout(ctx, eraseWait)
+	defer cancel()
+	for min(s.chReader.Committed(), s.rulesReader.Committed()) <= through {
+		select {
+		case <-wctx.Done():
+			return nil, fmt.Errorf("erasure registered for the durable log, but ClickHouse has not caught up within %v; ask again to finish it", eraseWait)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	ids, err := s.eraser.EventIDs(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := s.eraser.Erase(ctx, p, ids)
+	if err != nil {
+		return nil, err
+	}
+	idSet := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		idSet[id] = true
+	}
+	n, err := s.forwarder.Erase(idSet)
+	if err != nil {
+		return nil, err
+	}
+	counts.Outbox, counts.Log = uint64(n), dropped()
+	if err := s.eraser.Record(ctx, subject, counts); err != nil {
+		return nil, err
+	}
+	if err := s.erasures.Prune(min(s.chReader.Committed(), s.rulesReader.Committed())); err != nil {
+		s.log.Warn("prune pending erasures", "err", err)
+	}
+	s.log.Info("erased a person", "subject_sha256", subject, "events", counts.Events, "rejections", counts.Rejections,
+		"deliveries", counts.Deliveries, "identities", counts.Identities, "outbox", counts.Outbox, "log", counts.Log)
+	return counts, nil
 }
 
 // The rules engine reads the log in batches of at most 1,000 completions

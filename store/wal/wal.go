@@ -498,6 +498,14 @@ func (l *Log) Reader(name string) (*Reader, error) {
 	return r, nil
 }
 
+// Committed is the index of the first record r has not committed: every
+// record before it is done with.
+func (r *Reader) Committed() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.committed
+}
+
 // Name is the reader's name.
 func (r *Reader) Name() string { return r.name }
 
