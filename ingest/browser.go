@@ -329,8 +329,12 @@ func (c *Collector) collect(ctx *fiber.Ctx) error {
 	c.reject(batch.Rejections)
 
 	if len(batch.Completions) == 0 {
-		if batch.Withdrawn {
+		switch {
+		case batch.Withdrawn:
 			c.identifyBrowser(ctx, site, f, false, now) // expires the cookies
+		case batch.Identity != nil && c.cfg.OnIdentify != nil:
+			visitor, _ := c.identifyBrowser(ctx, site, f, true, now)
+			c.cfg.OnIdentify(visitor, *batch.Identity)
 		}
 		return ctx.SendStatus(fiber.StatusNoContent)
 	}

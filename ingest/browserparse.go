@@ -35,6 +35,9 @@ type BrowserBatch struct {
 	// Analytics is the visitor's analytics consent as of the batch's last
 	// completion; it decides whether the visitor cookie is set or cleared.
 	Analytics bool
+	// Identity is what a batch-level traits object (the tracker's identify
+	// call) says of the visitor; nil when there is none.
+	Identity *Identity
 	// Withdrawn: the batch says the visitor withdrew analytics consent, so
 	// the visitor cookies are cleared even when it holds no completion.
 	Withdrawn bool
@@ -69,6 +72,7 @@ type BrowserBatch struct {
 type wireBatch struct {
 	site, lang, sent string
 	withdrawn        bool // a batch-level consent withdrew analytics
+	traits           []wireMember
 	events           []wireEvent
 	overflow         [][]byte // events past maxBrowserEvents, as sent
 }
@@ -116,6 +120,13 @@ func ParseBrowserBatch(cat *Catalog, body []byte, bc BrowserContext) (BrowserBat
 	}
 	now := bc.Now.UTC()
 	out := BrowserBatch{Site: b.site, Analytics: !b.withdrawn, Withdrawn: b.withdrawn}
+	if len(b.traits) > 0 && !b.withdrawn {
+		var c Completion
+		applyTraits(&c, lastOfEach(b.traits))
+		if c.Identity != (Identity{}) {
+			out.Identity = &c.Identity
+		}
+	}
 	var skew time.Duration
 	if b.sent != "" {
 		if t, err := ParseTime(b.sent); err == nil {
@@ -284,6 +295,12 @@ func readBatchObject(dec *jsontext.Decoder, body []byte, b *wireBatch) error {
 			b.sent, _, err = readScalar(dec)
 		case "events":
 			err = readEvents(dec, body, b)
+		case "traits":
+			// A batch-level traits object is the tracker's identify call:
+			// it links the visitor to them, with or without events.
+			var w wireEvent
+			err = w.readValues(dec, &w.traits, false)
+			b.traits = w.traits
 		case "consent":
 			// A batch-level consent says the visitor withdrew analytics
 			// consent (the tracker sends it with no events).

@@ -30,6 +30,10 @@ type Config struct {
 	Reader EventReader
 	// Import accepts POST /imports; a nil Pipeline answers 501.
 	Import ImportConfig
+	// OnIdentify receives the tracker's identify calls: the visitor id and
+	// the user data given for it (kept in server memory for forwarding,
+	// since the tracker keeps traits for the page only). May be nil.
+	OnIdentify func(visitorID string, id Identity)
 	// Scripts builds the per-site tracker served at /t.js; nil serves none.
 	Scripts ScriptSource
 	// Ready reports whether the collector's dependencies can take traffic;

@@ -340,3 +340,23 @@ func TestTraitAndCookieLimits(t *testing.T) {
 		t.Errorf("visitor id %q; want a new UUID instead of the 1000-character cookie", clip(c.VisitorID, 40))
 	}
 }
+
+// The tracker's identify call links the visitor to its traits at once.
+func TestIdentifyBatchLinksVisitor(t *testing.T) {
+	var gotVisitor string
+	var gotID Identity
+	b := newBrowserHarnessConfig(t, func(cfg *Config) {
+		cfg.OnIdentify = func(v string, id Identity) { gotVisitor, gotID = v, id }
+	})
+	resp := b.post(t, "https://shop.example.com", `{"site":"shop","events":[],"traits":{"email":"grace@example.com","external_id":"crm-77"}}`,
+		"Cookie", "_tally_id=11111111-2222-4333-8444-555555555555")
+	if resp.StatusCode != 204 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if gotVisitor != "11111111-2222-4333-8444-555555555555" || gotID.Email != "grace@example.com" || gotID.ExternalID != "crm-77" {
+		t.Errorf("OnIdentify(%q, %+v); want the cookie's visitor and the traits", gotVisitor, gotID)
+	}
+	if len(b.sink.got) != 0 {
+		t.Errorf("stored %d completions from an identify call; want none", len(b.sink.got))
+	}
+}

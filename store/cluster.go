@@ -90,10 +90,16 @@ func forCluster(stmt, cluster string) []string {
 	if m := alterTableRe.FindStringSubmatch(stmt); m != nil {
 		db, name := m[1], m[2]
 		rest := strings.TrimPrefix(stmt, m[0])
-		if _, distributed := distributedTables[name]; distributed {
+		if key, distributed := distributedTables[name]; distributed {
+			// 18.16 runs an ALTER ON CLUSTER on one replica per shard and
+			// refuses it for a table that is not replicated: the
+			// Distributed table, which holds no rows, is made again over
+			// the altered local table instead.
 			return []string{
 				"ALTER TABLE " + db + "." + name + "_local" + on + " " + rest,
-				"ALTER TABLE " + db + "." + name + on + " " + rest,
+				"DROP TABLE IF EXISTS " + db + "." + name + on,
+				fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s_local\nENGINE = Distributed(%s, %s, %s_local, %s)",
+					db, name, on, db, name, quoteIdent(cluster), strings.Trim(db, "`"), name, key),
 			}
 		}
 		return []string{"ALTER TABLE " + db + "." + name + on + " " + rest}

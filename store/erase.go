@@ -63,8 +63,8 @@ func (p Person) Subject() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// matches reports whether c is the person's.
-func (p Person) matches(c *ingest.Completion) bool {
+// Matches reports whether c is the person's.
+func (p Person) Matches(c *ingest.Completion) bool {
 	for _, e := range p.Emails {
 		if strings.EqualFold(strings.TrimSpace(c.Identity.Email), e) {
 			return true
@@ -141,7 +141,7 @@ func (e *Erasures) Drop(index uint64, c *ingest.Completion) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, p := range e.pending {
-		if index <= p.Through && p.Person.matches(c) {
+		if index <= p.Through && p.Person.Matches(c) {
 			p.dropped++
 			return true
 		}

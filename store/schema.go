@@ -302,9 +302,14 @@ func MigrateOn(ctx context.Context, conn Conn, database, cluster string) error {
 		}
 		for _, c := range m.columns {
 			for _, s := range layout(expand(c.statement(), db), cluster) {
+				// On a cluster an ALTER comes with statements that remake
+				// the Distributed table over it; those are idempotent.
 				t := alteredTable.FindStringSubmatch(s)
 				if t == nil {
-					return fmt.Errorf("migrate %s to version %d: cannot read the table of %s", database, m.version, firstLine(s))
+					if err := conn.Exec(ctx, s); err != nil {
+						return fmt.Errorf("migrate %s to version %d: %s: %w", database, m.version, firstLine(s), err)
+					}
+					continue
 				}
 				if ok, err := hasColumn(ctx, conn, t[1], t[2], c.name); err != nil {
 					return fmt.Errorf("migrate %s to version %d: %w", database, m.version, err)

@@ -66,7 +66,8 @@ func TestForClusterStatements(t *testing.T) {
 	}
 	f("ALTER TABLE `tally`.deliveries ADD COLUMN payload String",
 		"ALTER TABLE `tally`.deliveries_local ON CLUSTER `c` ADD COLUMN payload String",
-		"ALTER TABLE `tally`.deliveries ON CLUSTER `c` ADD COLUMN payload String")
+		"DROP TABLE IF EXISTS `tally`.deliveries ON CLUSTER `c`",
+		"CREATE TABLE IF NOT EXISTS `tally`.deliveries ON CLUSTER `c` AS `tally`.deliveries_local\nENGINE = Distributed(`c`, tally, deliveries_local, cityHash64(event_id))")
 	f("ALTER TABLE `tally`.typed_views ADD COLUMN x String", "ALTER TABLE `tally`.typed_views ON CLUSTER `c` ADD COLUMN x String")
 	f("CREATE VIEW `tally`.`event_a` AS\nSELECT 1", "CREATE VIEW `tally`.`event_a` ON CLUSTER `c` AS\nSELECT 1")
 	f("DROP TABLE IF EXISTS `tally`.`event_a`", "DROP TABLE IF EXISTS `tally`.`event_a` ON CLUSTER `c`")

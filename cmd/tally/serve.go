@@ -173,6 +173,7 @@ type server struct {
 	chReader    *wal.Reader
 	rulesReader *wal.Reader
 	erasures    *store.Erasures
+	identities  *rules.Identities
 	eraser      *store.Eraser
 	writer      *store.LogWriter
 	rulesFeed   *store.Follower
@@ -281,6 +282,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		return nil, err
 	}
 	s.chReader, s.rulesReader = chReader, rulesReader
+	s.identities = rules.NewIdentities(0)
 	if s.erasures, err = store.OpenErasures(cfg.DataPath("erasures.json")); err != nil {
 		return nil, err
 	}
@@ -335,6 +337,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	s.rulesFeed = store.Follow(store.FollowConfig{Name: "rules engine", MaxRows: rulesBatchRows, MaxAge: rulesBatchAge, Idle: engine.Idle, Skip: s.erasures.Drop},
 		rulesReader, func(ctx context.Context, cs []ingest.Completion, _ uint64) error {
 			outbox.reset()
+			s.identities.Fill(cs)
 			if err := engine.Write(ctx, cs); err != nil {
 				return err
 			}
@@ -348,9 +351,10 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		Sites:           cfg.Sites,
 		Tokens:          cfg.APITokens,
 		Definitions:     cfg.Events,
-		Pipeline:   s.pipeline,
-		Rejections: s.rejects,
-		Reader:     store.NewReader(s.conn, s.db),
+		Pipeline:        s.pipeline,
+		OnIdentify:      s.identities.Learn,
+		Rejections:      s.rejects,
+		Reader:          store.NewReader(s.conn, s.db),
 		// Imports go through their own pipeline: the same log and
 		// enrichment, and a duplicate filter of their own (200,000 keys,
 		// about 5 MB) beside the events table, so a million imported rows
@@ -595,6 +599,9 @@ func (s *server) erase(ctx context.Context, r ingest.EraseRequest) (any, error) 
 		return nil, err
 	}
 	counts.Outbox, counts.Log = uint64(n), dropped()
+	s.identities.Forget(func(visitor string, id ingest.Identity) bool {
+		return p.Matches(&ingest.Completion{VisitorID: visitor, Identity: id})
+	})
 	if err := s.eraser.Record(ctx, subject, counts); err != nil {
 		return nil, err
 	}

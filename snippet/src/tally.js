@@ -26,12 +26,11 @@ var loc = location;
 // never holds identify traits: localStorage is readable by every script on
 // the page (the visitor cookie is HttpOnly for that reason), so an email or
 // phone number must not sit there in clear text. Traits live in memory for
-// the page; the server links the visitor to them (identities) on the first
-// completion that carries them. TRAITS is only cleared, for pages that kept
-// traits there before. The consent choice itself is always kept, since
+// the page; the collector links the visitor to them on the first completion
+// that carries them, or, when none does, from a batch holding only the
+// traits sent as the page is left. The consent choice itself is always kept, since
 // remembering an opt-out is what the visitor asked for.
 var QUEUE = 'tally_q';
-var TRAITS = 'tally_u';
 var CONSENT = 'tally_consent';
 
 // Retry queue bounds: 100 completions, each kept at most 24 h (a browser
@@ -55,13 +54,11 @@ function save(k, v, replacer) {
 }
 
 // uuid is an RFC 4122 version 4 id from crypto.getRandomValues, which,
-// unlike crypto.randomUUID, exists on plain-http origins too.
+// unlike crypto.randomUUID, exists on plain-http origins too (and in every
+// browser since 2013, so there is no Math.random fallback).
 function uuid() {
-  var b = new Uint8Array(16);
-  var c = w.crypto;
+  var b = w.crypto.getRandomValues(new Uint8Array(16));
   var i;
-  if (c && c.getRandomValues) c.getRandomValues(b);
-  else for (i = 0; i < 16; i++) b[i] = (Math.random() * 256) | 0;
   b[6] = (b[6] & 15) | 64;
   b[8] = (b[8] & 63) | 128;
   var h = '';
@@ -87,7 +84,8 @@ function init() {
   var required = !!script && script.getAttribute('data-consent') == 'required';
   var consent = load(CONSENT) || { analytics: !required, ads: !required };
   var traits = {};
-  save(TRAITS, null);
+  var untold; // traits given since a completion last carried them
+  save('tally_u'); // traits an earlier version of the tracker kept there
   var outbox = [];
   var retry = [];
   var hooks = [];
@@ -146,6 +144,7 @@ function init() {
     if (consent.analytics) {
       for (var k in traits) {
         ev.traits = traits;
+        untold = 0;
         break;
       }
     }
@@ -161,6 +160,7 @@ function init() {
   function flush(beacon) {
     clearTimeout(scheduled);
     scheduled = 0;
+    if (beacon && untold && consent.analytics) tell({ traits: traits });
     if (outbox.length) send(outbox.splice(0), beacon === 1);
   }
 
@@ -286,6 +286,17 @@ function init() {
 
   function identify(t) {
     for (var k in t) if (t[k] != null && t[k] !== '') traits[k] = String(t[k]);
+    untold = 1;
+  }
+
+  // tell sends the collector a batch with no events: identify traits no
+  // completion carried (so the server links the visitor to them before the
+  // page's memory of them is gone), or a consent withdrawal.
+  function tell(o) {
+    o.site = C.s;
+    o.events = [];
+    untold = 0;
+    nav.sendBeacon(endpoint, JSON.stringify(o));
   }
 
   function setConsent(o) {
@@ -299,11 +310,10 @@ function init() {
       // visitor's ids, and have the collector expire the cookies it set
       // (HttpOnly: the page cannot clear them itself).
       traits = {};
-      save(TRAITS, null);
-      save(QUEUE, null);
+      save(QUEUE);
       retry = [];
       outbox.length = 0;
-      if (had) nav.sendBeacon(endpoint, JSON.stringify({ site: C.s, events: [], consent: { analytics: false } }));
+      if (had) tell({ consent: consent });
     }
   }
 

@@ -92,8 +92,8 @@ func Check(f *File) []ingest.FieldError {
 		}
 		tokens[t.Token] = i
 		for j, sc := range t.Scopes {
-			if sc != ingest.ScopeSend && sc != ingest.ScopeRead {
-				add(fmt.Sprintf("%s.scopes[%d]", p, j), "INVALID_VALUE", "scope %q is not send or read", sc)
+			if sc != ingest.ScopeSend && sc != ingest.ScopeRead && sc != ingest.ScopeErase {
+				add(fmt.Sprintf("%s.scopes[%d]", p, j), "INVALID_VALUE", "scope %q is not send, read or erase", sc)
 			}
 		}
 	}

@@ -1,0 +1,97 @@
+package rules
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/tally-analytics/tally/ingest"
+)
+
+// Identities remembers, per visitor id, the user data the visitor's
+// completions last carried (identify traits), so that a completion made on
+// a later page is forwarded with the user data the person gave earlier.
+// The tracker keeps traits in memory for the page only, never in the
+// browser's storage, so this link lives on the server, in memory, bounded:
+// the most recent maxVisitors visitors. It is filled from the completions
+// the rules engine reads from the durable log, and emptied of a person by
+// an erasure.
+type Identities struct {
+	max int
+
+	mu sync.Mutex
+	m  map[string]*list.Element
+	ll *list.List // front: most recently seen
+}
+
+type identityEntry struct {
+	visitor string
+	id      ingest.Identity
+}
+
+// NewIdentities remembers at most max visitors; 0 means 100,000 (a few
+// hundred bytes each, some 30 MB at most).
+func NewIdentities(max int) *Identities {
+	if max <= 0 {
+		max = 100_000
+	}
+	return &Identities{max: max, m: map[string]*list.Element{}, ll: list.New()}
+}
+
+// Learn links visitor to the user data id (the tracker's identify call).
+func (ids *Identities) Learn(visitor string, id ingest.Identity) {
+	ids.Fill([]ingest.Completion{{VisitorID: visitor, Consent: ingest.Consent{Analytics: true}, Identity: id}})
+}
+
+// Fill learns the user data of the completions that carry some, and gives
+// it to those of the same visitor that carry none. Only completions with
+// analytics consent are linked to their visitor.
+func (ids *Identities) Fill(cs []ingest.Completion) {
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	for i := range cs {
+		c := &cs[i]
+		if c.VisitorID == "" || !c.Consent.Analytics {
+			continue
+		}
+		if known(c.Identity) {
+			id := c.Identity
+			id.Fbp, id.Fbc = "", "" // browser ids come with every completion
+			if e, ok := ids.m[c.VisitorID]; ok {
+				e.Value.(*identityEntry).id = id
+				ids.ll.MoveToFront(e)
+				continue
+			}
+			ids.m[c.VisitorID] = ids.ll.PushFront(&identityEntry{visitor: c.VisitorID, id: id})
+			if ids.ll.Len() > ids.max {
+				old := ids.ll.Remove(ids.ll.Back()).(*identityEntry)
+				delete(ids.m, old.visitor)
+			}
+			continue
+		}
+		if e, ok := ids.m[c.VisitorID]; ok {
+			fbp, fbc := c.Identity.Fbp, c.Identity.Fbc
+			c.Identity = e.Value.(*identityEntry).id
+			c.Identity.Fbp, c.Identity.Fbc = fbp, fbc
+		}
+	}
+}
+
+// Forget drops every visitor whose remembered user data or visitor id
+// matches (an erasure).
+func (ids *Identities) Forget(match func(visitor string, id ingest.Identity) bool) int {
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	n := 0
+	for v, e := range ids.m {
+		if match(v, e.Value.(*identityEntry).id) {
+			ids.ll.Remove(e)
+			delete(ids.m, v)
+			n++
+		}
+	}
+	return n
+}
+
+func known(id ingest.Identity) bool {
+	return id.Email != "" || id.Phone != "" || id.ExternalID != "" || id.FirstName != "" || id.LastName != ""
+}
