@@ -401,7 +401,6 @@ func (er *Eraser) Record(ctx context.Context, subject string, c ErasureCounts) e
 	return nil
 }
 
-
 func (er *Eraser) strings(ctx context.Context, q string) ([]string, error) {
 	rows, err := er.conn.Query(ctx, q)
 	if err != nil {
