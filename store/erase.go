@@ -402,33 +402,13 @@ func (er *Eraser) Record(ctx context.Context, subject string, c ErasureCounts) e
 }
 
 func (er *Eraser) strings(ctx context.Context, q string) ([]string, error) {
-	rows, err := er.conn.Query(ctx, q)
+	out, err := queryColumn(ctx, er.conn, q)
 	if err != nil {
 		return nil, fmt.Errorf("erase: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, fmt.Errorf("erase: %w", err)
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (er *Eraser) count(ctx context.Context, q string) (uint64, error) {
-	rows, err := er.conn.Query(ctx, q)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	var n uint64
-	if rows.Next() {
-		if err := rows.Scan(&n); err != nil {
-			return 0, err
-		}
-	}
-	return n, rows.Err()
+	return queryCount(ctx, er.conn, q)
 }

@@ -185,8 +185,11 @@ type server struct {
 	collector   *ingest.Collector
 	ln          net.Listener
 	admin       *ingest.Admin
-	adminLn     net.Listener
-	failed      chan error
+	// The retention job: stopRetention ends it, retentionDone says it has.
+	stopRetention func()
+	retentionDone chan struct{}
+	adminLn       net.Listener
+	failed        chan error
 
 	// What a reload changes (reload.go).
 	engine     *rules.Engine
@@ -388,6 +391,15 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		}
 	}()
 
+	// Retention, enforced once a day (18.16 has no TTL).
+	rctx, stopRetention := context.WithCancel(context.Background())
+	s.retentionDone = make(chan struct{})
+	s.stopRetention = stopRetention
+	go func() {
+		defer close(s.retentionDone)
+		store.NewRetention(cfg.Retention, s.conn, s.db, cfg.ClickHouse.Cluster, log).Run(rctx)
+	}()
+
 	// Operators' endpoints on their own listener (loopback by default).
 	s.eraser = store.NewEraser(s.conn, s.db, cfg.ClickHouse.Cluster)
 	s.admin = ingest.NewAdmin(ingest.AdminConfig{Ready: s.ready, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
@@ -450,6 +462,9 @@ func (s *server) Close(ctx context.Context) error {
 	}
 	if s.admin != nil {
 		stop("admin http", s.admin.Shutdown)
+	}
+	if s.stopRetention != nil {
+		stop("retention", func(context.Context) error { s.stopRetention(); <-s.retentionDone; return nil })
 	}
 	// What the log holds and the readers have not reached stays in the log
 	// for the next start when the deadline passes first.

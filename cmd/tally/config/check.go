@@ -24,6 +24,11 @@ func Check(f *File) []ingest.FieldError {
 			add("listen", "INVALID_ADDRESS", "listen %q is not host:port (for example \":8080\" or \"127.0.0.1:8080\")", f.Listen)
 		}
 	}
+	for name, days := range map[string]int{"events_days": f.Retention.Events, "rejections_days": f.Retention.Rejections, "deliveries_days": f.Retention.Deliveries} {
+		if days < 0 {
+			add("retention."+name, "INVALID_VALUE", "retention.%s is %d; give a number of days, or 0 to keep rows", name, days)
+		}
+	}
 	if f.AdminListen != "" {
 		if _, _, err := net.SplitHostPort(f.AdminListen); err != nil {
 			add("admin_listen", "INVALID_ADDRESS", "admin_listen %q is not host:port (for example \"127.0.0.1:9090\")", f.AdminListen)

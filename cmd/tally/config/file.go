@@ -25,6 +25,9 @@ type File struct {
 	// ./var.
 	DataDir    string       `yaml:"data_dir"`
 	ClickHouse store.Config `yaml:"clickhouse"`
+	// Retention is how long ClickHouse keeps events, rejections and
+	// deliveries (days; 0 keeps them). tally enforces it once a day.
+	Retention store.RetentionConfig `yaml:"retention"`
 	// DurableLog bounds the on-disk log every accepted completion is
 	// written to before it is acknowledged (DataDir/log).
 	DurableLog   wal.Config             `yaml:"durable_log"`
