@@ -12,9 +12,10 @@ import (
 // a later page is forwarded with the user data the person gave earlier.
 // The tracker keeps traits in memory for the page only, never in the
 // browser's storage, so this link lives on the server, in memory, bounded:
-// the most recent maxVisitors visitors. It is filled from the completions
-// the rules engine reads from the durable log, and emptied of a person by
-// an erasure.
+// the most recent maxVisitors visitors. The acceptance pipeline fills it
+// from the completions it accepts and the tracker's identify calls, and
+// gives the user data to the visitor's later completions before they are
+// written to the durable log; an erasure empties it of a person.
 type Identities struct {
 	max int
 
@@ -46,12 +47,19 @@ func (ids *Identities) Learn(visitor string, id ingest.Identity) {
 // it to those of the same visitor that carry none. Only completions with
 // analytics consent are linked to their visitor.
 func (ids *Identities) Fill(cs []ingest.Completion) {
+	for i := range cs {
+		ids.FillOne(&cs[i])
+	}
+}
+
+// FillOne is Fill for one completion (the acceptance pipeline's
+// enrichment step).
+func (ids *Identities) FillOne(c *ingest.Completion) {
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	for i := range cs {
-		c := &cs[i]
+	{
 		if c.VisitorID == "" || !c.Consent.Analytics {
-			continue
+			return
 		}
 		if known(c.Identity) {
 			id := c.Identity
@@ -59,14 +67,14 @@ func (ids *Identities) Fill(cs []ingest.Completion) {
 			if e, ok := ids.m[c.VisitorID]; ok {
 				e.Value.(*identityEntry).id = id
 				ids.ll.MoveToFront(e)
-				continue
+				return
 			}
 			ids.m[c.VisitorID] = ids.ll.PushFront(&identityEntry{visitor: c.VisitorID, id: id})
 			if ids.ll.Len() > ids.max {
 				old := ids.ll.Remove(ids.ll.Back()).(*identityEntry)
 				delete(ids.m, old.visitor)
 			}
-			continue
+			return
 		}
 		if e, ok := ids.m[c.VisitorID]; ok {
 			fbp, fbc := c.Identity.Fbp, c.Identity.Fbc

@@ -340,14 +340,19 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	s.rulesFeed = store.Follow(store.FollowConfig{Name: "rules engine", MaxRows: rulesBatchRows, MaxAge: rulesBatchAge, Idle: engine.Idle, Skip: s.erasures.Drop},
 		rulesReader, func(ctx context.Context, cs []ingest.Completion, _ uint64) error {
 			outbox.reset()
-			s.identities.Fill(cs)
 			if err := engine.Write(ctx, cs); err != nil {
 				return err
 			}
 			return outbox.flush(ctx)
 		}, log, nil)
 
-	s.pipeline = ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Dedup: dedup, Enrich: s.enricher.Enrich,
+	// Enrichment, then the user data the visitor gave earlier (identify
+	// traits are not kept in the browser; see rules.Identities).
+	enrichment := func(c *ingest.Completion) {
+		s.enricher.Enrich(c)
+		s.identities.FillOne(c)
+	}
+	s.pipeline = ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Dedup: dedup, Enrich: enrichment,
 		Log: log, Registerer: reg})
 	s.collector, err = ingest.NewCollector(ingest.Config{
 		CollectorConfig: cfg.Collector,
