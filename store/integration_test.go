@@ -17,7 +17,7 @@ import (
 
 // migrated returns a connection and a freshly migrated database on the
 // test binary's real ClickHouse server.
-func migrated(t *testing.T) (driver.Conn, string) {
+func migrated(t testing.TB) (driver.Conn, string) {
 	t.Helper()
 	dsn := chtest.DSN(t)
 	db := chtest.Database(t, dsn)

@@ -20,6 +20,8 @@ import (
 // read as "which visitors are this person", so it is sorted by the
 // person's identifier. ReplacingMergeTree collapses the repeats every
 // batch writes (each completion after an identify carries the email).
+// Granules of 1,024 rows: a lookup wants a handful of rows, and reads at
+// least one granule in every part.
 const identitiesDDL = `CREATE TABLE IF NOT EXISTS {db}.identities
 (
     kind       String COMMENT 'email | external_id',
@@ -29,15 +31,23 @@ const identitiesDDL = `CREATE TABLE IF NOT EXISTS {db}.identities
     seen_at    DateTime('UTC') COMMENT 'occurred time of a completion that carried both (the last one written)'
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (kind, value, visitor_id)`
+ORDER BY (kind, value, visitor_id)
+SETTINGS index_granularity = 1024`
 
 // personEventsDDL: one row per completion and identifier it carries
 // (e:<email>, v:<visitor id>, o:<object id>), sorted by that key then time,
 // so the completions of one person, newest or oldest first, are contiguous
-// in every part. Partitions are months of occurred_at like events, so a
-// month is dropped from both alike; a lookup reads one short key range per
-// part. The rows hold the events order key (site, event_name, occurred_at,
-// event_id), which is how the full rows are then read from events.
+// in every part. The rows hold the events order key (site, event_name,
+// occurred_at, event_id), which is how the full rows are then read from
+// events.
+//
+// It is not partitioned: a person's completions span months, and with
+// monthly partitions every lookup would read at least one granule in each
+// month's parts. Granules are 1,024 rows rather than 8,192 so a lookup
+// reads less around its key; the primary index this keeps in memory is
+// one key per 1,024 rows (about 150,000 keys, a few MB, at 150 million
+// rows). Old months are removed with ALTER TABLE … DELETE WHERE
+// occurred_at < …, as the engine allows no DROP PARTITION by month here.
 const personEventsDDL = `CREATE TABLE IF NOT EXISTS {db}.person_events
 (
     person         String COMMENT 'e:<email>, v:<visitor id> or o:<object id>',
@@ -48,8 +58,8 @@ const personEventsDDL = `CREATE TABLE IF NOT EXISTS {db}.person_events
     site           String
 )
 ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(occurred_at)
-ORDER BY (person, occurred_at, occurred_at_ms, event_name, event_id)`
+ORDER BY (person, occurred_at, occurred_at_ms, event_name, event_id)
+SETTINGS index_granularity = 1024`
 
 var (
 	identityColumns     = []string{"kind", "value", "visitor_id", "site", "seen_at"}

@@ -145,16 +145,21 @@ func (r *Reader) scan(ctx context.Context, table, where string, q ingest.EventQu
 // rows reads the full events rows of page (completions holding only their
 // key columns) and returns them in page's order.
 func (r *Reader) rows(ctx context.Context, page []ingest.Completion) ([]ingest.Completion, error) {
-	sites, names, ids := map[string]bool{}, map[string]bool{}, make([]string, 0, len(page))
+	// The page's rows by the events order key itself, one tuple each, so
+	// ClickHouse reads the granules of those keys only, however far apart
+	// in time they are.
+	var tuples strings.Builder
 	lo, hi := page[0].OccurredAt, page[0].OccurredAt
 	for i := range page {
 		c := &page[i]
-		sites[c.Site], names[c.EventName] = true, true
-		ids = append(ids, c.EventID)
+		if i > 0 {
+			tuples.WriteString(", ")
+		}
+		fmt.Fprintf(&tuples, "(%s, %s, toDate(toDateTime(%d, 'UTC')), %s)", quoteString(c.Site), quoteString(c.EventName), c.OccurredAt.Unix(), quoteString(c.EventID))
 		lo, hi = minTime(lo, c.OccurredAt), maxTime(hi, c.OccurredAt)
 	}
-	query := fmt.Sprintf("SELECT %s FROM %s.events\nWHERE site IN (%s) AND event_name IN (%s)\n  AND occurred_at >= toDateTime(%d) AND occurred_at <= toDateTime(%d)\n  AND event_id IN (%s)\nLIMIT 1 BY event_name, event_id",
-		strings.Join(eventColumns, ", "), r.db, quoteList(keys(sites)), quoteList(keys(names)), lo.Unix(), hi.Unix(), quoteList(ids))
+	query := fmt.Sprintf("SELECT %s FROM %s.events\nPREWHERE (site, event_name, toDate(occurred_at), event_id) IN (%s)\nWHERE occurred_at >= toDateTime(%d) AND occurred_at <= toDateTime(%d)\nLIMIT 1 BY event_name, event_id",
+		strings.Join(eventColumns, ", "), r.db, tuples.String(), lo.Unix(), hi.Unix())
 	full, err := r.query(ctx, query, eventColumns)
 	if err != nil {
 		return nil, err

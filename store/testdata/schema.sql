@@ -120,7 +120,8 @@ CREATE TABLE IF NOT EXISTS `tally`.identities
     seen_at    DateTime('UTC') COMMENT 'occurred time of a completion that carried both (the last one written)'
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (kind, value, visitor_id);
+ORDER BY (kind, value, visitor_id)
+SETTINGS index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS `tally`.person_events
 (
@@ -132,8 +133,8 @@ CREATE TABLE IF NOT EXISTS `tally`.person_events
     site           String
 )
 ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(occurred_at)
-ORDER BY (person, occurred_at, occurred_at_ms, event_name, event_id);
+ORDER BY (person, occurred_at, occurred_at_ms, event_name, event_id)
+SETTINGS index_granularity = 1024;
 
 INSERT INTO `tally`.person_events (person, occurred_at, occurred_at_ms, event_name, event_id, site)
 SELECT person, occurred_at, occurred_at_ms, event_name, event_id, site FROM `tally`.events

@@ -129,7 +129,8 @@ CREATE TABLE IF NOT EXISTS `tally`.identities ON CLUSTER `tally_cluster`
     seen_at    DateTime('UTC')
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/tally/identities', '{shard}-{replica}')
-ORDER BY (kind, value, visitor_id);
+ORDER BY (kind, value, visitor_id)
+SETTINGS index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS `tally`.person_events_local ON CLUSTER `tally_cluster`
 (
@@ -141,8 +142,8 @@ CREATE TABLE IF NOT EXISTS `tally`.person_events_local ON CLUSTER `tally_cluster
     site           String
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tally/person_events_local', '{replica}')
-PARTITION BY toYYYYMM(occurred_at)
-ORDER BY (person, occurred_at, occurred_at_ms, event_name, event_id);
+ORDER BY (person, occurred_at, occurred_at_ms, event_name, event_id)
+SETTINGS index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS `tally`.person_events ON CLUSTER `tally_cluster` AS `tally`.person_events_local
 ENGINE = Distributed(`tally_cluster`, tally, person_events_local, cityHash64(person));
