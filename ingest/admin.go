@@ -20,9 +20,25 @@ type AdminConfig struct {
 	Metrics http.Handler
 	// Erase serves POST /privacy/erase, for tokens with the erase scope;
 	// nil serves none.
-	Erase  EraseFunc
+	Erase EraseFunc
+	// Replay serves POST /rules/replay, for tokens with the replay scope;
+	// nil serves none.
+	Replay ReplayFunc
 	Tokens []Token
 }
+
+// ReplayRequest asks a rule to forward stored history from Since on.
+type ReplayRequest struct {
+	Rule  string    `json:"rule"`
+	Since time.Time `json:"since"`
+}
+
+// ReplayFunc runs a replay and returns what it did, to be answered as
+// JSON. An error wrapping ErrReplayInput is the caller's (400).
+type ReplayFunc func(ctx context.Context, r ReplayRequest) (any, error)
+
+// ErrReplayInput marks a replay request that names no enabled rule.
+var ErrReplayInput = errors.New("bad replay request")
 
 // EraseRequest names the person to erase: any of the three.
 type EraseRequest struct {
@@ -71,6 +87,25 @@ func NewAdmin(cfg AdminConfig) *Admin {
 			res, err := cfg.Erase(ctx.UserContext(), req)
 			switch {
 			case errors.Is(err, ErrEraseInput):
+				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
+			case err != nil:
+				return ctx.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": err.Error()})
+			}
+			return ctx.JSON(res)
+		})
+	}
+	if cfg.Replay != nil {
+		app.Post("/rules/replay", func(ctx *fiber.Ctx) error {
+			if _, ok := tokenIndex(ctx, cfg.Tokens, ScopeReplay); !ok {
+				return ctx.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "send Authorization: Bearer <token> with a token whose scopes include replay"})
+			}
+			var req ReplayRequest
+			if err := json.Unmarshal(ctx.Body(), &req); err != nil {
+				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": "body is not {\"rule\": ..., \"since\": RFC 3339 time}: " + err.Error()})
+			}
+			res, err := cfg.Replay(ctx.UserContext(), req)
+			switch {
+			case errors.Is(err, ErrReplayInput):
 				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
 			case err != nil:
 				return ctx.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": err.Error()})

@@ -19,8 +19,8 @@ type Token struct {
 	Name  string `yaml:"name"`
 	Token string `yaml:"token"`
 	// Scopes are what the token may do: "send" (the send API, imports),
-	// "read" (GET /events/v3/events) and "erase" (POST /privacy/erase on
-	// the admin listener). Empty means send only, so a token embedded in a
+	// "read" (GET /events/v3/events), "erase" (POST /privacy/erase on the
+	// admin listener) and "replay" (POST /rules/replay on it). Empty means send only, so a token embedded in a
 	// backend that only sends can do nothing else.
 	Scopes []string `yaml:"scopes"`
 }
@@ -30,6 +30,8 @@ const (
 	ScopeSend  = "send"
 	ScopeRead  = "read"
 	ScopeErase = "erase"
+	// ScopeReplay may ask a rule to forward stored history again.
+	ScopeReplay = "replay"
 )
 
 // Allows reports whether the token has scope.

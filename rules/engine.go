@@ -211,6 +211,44 @@ func (e *Engine) EnabledAt(rule string) (time.Time, bool) {
 // may enqueue the other matches again: Meta deduplicates repeats by event
 // id, and the dedupe window knows a retried event by its id.
 func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
+	_, err := e.write(ctx, cs, "", e.replay, e.fwd)
+	return err
+}
+
+// Replay offers history to the named rule only, as a deliberate replay:
+// completions received before the rule was enabled, and imports, are
+// forwarded too (Meta still refuses events older than 7 days, which
+// capi.Validate records as expired), through fwd. It returns how many
+// completions the rule queued for forwarding (a match skipped for consent
+// or as a duplicate is not counted), and ErrUnknownRule for a rule that is
+// not enabled.
+func (e *Engine) Replay(ctx context.Context, rule string, cs []ingest.Completion, fwd Forwarder) (int, error) {
+	if _, ok := e.EnabledAt(rule); !ok {
+		return 0, fmt.Errorf("%w: %q", ErrUnknownRule, rule)
+	}
+	return e.write(ctx, cs, rule, true, fwd)
+}
+
+// ErrUnknownRule: Replay names no enabled rule.
+var ErrUnknownRule = errors.New("no enabled rule of that name")
+
+// RuleEvents are the events the named enabled rule listens to (none when
+// there is no such rule).
+func (e *Engine) RuleEvents(rule string) []string {
+	for _, r := range e.rules() {
+		if r.name == rule {
+			evs := append([]string(nil), r.rule.When.Events...)
+			if r.rule.When.Event != "" {
+				evs = append(evs, r.rule.When.Event)
+			}
+			return evs
+		}
+	}
+	return nil
+}
+
+func (e *Engine) write(ctx context.Context, cs []ingest.Completion, only string, replay bool, fwd Forwarder) (int, error) {
+	matched := 0
 	rules := e.rules()
 	var errs []error
 	var skipped []capi.Delivery
@@ -232,11 +270,14 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 		if c.Enrichment.IsBot {
 			continue
 		}
-		if c.Source == ingest.SourceImport && !e.replay {
+		if c.Source == ingest.SourceImport && !replay {
 			continue
 		}
 		for _, r := range rules {
-			if !e.replay && c.ReceivedAt.Before(r.enabledAt) {
+			if only != "" && r.name != only {
+				continue
+			}
+			if !replay && c.ReceivedAt.Before(r.enabledAt) {
 				continue
 			}
 			if !r.matches(c) {
@@ -265,7 +306,7 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 					skip(r, c, ev.EventName, st, "not sent: "+err.Error(), &ev)
 					continue
 				}
-				if err := e.fwd.Enqueue(ctx, r.dest.Name, capi.Origin{Rule: r.name, Source: c.EventName}, ev); err != nil {
+				if err := fwd.Enqueue(ctx, r.dest.Name, capi.Origin{Rule: r.name, Source: c.EventName}, ev); err != nil {
 					e.outcomes.WithLabelValues(r.name, "enqueue_failed").Inc()
 					errs = append(errs, fmt.Errorf("forward event %s by rule %q: %w", c.EventID, r.name, err))
 					continue
@@ -274,6 +315,7 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 				e.outcomes.WithLabelValues(r.name, "enqueued").Inc()
 			}
 			if enqueued {
+				matched++
 				e.dedupe.remember(r.compiled, c)
 			}
 		}
@@ -281,7 +323,7 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 	if len(skipped) > 0 {
 		e.dlog.Record(skipped)
 	}
-	return errors.Join(errs...)
+	return matched, errors.Join(errs...)
 }
 
 // StatusSkippedDuplicate is recorded for a match inside its rule's dedupe

@@ -31,6 +31,7 @@ commands:
   import   import past completions from CSV through a running tally
   snippet  print the tags to paste into a site
   erase    erase a person everywhere tally keeps them (asks the running tally)
+  replay   forward a rule's stored history of the last 7 days (asks the running tally)
   version  print version information
 
 Run "tally <command> -h" for a command's flags.
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = snippetCmd(args, stdout, stderr)
 	case "erase":
 		err = eraseCmd(ctx, args, stdout, stderr)
+	case "replay":
+		err = replayCmd(ctx, args, stdout, stderr)
 	case "version", "-version", "--version":
 		versionCmd(stdout)
 	case "help", "-h", "-help", "--help":

@@ -408,7 +408,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	// Operators' endpoints on their own listener (loopback by default).
 	s.eraser = store.NewEraser(s.conn, s.db, cfg.ClickHouse.Cluster)
 	s.admin = ingest.NewAdmin(ingest.AdminConfig{Ready: s.ready, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Erase: s.erase, Tokens: cfg.APITokens})
+		Erase: s.erase, Replay: s.replay, Tokens: cfg.APITokens})
 	adminAddr := opt.AdminListen
 	if adminAddr == "" {
 		adminAddr = cfg.AdminAddr()
@@ -562,6 +562,43 @@ func openClickHouse(ctx context.Context, cfg *config.File, log *slog.Logger) (co
 		return nil, nil, err
 	}
 	return conn, func() { conn.Close(); stopCH() }, nil
+}
+
+// replayWindow is how far back a replay reaches: Meta refuses events older
+// than 7 days; the hour absorbs clock skew and time in the outbox.
+const replayWindow = 7*24*time.Hour - time.Hour
+
+// replay deliberately forwards stored history to one rule: the completions
+// of its events since r.Since (never earlier than replayWindow ago), read
+// back from ClickHouse. Rows keep neither ads consent nor the user data
+// beyond email, so browser completions are not replayed, and API and import
+// completions go with what the row has (see store.History).
+func (s *server) replay(ctx context.Context, r ingest.ReplayRequest) (any, error) {
+	events := s.engine.RuleEvents(r.Rule)
+	if len(events) == 0 {
+		return nil, fmt.Errorf("%w: %q is not an enabled rule", ingest.ErrReplayInput, r.Rule)
+	}
+	since, earliest := r.Since.UTC(), time.Now().UTC().Add(-replayWindow)
+	clamped := since.Before(earliest)
+	if clamped {
+		since = earliest
+	}
+	out := &outboxBatch{fwd: s.forwarder}
+	read, matched := 0, 0
+	err := store.History(ctx, s.conn, s.db, events, since, 1000, func(cs []ingest.Completion) error {
+		out.reset()
+		n, err := s.engine.Replay(ctx, r.Rule, cs, out)
+		if err != nil {
+			return err
+		}
+		read, matched = read+len(cs), matched+n
+		return out.flush(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("replayed history to a rule", "rule", r.Rule, "since", since, "read", read, "forwarded", matched)
+	return map[string]any{"rule": r.Rule, "since": since, "since_clamped_to_7_days": clamped, "read": read, "forwarded": matched}, nil
 }
 
 // eraseWait bounds how long an erasure waits for the log's readers to
