@@ -23,6 +23,9 @@ import (
 // (email or visitor_id over the whole table), and reports the rows
 // ClickHouse read per lookup (rows-read) besides the time.
 //
+// TALLY_BENCH_STEPS=1 also logs the rows each of the read's three queries
+// read for one contact.
+//
 // Run: go test ./store -run '^$' -bench ReadByEmail -benchtime 20x
 func BenchmarkReadByEmail(b *testing.B) {
 	rows := 1_000_000
@@ -81,6 +84,20 @@ func BenchmarkReadByEmail(b *testing.B) {
 	var read atomic.Uint64
 	counted := clickhouse.Context(ctx, clickhouse.WithProgress(func(p *clickhouse.Progress) { read.Add(p.Rows) }))
 
+	if os.Getenv("TALLY_BENCH_STEPS") != "" {
+		email := "person77@example.com"
+		read.Store(0)
+		vs, _ := r.visitors(counted, "email", email)
+		b.Logf("identities: %d rows read", read.Swap(0))
+		keys := []string{emailKey(email)}
+		for _, v := range vs {
+			keys = append(keys, visitorKey(v))
+		}
+		page, err := r.scan(counted, r.db+".person_events", "person IN ("+quoteList(keys)+")", ingest.EventQuery{Descending: true, Limit: 101}, []string{"site", "event_name", "event_id", "occurred_at", "occurred_at_ms"})
+		b.Logf("person_events: %d rows read, %d keys, err %v", read.Swap(0), len(page), err)
+		_, err = r.rows(counted, page)
+		b.Logf("events: %d rows read, err %v", read.Swap(0), err)
+	}
 	b.Run("person_events", func(b *testing.B) {
 		read.Store(0)
 		n := 0
