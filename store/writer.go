@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -113,6 +114,20 @@ func (w *DeliveryWriter) Record(ds []Delivery) {
 
 // Close stops intake, writes what is queued until ctx ends and waits.
 func (w *DeliveryWriter) Close(ctx context.Context) error { return w.q.close(ctx) }
+
+// Drain waits until every row recorded so far is written, or ctx ends (an
+// erasure's deletes must come after the rows they are to delete).
+func (w *DeliveryWriter) Drain(ctx context.Context) error {
+	w.q.wake() // do not wait out the flush age
+	for w.q.depth() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deliveries not yet written: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
 
 // rejectionSize and deliverySize are what a queued row holds in memory:
 // its strings plus the struct around them.

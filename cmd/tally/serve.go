@@ -643,15 +643,21 @@ func (s *server) erase(ctx context.Context, r ingest.EraseRequest) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	counts, err := s.eraser.Erase(ctx, p, ids)
-	if err != nil {
-		return nil, err
-	}
+	// The outbox first (and no outcome recorded for an attempt in flight),
+	// then the delivery rows waiting to be written: the deletes below must
+	// come after every row they are to delete.
 	idSet := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		idSet[id] = true
 	}
 	n, err := s.forwarder.Erase(idSet)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.delivers.Drain(wctx); err != nil {
+		return nil, err
+	}
+	counts, err := s.eraser.Erase(ctx, p, ids)
 	if err != nil {
 		return nil, err
 	}

@@ -188,7 +188,11 @@ type Forwarder struct {
 
 	mu      sync.Mutex
 	closing bool
-	stop    chan struct{} // closed when Close begins: drain, then exit
+	// erased are the event ids of erased people (Erase) with when they
+	// were erased: an attempt already in flight then records no outcome
+	// for them. Kept an hour, far longer than one attempt.
+	erased map[string]time.Time
+	stop   chan struct{} // closed when Close begins: drain, then exit
 	// sendCtx is cancelled when Close's deadline passes, aborting requests.
 	sendCtx    context.Context
 	cancelSend context.CancelFunc
@@ -312,6 +316,20 @@ func (f *Forwarder) EnqueueBatch(ctx context.Context, qs []Queued) error {
 // event id is in ids (a person's erasure), and returns how many it removed.
 // An event already being sent may still reach its destination.
 func (f *Forwarder) Erase(ids map[string]bool) (int, error) {
+	f.mu.Lock()
+	if f.erased == nil {
+		f.erased = map[string]time.Time{}
+	}
+	now := time.Now()
+	for id, at := range f.erased {
+		if now.Sub(at) > time.Hour {
+			delete(f.erased, id)
+		}
+	}
+	for id := range ids {
+		f.erased[id] = now
+	}
+	f.mu.Unlock()
 	n := 0
 	for name, w := range f.workers {
 		keys, err := w.sp.Keys()
@@ -333,6 +351,22 @@ func (f *Forwarder) Erase(ids map[string]bool) (int, error) {
 		n += len(del)
 	}
 	return n, nil
+}
+
+// notErased drops the outcomes of erased events.
+func (f *Forwarder) notErased(ds []Delivery) []Delivery {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.erased) == 0 {
+		return ds
+	}
+	kept := ds[:0]
+	for _, d := range ds {
+		if _, gone := f.erased[d.EventID]; !gone {
+			kept = append(kept, d)
+		}
+	}
+	return kept
 }
 
 // Backlogged names the destinations whose outbox holds at least fraction
@@ -581,6 +615,7 @@ func (w *worker) process(batch []spool.Item) bool {
 	for _, d := range ds {
 		w.f.forwards.WithLabelValues(w.name, string(d.Status)).Inc()
 	}
+	ds = w.f.notErased(ds)
 	if len(ds) > 0 && w.f.dlog != nil {
 		w.f.dlog.Record(ds)
 	}
