@@ -353,6 +353,12 @@ func (f *Forwarder) Erase(ids map[string]bool) (int, error) {
 	return n, nil
 }
 
+// maxAge is how long after its event_time ev is still tried: MaxAge, or
+// for a physical_store event as much longer as Meta allows it.
+func (f *Forwarder) maxAge(ev *Event) time.Duration {
+	return f.cfg.MaxAge + MaxAgeFor(ev.ActionSource) - MaxEventAge
+}
+
 // notErased drops the outcomes of erased events.
 func (f *Forwarder) notErased(ds []Delivery) []Delivery {
 	f.mu.Lock()
@@ -565,7 +571,7 @@ func (w *worker) process(batch []spool.Item) bool {
 			continue
 		}
 		ev := &p.env.Event
-		if deadline := time.Unix(ev.EventTime, 0).Add(w.f.cfg.MaxAge); ev.EventTime > 0 && !now.Before(deadline) {
+		if deadline := time.Unix(ev.EventTime, 0).Add(w.f.maxAge(ev)); ev.EventTime > 0 && !now.Before(deadline) {
 			ds = append(ds, w.delivery(p, StatusExpired, now, fmt.Sprintf("event_time %s is too old to send", time.Unix(ev.EventTime, 0).UTC().Format(time.RFC3339)), false))
 			acks = append(acks, it.Key)
 			continue
@@ -717,7 +723,7 @@ func (w *worker) backoff(attempts int, retryAfter time.Duration) time.Duration {
 func (w *worker) retryAt(p pending, delay, retryAfter time.Duration, now time.Time) (time.Time, bool) {
 	cfg := w.f.cfg
 	at := now.Add(delay)
-	deadline := time.Unix(p.env.Event.EventTime, 0).Add(cfg.MaxAge)
+	deadline := time.Unix(p.env.Event.EventTime, 0).Add(w.f.maxAge(&p.env.Event))
 	if at.Before(deadline) {
 		return at, true
 	}

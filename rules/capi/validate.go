@@ -14,6 +14,9 @@ const (
 	// event_time in data is greater than 7 days in the past, we return an
 	// error for the entire request and process no events."
 	MaxEventAge = 7 * 24 * time.Hour
+	// MaxStoreEventAge is the same for action_source physical_store:
+	// offline store sales "upload within 62 days".
+	MaxStoreEventAge = 62 * 24 * time.Hour
 	// MaxEventSkew is how far in the future an event_time may lie. Meta does
 	// not document its tolerance; one minute is what RudderStack enforces.
 	MaxEventSkew = time.Minute
@@ -23,7 +26,15 @@ const (
 
 // ErrTooOld is wrapped by Validate for an event Meta would refuse for its
 // age; the forwarder records it as expired rather than failed.
-var ErrTooOld = errors.New("event_time older than 7 days")
+var ErrTooOld = errors.New("event_time too old for Meta")
+
+// MaxAgeFor is how old Meta takes an event of action_source src.
+func MaxAgeFor(src ActionSource) time.Duration {
+	if src == "physical_store" {
+		return MaxStoreEventAge
+	}
+	return MaxEventAge
+}
 
 // Validate checks ev against what Meta requires of every event, so one bad
 // event is caught before it makes Meta reject a whole batch. now is the
@@ -36,7 +47,7 @@ func Validate(ev *Event, now time.Time) error {
 		return errors.New("event_time is missing")
 	}
 	t := time.Unix(ev.EventTime, 0)
-	if now.Sub(t) > MaxEventAge {
+	if now.Sub(t) > MaxAgeFor(ev.ActionSource) {
 		return fmt.Errorf("event_time %s is %s before now: %w", t.UTC().Format(time.RFC3339), now.Sub(t).Round(time.Second), ErrTooOld)
 	}
 	if t.Sub(now) > MaxEventSkew {
