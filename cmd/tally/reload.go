@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,9 +30,8 @@ import (
 // the destinations' settings (token, pixel, test code, version, URL) and
 // the per-site tracker scripts (capture triggers, mirror rules) change;
 // on any problem nothing changes and every problem is logged with its
-// place. A destination's outbox is opened at start: a reload that adds
-// or removes a destination is refused (restart to apply), so the rules
-// never name a destination the forwarder lacks. Other sections
+// place. A destination added gets its outbox at once; a removed one's
+// outbox stays on disk (see capi.Forwarder.SetDestinations). Other sections
 // (listen, clickhouse, sites, tokens, durable_log, geoip, …) take effect
 // at the next restart; a reload says which of them differ.
 
@@ -104,9 +102,6 @@ func (s *server) reload(ctx context.Context, path string) error {
 	cur := s.reloads.cfg
 	var senders []capi.Destination
 	if !reflect.DeepEqual(next.Destinations, cur.Destinations) {
-		if !sameNames(next.Destinations, cur.Destinations) {
-			return errors.New("destinations added or removed: their outboxes open at start, so restart tally to apply them; nothing was reloaded")
-		}
 		if senders, err = metaDestinations(next.Destinations, s.httpClient); err != nil {
 			return err
 		}
@@ -116,6 +111,14 @@ func (s *server) reload(ctx context.Context, path string) error {
 		EventPath: cur.Collector.EventPath, Mirrors: browserRulesOf(rcfg)})
 	if err != nil {
 		return err
+	}
+	if senders != nil {
+		// Destinations first, so a rule naming a new one finds its outbox.
+		// A rule of the old config naming a removed one may meet it gone
+		// for a moment: its batch is retried and the new rules hold.
+		if err := s.forwarder.SetDestinations(senders); err != nil {
+			return err
+		}
 	}
 	// Under the schema lock, as at start: collectors sharing a database
 	// replace views and record rules' enabled-at times one at a time. Typed
@@ -135,12 +138,7 @@ func (s *server) reload(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	if senders != nil {
-		// Same names, checked above: SetSenders cannot refuse them.
-		if err := s.forwarder.SetSenders(senders); err != nil {
-			return err
-		}
-	}
+
 	s.collector.Catalog().Replace(next.Events)
 	s.scripts.b.Store(scripts)
 	applied := *cur
@@ -167,19 +165,6 @@ func metaDestinations(ds []rules.Destination, hc *http.Client) ([]capi.Destinati
 		out = append(out, capi.Destination{Name: d.Name, Sender: client})
 	}
 	return out, nil
-}
-
-// sameNames reports whether a and b name the same destinations.
-func sameNames(a, b []rules.Destination) bool {
-	names := func(ds []rules.Destination) []string {
-		out := make([]string, len(ds))
-		for i, d := range ds {
-			out[i] = d.Name
-		}
-		slices.Sort(out)
-		return out
-	}
-	return slices.Equal(names(a), names(b))
 }
 
 // browserRulesOf returns the mirror rules of rcfg per site, compiled apart

@@ -35,8 +35,8 @@ const reloadRules = `rules:
     forward: {to: meta_shop, event_name: Lead, share: [user_agent], mirror_in_browser: true}
 `
 
-// A reload applies new definitions, rules and scripts at once; a config
-// with problems, or with changed destinations, changes nothing.
+// A reload applies new definitions, rules, destinations and scripts; a
+// config with problems changes nothing.
 func TestReloadAppliesOrKeeps(t *testing.T) {
 	dsn := chtest.DSN(t)
 	dir := t.TempDir()
@@ -113,12 +113,24 @@ func TestReloadAppliesOrKeeps(t *testing.T) {
 		t.Error("a refused reload dropped the rules in force")
 	}
 
+	// A destination replaced by another: the new one gets its outbox at
+	// once, the old one's is closed (and kept on disk).
 	write(strings.Replace(reloadBase, `name: meta_shop`, `name: meta_other`, 1) + strings.ReplaceAll(reloadRules, "to: meta_shop", "to: meta_other"))
-	if err := srv.reload(context.Background(), path); err == nil || !strings.Contains(err.Error(), "destinations added or removed") {
-		t.Errorf("reload(another destination) = %v; want refused: destinations added or removed", err)
+	if err := srv.reload(context.Background(), path); err != nil {
+		t.Fatalf("reload(another destination) = %v; want it applied", err)
 	}
-	if _, ok := srv.engine.EnabledAt("demo"); !ok {
-		t.Error("a refused reload dropped the rules in force")
+	if _, ok := srv.engine.EnabledAt("lead"); !ok {
+		t.Error("rule lead, now forwarding to meta_other, is not in force after the reload")
+	}
+	ev := capi.Event{EventName: "Lead", EventID: "reload-1", EventTime: time.Now().Unix()}
+	if err := srv.forwarder.Enqueue(context.Background(), "meta_other", capi.Origin{Rule: "lead"}, ev); err != nil {
+		t.Errorf("enqueue to the added destination: %v", err)
+	}
+	if err := srv.forwarder.Enqueue(context.Background(), "meta_shop", capi.Origin{Rule: "lead"}, ev); err == nil {
+		t.Error("enqueue to the removed destination succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(srv.reloads.cfg.DataPath("outbox"), "meta_shop.spool")); err != nil {
+		t.Errorf("the removed destination's outbox file is gone: %v", err)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -186,6 +185,9 @@ type Forwarder struct {
 	forwards *prometheus.CounterVec
 	reg      prometheus.Registerer
 
+	// wmu guards workers, which SetDestinations changes while forwarding.
+	wmu sync.RWMutex
+
 	mu      sync.Mutex
 	closing bool
 	// erased are the event ids of erased people (Erase) with when they
@@ -227,24 +229,33 @@ func NewForwarder(cfg ForwarderConfig, dests []Destination, dlog DeliveryLog, lo
 			f.closeSpools()
 			return nil, fmt.Errorf("forwarder: destination %q listed twice", d.Name)
 		}
-		sp, err := spool.Open(spool.Config{
-			Path:     filepath.Join(cfg.Dir, d.Name+".spool"),
-			Name:     "forward_" + d.Name,
-			MaxItems: cfg.SpoolMaxItems,
-			MaxBytes: cfg.SpoolMaxBytes,
-		}, log, reg)
+		w, err := f.openWorker(d)
 		if err != nil {
 			f.closeSpools()
-			return nil, fmt.Errorf("forwarder: %w", err)
+			return nil, err
 		}
-		w := &worker{f: f, name: d.Name, sp: sp, done: make(chan struct{}), healthy: true}
-		w.sender.Store(&senderRef{d.Sender})
 		f.workers[d.Name] = w
 	}
 	for _, w := range f.workers {
 		go w.run()
 	}
 	return f, nil
+}
+
+// openWorker opens d's spool and makes its worker (not yet running).
+func (f *Forwarder) openWorker(d Destination) (*worker, error) {
+	sp, err := spool.Open(spool.Config{
+		Path:     filepath.Join(f.cfg.Dir, d.Name+".spool"),
+		Name:     "forward_" + d.Name,
+		MaxItems: f.cfg.SpoolMaxItems,
+		MaxBytes: f.cfg.SpoolMaxBytes,
+	}, f.log, f.reg)
+	if err != nil {
+		return nil, fmt.Errorf("forwarder: %w", err)
+	}
+	w := &worker{f: f, name: d.Name, sp: sp, stop: make(chan struct{}), done: make(chan struct{}), healthy: true}
+	w.sender.Store(&senderRef{d.Sender})
+	return w, nil
 }
 
 func (f *Forwarder) closeSpools() {
@@ -285,6 +296,8 @@ func (f *Forwarder) EnqueueBatch(ctx context.Context, qs []Queued) error {
 	items := map[string][]spool.Item{}
 	var order []string
 	now := time.Now().UTC()
+	f.wmu.RLock()
+	defer f.wmu.RUnlock()
 	for _, q := range qs {
 		if _, ok := f.workers[q.Destination]; !ok {
 			return fmt.Errorf("forward to %q: no such destination", q.Destination)
@@ -330,6 +343,8 @@ func (f *Forwarder) Erase(ids map[string]bool) (int, error) {
 		f.erased[id] = now
 	}
 	f.mu.Unlock()
+	f.wmu.RLock()
+	defer f.wmu.RUnlock()
 	n := 0
 	for name, w := range f.workers {
 		keys, err := w.sp.Keys()
@@ -379,6 +394,8 @@ func (f *Forwarder) notErased(ds []Delivery) []Delivery {
 // (0..1) of its bound: /readyz reports them, since a full outbox refuses
 // completions that match their rules.
 func (f *Forwarder) Backlogged(fraction float64) []string {
+	f.wmu.RLock()
+	defer f.wmu.RUnlock()
 	var names []string
 	for name, w := range f.workers {
 		if w.sp.Full(fraction) {
@@ -407,6 +424,11 @@ func (f *Forwarder) Close(ctx context.Context) error {
 	close(f.stop)
 	f.mu.Unlock()
 
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	for _, w := range f.workers {
+		close(w.stop)
+	}
 	var err error
 	for _, w := range f.workers {
 		select {
@@ -432,34 +454,56 @@ func (f *Forwarder) Close(ctx context.Context) error {
 // senderRef holds a worker's Sender for an atomic swap.
 type senderRef struct{ Sender }
 
-// SetSenders replaces the destinations' senders (a config reload: a new
-// access token, pixel or test_event_code); the next request of each
-// destination uses its new sender, and what is queued stays queued. The
-// destinations must be the ones the Forwarder was built with: their
-// outboxes are opened at start.
-func (f *Forwarder) SetSenders(dests []Destination) error {
-	names := make(map[string]bool, len(dests))
+// SetDestinations makes the forwarder deliver to exactly dests (a reload):
+// a new destination gets its outbox and worker; a removed one's worker
+// sends what is already due, then stops, and its outbox stays on disk, to
+// be taken up again if the destination comes back; the others keep their
+// outbox and take the new sender (token, pixel, test code) for their next
+// request.
+func (f *Forwarder) SetDestinations(dests []Destination) error {
+	f.mu.Lock()
+	closing := f.closing
+	f.mu.Unlock()
+	if closing {
+		return ErrClosed
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	want := make(map[string]Destination, len(dests))
 	for _, d := range dests {
-		names[d.Name] = true
+		want[d.Name] = d
 	}
-	var added, removed []string
-	for n := range names {
-		if f.workers[n] == nil {
-			added = append(added, n)
+	var added []*worker
+	for name, d := range want {
+		if w := f.workers[name]; w != nil {
+			w.sender.Store(&senderRef{d.Sender})
+			continue
 		}
-	}
-	for n := range f.workers {
-		if !names[n] {
-			removed = append(removed, n)
+		w, err := f.openWorker(d)
+		if err != nil {
+			for _, a := range added {
+				_ = a.sp.Close(context.Background())
+			}
+			return err
 		}
+		added = append(added, w)
 	}
-	if len(added) > 0 || len(removed) > 0 {
-		slices.Sort(added)
-		slices.Sort(removed)
-		return fmt.Errorf("destinations added %v, removed %v: their outboxes open at start, so restart tally to apply them", added, removed)
+	for name, w := range f.workers {
+		if _, keep := want[name]; keep {
+			continue
+		}
+		close(w.stop)
+		<-w.done
+		if err := w.sp.Close(context.Background()); err != nil {
+			f.log.Warn("close the outbox of a removed destination", "destination", name, "err", err)
+		}
+		delete(f.workers, name)
+		f.log.Info("destination removed; its pending events stay in its outbox file", "destination", name)
 	}
-	for _, d := range dests {
-		f.workers[d.Name].sender.Store(&senderRef{d.Sender})
+	for _, w := range added {
+		f.workers[w.name] = w
+		go w.run()
+		f.log.Info("destination added", "destination", w.name)
 	}
 	return nil
 }
@@ -470,13 +514,14 @@ type worker struct {
 	name    string
 	sender  atomic.Pointer[senderRef] // swapped by SetSenders
 	sp      *spool.Spool
+	stop    chan struct{} // closed to stop it: drain what is due, then exit
 	done    chan struct{}
 	healthy bool // for logging state changes only
 }
 
 func (w *worker) draining() bool {
 	select {
-	case <-w.f.stop:
+	case <-w.stop:
 		return true
 	default:
 		return false
@@ -497,7 +542,7 @@ func (w *worker) run() {
 			t := time.NewTimer(cfg.Linger)
 			select {
 			case <-t.C:
-			case <-w.f.stop:
+			case <-w.stop:
 				t.Stop()
 			}
 			more, err := w.sp.Lease(cfg.MaxBatch-len(batch), time.Now())
@@ -537,7 +582,7 @@ func (w *worker) waitForDue() bool {
 		select {
 		case <-w.sp.Ready():
 		case <-timer:
-		case <-w.f.stop:
+		case <-w.stop:
 		}
 		if t != nil {
 			t.Stop()
