@@ -54,6 +54,12 @@ type EraseFunc func(ctx context.Context, r EraseRequest) (any, error)
 // ErrEraseInput marks an erasure request that names no one.
 var ErrEraseInput = errors.New("erase request names no one")
 
+// adminBody bounds an operator request's body after decoding: an erasure
+// or replay request is a few short JSON fields, so 64 KiB is ample. Like the
+// public paths, it is read with readBody, never fiber's Ctx.Body, which
+// inflates chained encodings without a bound.
+const adminBody = 64 << 10
+
 // Admin serves operators on their own listener (admin_listen, loopback by
 // default): /metrics and the detailed readiness, which say how tally is
 // built and where its ClickHouse is, so they are not on the public port
@@ -80,8 +86,12 @@ func NewAdmin(cfg AdminConfig) *Admin {
 			if _, ok := tokenIndex(ctx, cfg.Tokens, ScopeErase); !ok {
 				return ctx.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "send Authorization: Bearer <token> with a token whose scopes include erase"})
 			}
+			body, err := readBody(ctx, adminBody)
+			if eb := (*errBody)(nil); errors.As(err, &eb) {
+				return ctx.Status(eb.Code).JSON(fiber.Map{"error": eb.Reason})
+			}
 			var req EraseRequest
-			if err := json.Unmarshal(ctx.Body(), &req); err != nil {
+			if err := json.Unmarshal(body, &req); err != nil {
 				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": "body is not {\"email\"|\"visitor_id\"|\"external_id\": ...}: " + err.Error()})
 			}
 			res, err := cfg.Erase(ctx.UserContext(), req)
@@ -99,8 +109,12 @@ func NewAdmin(cfg AdminConfig) *Admin {
 			if _, ok := tokenIndex(ctx, cfg.Tokens, ScopeReplay); !ok {
 				return ctx.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "send Authorization: Bearer <token> with a token whose scopes include replay"})
 			}
+			body, err := readBody(ctx, adminBody)
+			if eb := (*errBody)(nil); errors.As(err, &eb) {
+				return ctx.Status(eb.Code).JSON(fiber.Map{"error": eb.Reason})
+			}
 			var req ReplayRequest
-			if err := json.Unmarshal(ctx.Body(), &req); err != nil {
+			if err := json.Unmarshal(body, &req); err != nil {
 				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": "body is not {\"rule\": ..., \"since\": RFC 3339 time}: " + err.Error()})
 			}
 			res, err := cfg.Replay(ctx.UserContext(), req)
