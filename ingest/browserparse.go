@@ -747,7 +747,8 @@ func clip(s string, n int) string {
 }
 
 // applyTraits copies identify traits onto the completion's identity. A
-// trait that is too long or not an address (email) is dropped and recorded.
+// trait that is too long, holds a control character or is not an address
+// (email) is dropped and recorded.
 func applyTraits(c *Completion, traits []wireMember) {
 	for _, m := range traits {
 		k := m.name
@@ -763,6 +764,10 @@ func applyTraits(c *Completion, traits []wireMember) {
 			continue
 		case utf8.RuneCountInString(v) > maxTraitLen:
 			c.Truncated = append(c.Truncated, fmt.Sprintf("traits.%s: dropped, longer than %d characters", k, maxTraitLen))
+			continue
+		case hasControl(v):
+			_, msg := checkIdentifier(v, maxTraitLen)
+			c.Truncated = append(c.Truncated, "traits."+k+": dropped, "+msg)
 			continue
 		case k == "email" && v != "":
 			if v = NormalizeEmail(v); !isEmailAddress(v) {

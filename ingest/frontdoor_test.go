@@ -360,3 +360,35 @@ func TestIdentifyBatchLinksVisitor(t *testing.T) {
 		t.Errorf("stored %d completions from an identify call; want none", len(b.sink.got))
 	}
 }
+
+// User data is made of identifiers too (external ids, click ids, phone
+// numbers, forwarded for matching and used to link a visitor): a control
+// character in one is refused by the API and dropped and recorded on the
+// snippet path, like the other identifiers.
+func TestUserDataControlCharacters(t *testing.T) {
+	h := newAPIHarness(t)
+	for _, tt := range []struct{ body, in string }{
+		{`{"eventName":"viewed_car","utk":"v","properties":{"external_id":"crm-1\nX-Injected: 1"}}`, "properties.external_id"},
+		{`{"eventName":"viewed_car","utk":"v","properties":{"fbc":"fb.1.1.abc\r"}}`, "properties.fbc"},
+		{`{"eventName":"viewed_car","utk":"v","properties":{"phone":"+33 6\u0000"}}`, "properties.phone"},
+	} {
+		resp, body := h.do(t, "POST", "/events/v3/send", testToken, tt.body)
+		if resp.StatusCode != 400 || !hasError(envelopeOf(t, body), tt.in, "INVALID_VALUE") {
+			t.Errorf("send %q: %d %s; want 400 with INVALID_VALUE at %s", tt.body, resp.StatusCode, clip(string(body), 300), tt.in)
+		}
+	}
+
+	b := newBrowserHarness(t)
+	resp := b.post(t, "https://shop.example.com",
+		`{"site":"shop","events":[{"id":"a","name":"viewed_car","traits":{"external_id":"crm-1\nX","phone":"+33 6 12","last_name":"Lovelace\u0007"}}]}`)
+	if resp.StatusCode != 204 || len(b.sink.got) != 1 {
+		t.Fatalf("status %d, stored %d; want 204 and 1", resp.StatusCode, len(b.sink.got))
+	}
+	c := b.sink.got[0]
+	notes := strings.Join(c.Truncated, " | ")
+	if c.Identity.ExternalID != "" || c.Identity.LastName != "" || c.Identity.Phone != "+33 6 12" ||
+		!strings.Contains(notes, "traits.external_id: dropped, holds the control character U+000A") ||
+		!strings.Contains(notes, "traits.last_name: dropped, holds the control character U+0007") {
+		t.Errorf("identity %+v, truncated %q; want external_id and last_name dropped and recorded, phone kept", c.Identity, notes)
+	}
+}

@@ -25,7 +25,7 @@ const maxUserDataLen = MaxValueLen
 // takeUserData moves the user-data properties out of raw into c.Identity
 // and c.Client and returns the rest. A value that cannot be used (an IP
 // address that is not one, a value over the length limit) is an error at
-// path.<name>.
+// path.<name>; so is a control character.
 func takeUserData(c *Completion, def *Definition, raw []Prop, path string) ([]Prop, []FieldError) {
 	var errs []FieldError
 	out := raw[:0:0]
@@ -47,6 +47,12 @@ func takeUserData(c *Completion, def *Definition, raw []Prop, path string) ([]Pr
 		case utf8.RuneCountInString(p.Value) > maxUserDataLen:
 			errs = append(errs, fieldErr(path+"."+p.Name, "VALUE_TOO_LONG", "%s is %d characters; the limit is %d", name, utf8.RuneCountInString(p.Value), maxUserDataLen))
 			continue
+		case hasControl(p.Value):
+			// Identifiers are matched and forwarded as they are: a newline
+			// in one is a forged header or a different person, never data.
+			_, msg := checkIdentifier(p.Value, maxUserDataLen)
+			errs = append(errs, fieldErr(path+"."+p.Name, "INVALID_VALUE", "%s %s", name, msg))
+			continue
 		case name == "client_ip_address" && p.Value != "":
 			if _, err := netip.ParseAddr(p.Value); err != nil {
 				errs = append(errs, fieldErr(path+"."+p.Name, "INVALID_VALUE", "client_ip_address %q is not an IPv4 or IPv6 address", p.Value))
@@ -56,6 +62,11 @@ func takeUserData(c *Completion, def *Definition, raw []Prop, path string) ([]Pr
 		*dst = p.Value
 	}
 	return out, errs
+}
+
+// hasControl reports whether s holds a C0 control character or DEL.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
 }
 
 // userDataField is where a user-data property goes; nil for other names.
