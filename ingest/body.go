@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
+	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
@@ -59,7 +60,18 @@ func inflate(raw []byte, enc string, limit int) ([]byte, error) {
 		zr.Multistream(false)
 		r = zr
 	case "deflate":
-		r = flate.NewReader(bytes.NewReader(raw))
+		// "deflate" is zlib-wrapped (RFC 9110 §8.4.1.2), but some clients
+		// send raw deflate under that name; like browsers reading answers,
+		// take the zlib form when the first two bytes are a zlib header.
+		if isZlibHeader(raw) {
+			zr, err := zlib.NewReader(bytes.NewReader(raw))
+			if err != nil {
+				return nil, &errBody{fiber.StatusBadRequest, "body is not valid deflate: " + err.Error()}
+			}
+			r = zr
+		} else {
+			r = flate.NewReader(bytes.NewReader(raw))
+		}
 	default:
 		if strings.Contains(enc, ",") {
 			return nil, &errBody{fiber.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q: one encoding at most (gzip or deflate)", clip(enc, 64))}
@@ -74,4 +86,10 @@ func inflate(raw []byte, enc string, limit int) ([]byte, error) {
 		return nil, &errBody{fiber.StatusBadRequest, fmt.Sprintf("body is not valid %s: %v", enc, err)}
 	}
 	return out, nil
+}
+
+// isZlibHeader reports whether b starts with a zlib header (RFC 1950):
+// compression method 8 and a check value making the pair a multiple of 31.
+func isZlibHeader(b []byte) bool {
+	return len(b) >= 2 && b[0]&0x0f == 8 && b[0]>>4 <= 7 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
 }
