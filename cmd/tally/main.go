@@ -134,6 +134,11 @@ func loadConfig(path string) (*config.File, error) {
 	if v := os.Getenv("TALLY_LISTEN"); v != "" {
 		f.Listen = v
 	}
+	if v := os.Getenv("TALLY_ADMIN_LISTEN"); v != "" {
+		// In a container the loopback default is unreachable from the
+		// scraper; the deployment chooses where operators reach it.
+		f.AdminListen = v
+	}
 	if v := os.Getenv("TALLY_CLICKHOUSE_DSN"); v != "" {
 		f.ClickHouse.DSN = v
 	}

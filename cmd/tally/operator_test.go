@@ -64,3 +64,20 @@ func TestDemoOnlyWhenEnabled(t *testing.T) {
 		t.Errorf("examples/tally.yaml: demo %v, %v; want demo: true", ex != nil && ex.Demo, err)
 	}
 }
+
+// TALLY_ADMIN_LISTEN sets the admin address per deployment, as
+// TALLY_LISTEN does the public one.
+func TestAdminListenFromEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tally.yaml")
+	if err := os.WriteFile(path, []byte("sites: [{id: shop, domains: [shop.example.com]}]\nevents: [{name: form_submitted}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TALLY_ADMIN_LISTEN", "10.0.0.7:9090")
+	f, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.AdminAddr(); got != "10.0.0.7:9090" {
+		t.Errorf("loadConfig with TALLY_ADMIN_LISTEN: admin address %q; want 10.0.0.7:9090", got)
+	}
+}
