@@ -10,8 +10,16 @@
 // also killed when its parent dies, so a crashed tally or test binary does not
 // leave a server behind.
 //
-// It must not know tally's schema or import other tally packages: it only
-// starts and stops a server and says how to reach it. It never installs
-// anything; when no binary is found it returns ErrNotInstalled with the
-// install command in the message.
+// Supervise is how tally serve runs it: the port is saved in Dir/port and
+// reused by every later start, so the DSN and a pasted clickhouse-client
+// command keep working; a server that exits unasked is restarted with
+// capped exponential backoff (1 s to 30 s, jittered) on that port and data;
+// after 5 restarts without a minute of uptime the supervisor gives up and
+// says so on Failed, and tally exits non-zero.
+//
+// It must not know tally's schema or import tally packages other than
+// store/backoff (the one retry policy): it only starts, restarts and stops
+// a server and says how to reach it. It never installs anything; when no
+// binary is found it returns ErrNotInstalled with the install command in the
+// message.
 package chserver

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,9 +27,15 @@ type SuperviseConfig struct {
 	// Backoff spaces restarts; zero means 1 s to 30 s.
 	Backoff backoff.Policy
 	// MaxFailures is how many restarts in a row may fail before the
-	// supervisor gives up and reports it on Failed; 0 means 5 (with the
-	// default backoff, about a minute of trying).
+	// supervisor gives up and reports it on Failed; 0 means 5. With the
+	// default backoff the waits are about 1+2+4+8+16 s ≈ 31 s (jittered to
+	// 15–31 s), plus up to StartTimeout for each attempt that hangs.
 	MaxFailures int
+	// Window is how long a restarted server must stay up before its
+	// restart counts as a success; 0 means 1 minute. A server that becomes
+	// ready and dies again within it (a crash loop) adds to the same run
+	// of failures, so it ends in Failed instead of restarting forever.
+	Window time.Duration
 }
 
 // Supervisor runs the managed server and restarts it when it exits without
@@ -43,14 +50,18 @@ type Supervisor struct {
 	mu  sync.Mutex
 	cur *Server
 
-	failed chan error
-	stop   chan struct{}
-	done   chan struct{}
+	failed   chan error
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
 
 // Supervise starts the server on its saved port (a free one the first
-// time, saved under cfg.Dir) and watches it. If the saved port is taken by
-// another program, a new one is chosen, saved and logged.
+// time, saved in cfg.Dir/port) and watches it; cfg.Port is ignored. If the
+// saved port is taken by another program at this start, a new one is
+// chosen, saved and logged: the DSN then differs from the previous run's,
+// which matters only to whoever kept it across tally restarts (restarts of
+// the server within one Supervise keep the port).
 func Supervise(ctx context.Context, cfg SuperviseConfig) (*Supervisor, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -59,11 +70,18 @@ func Supervise(ctx context.Context, cfg SuperviseConfig) (*Supervisor, error) {
 	if cfg.MaxFailures <= 0 {
 		cfg.MaxFailures = 5
 	}
+	if cfg.Window <= 0 {
+		cfg.Window = time.Minute
+	}
 	s := &Supervisor{cfg: cfg, log: cfg.Log, failed: make(chan error, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create clickhouse dir: %w", err)
 	}
 	saved := readPort(filepath.Join(cfg.Dir, portFile))
+	if saved != 0 && !portFree(saved) {
+		s.log.Warn("the managed ClickHouse's saved port is taken by another program; choosing a new one", "port", saved)
+		saved = 0
+	}
 	c := cfg.Config
 	c.Port = saved
 	srv, err := Start(ctx, c)
@@ -77,6 +95,9 @@ func Supervise(ctx context.Context, cfg SuperviseConfig) (*Supervisor, error) {
 	}
 	s.cur, s.port = srv, srv.Port()
 	if s.port != saved {
+		if saved == 0 && readPort(filepath.Join(cfg.Dir, portFile)) != 0 {
+			s.log.Warn("the managed ClickHouse has a new port", "port", s.port)
+		}
 		if err := os.WriteFile(filepath.Join(cfg.Dir, portFile), []byte(strconv.Itoa(s.port)+"\n"), 0o640); err != nil {
 			srv.Stop(context.Background())
 			return nil, fmt.Errorf("save clickhouse port: %w", err)
@@ -84,6 +105,18 @@ func Supervise(ctx context.Context, cfg SuperviseConfig) (*Supervisor, error) {
 	}
 	go s.watch()
 	return s, nil
+}
+
+// portFree reports whether port can be bound on loopback now. The server
+// binds it a moment later, so a program can still take it in between; Start
+// then fails with errPortTaken and Supervise picks a new port.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 func readPort(path string) int {
@@ -98,9 +131,15 @@ func readPort(path string) int {
 	return p
 }
 
-// watch restarts the server whenever it exits unasked.
+// watch restarts the server whenever it exits unasked. failures counts the
+// restarts tried since the server last stayed up for Window: a restart that
+// fails counts, and so does one whose server dies again within Window (a
+// crash loop). The attempt after MaxFailures of them is not made; Failed
+// reports it instead.
 func (s *Supervisor) watch() {
 	defer close(s.done)
+	failures := 0
+	readyAt := time.Now()
 	for {
 		s.mu.Lock()
 		cur := s.cur
@@ -110,49 +149,75 @@ func (s *Supervisor) watch() {
 			return
 		case <-cur.Exited():
 		}
-		s.log.Warn("managed ClickHouse exited; restarting it (completions wait in the durable log)", "port", s.port)
-		if !s.restart() {
-			return
+		up := time.Since(readyAt)
+		if up >= s.cfg.Window {
+			failures = 0
+		}
+		lastErr := fmt.Errorf("exited after %s up: %v", up.Round(time.Millisecond), cur.waitErr)
+		s.log.Warn("managed ClickHouse exited; restarting it (completions wait in the durable log)",
+			"port", s.port, "up", up.Round(time.Millisecond), "err", cur.waitErr, "failures", failures)
+		for {
+			if failures >= s.cfg.MaxFailures {
+				s.failed <- fmt.Errorf("managed ClickHouse could not be kept running after %d restarts: %w", failures, lastErr)
+				return
+			}
+			srv, err := s.restart(failures)
+			failures++
+			if errors.Is(err, errStopped) {
+				return
+			}
+			if err == nil {
+				s.mu.Lock()
+				s.cur = srv
+				s.mu.Unlock()
+				readyAt = time.Now()
+				s.log.Info("managed ClickHouse is ready again", "port", s.port, "attempt", failures)
+				break
+			}
+			lastErr = err
+			s.log.Error("managed ClickHouse did not restart", "attempt", failures, "of", s.cfg.MaxFailures, "err", err)
 		}
 	}
 }
 
-// restart brings the server back, with backoff; false means it gave up
-// (reported on Failed) or Stop was called.
-func (s *Supervisor) restart() bool {
+var errStopped = errors.New("supervisor stopped")
+
+// restart waits out the backoff for attempt and starts the server on the
+// saved port; Stop interrupts both the wait and the start.
+func (s *Supervisor) restart(attempt int) (*Server, error) {
+	delay := s.cfg.Backoff.Delay(attempt)
+	s.log.Info("restarting managed ClickHouse", "in", delay.Round(time.Millisecond), "attempt", attempt+1)
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-s.stop:
+		return nil, errStopped
+	case <-t.C:
+	}
 	c := s.cfg.Config
 	c.Port = s.port
-	var lastErr error
-	for attempt := range s.cfg.MaxFailures {
-		t := time.NewTimer(s.cfg.Backoff.Delay(attempt))
+	// Start blocks until the server answers; Stop must not wait for that.
+	ctx, cancel := context.WithCancel(context.Background())
+	relay := make(chan struct{})
+	go func() {
+		defer close(relay)
 		select {
 		case <-s.stop:
-			t.Stop()
-			return false
-		case <-t.C:
+			cancel()
+		case <-ctx.Done():
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-s.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		srv, err := Start(ctx, c)
-		cancel()
-		if err == nil {
-			s.mu.Lock()
-			s.cur = srv
-			s.mu.Unlock()
-			s.log.Info("managed ClickHouse is back", "port", s.port, "attempt", attempt+1)
-			return true
+	}()
+	srv, err := Start(ctx, c)
+	cancel()
+	<-relay
+	if err != nil {
+		select {
+		case <-s.stop:
+			return nil, errStopped
+		default:
 		}
-		lastErr = err
-		s.log.Error("managed ClickHouse did not restart", "attempt", attempt+1, "of", s.cfg.MaxFailures, "err", err)
 	}
-	s.failed <- fmt.Errorf("managed ClickHouse could not be restarted after %d attempts: %w", s.cfg.MaxFailures, lastErr)
-	return false
+	return srv, err // a server started as Stop was called is stopped by it
 }
 
 // DSN is the server's native-protocol DSN; it does not change across
@@ -178,9 +243,11 @@ func (s *Supervisor) Current() *Server {
 	return s.cur
 }
 
-// Stop ends supervision and stops the server.
+// Stop ends supervision, waits for the watching goroutine and stops the
+// server (SIGKILL at ctx's deadline). Calling it again only stops the
+// (already stopped) server again, which returns at once.
 func (s *Supervisor) Stop(ctx context.Context) error {
-	close(s.stop)
+	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
 	return s.Current().Stop(ctx)
 }
