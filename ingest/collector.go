@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -143,8 +145,34 @@ func NewCollector(cfg Config) (*Collector, error) {
 		WriteTimeout:   30 * time.Second,
 		IdleTimeout:    2 * time.Minute,
 	})
+	// fasthttp reads a whole body before any handler runs, up to BodyLimit,
+	// the API's 16 MiB, whatever the path. Like nginx's client_max_body_size
+	// per location, each path gets its own limit once its headers are in,
+	// so a body the path could never take is refused from its
+	// Content-Length (or as soon as a chunked one passes it) without being
+	// read: the snippet path's limit, plus 1% and 1 KiB for a compressed
+	// body's framing (a gzip of incompressible data is that much longer
+	// than the data). readBody then applies the exact limit.
+	c.app.Server().HeaderReceived = c.requestConfig
 	c.routes()
 	return c, nil
+}
+
+// requestConfig is the per-request body limit: the API's 16 MiB on its
+// send and import paths, the snippet path's own limit everywhere else.
+func (c *Collector) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	path := h.RequestURI()
+	if i := bytes.Index(path, []byte("://")); i >= 0 { // absolute form
+		path = path[i+3:]
+		path = path[max(bytes.IndexByte(path, '/'), 0):]
+	}
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if bytes.HasPrefix(path, []byte("/events/")) || string(path) == "/imports" {
+		return fasthttp.RequestConfig{} // BodyLimit
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: c.cfg.MaxBodyBytes + c.cfg.MaxBodyBytes/100 + 1024}
 }
 
 func newCollectorMetrics(reg prometheus.Registerer) *collectorMetrics {

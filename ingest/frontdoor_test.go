@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -392,5 +393,39 @@ func TestUserDataControlCharacters(t *testing.T) {
 		!strings.Contains(notes, "traits.external_id: dropped, holds the control character U+000A") ||
 		!strings.Contains(notes, "traits.last_name: dropped, holds the control character U+0007") {
 		t.Errorf("identity %+v, truncated %q; want external_id and last_name dropped and recorded, phone kept", c.Identity, notes)
+	}
+}
+
+// A body the path could never take is refused from its Content-Length,
+// before it is read, as nginx's client_max_body_size does: the snippet
+// path's 1 MiB, not the API's 16 MiB. The client sends the headers and a
+// few bytes and gets its 413 without sending the rest.
+func TestBodyRefusedBeforeItIsRead(t *testing.T) {
+	h := newBrowserHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go h.c.App().Listener(ln)
+	defer h.c.App().Shutdown()
+	for _, tt := range []struct {
+		path, origin string
+		length       int
+	}{
+		{"/e", "https://shop.example.com", 4 << 20},
+		{"/e", "https://evil.example.net", 4 << 20},
+		{"/events/v3/send/batch", "", 17 << 20},
+	} {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: shop.example.com\r\nOrigin: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n{\"site\":", tt.path, tt.origin, tt.length)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		conn.Close()
+		if !strings.HasPrefix(line, "HTTP/1.1 413") {
+			t.Errorf("POST %s from %q with Content-Length %d and 8 bytes sent: %q, %v; want a 413 at once", tt.path, tt.origin, tt.length, line, err)
+		}
 	}
 }
