@@ -169,7 +169,7 @@ func (c *Collector) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestCon
 	if i := bytes.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	if bytes.HasPrefix(path, []byte("/events/")) || string(path) == "/imports" {
+	if string(path) != c.cfg.EventPath && (bytes.HasPrefix(path, []byte("/events/")) || string(path) == "/imports") {
 		return fasthttp.RequestConfig{} // BodyLimit
 	}
 	return fasthttp.RequestConfig{MaxRequestBodySize: c.cfg.MaxBodyBytes + c.cfg.MaxBodyBytes/100 + 1024}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
@@ -408,15 +409,25 @@ func TestBodyRefusedBeforeItIsRead(t *testing.T) {
 	}
 	go h.c.App().Listener(ln)
 	defer h.c.App().Shutdown()
+	moved := newBrowserHarnessConfig(t, func(cfg *Config) { cfg.EventPath = "/events/collect" })
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go moved.c.App().Listener(ln2)
+	defer moved.c.App().Shutdown()
 	for _, tt := range []struct {
 		path, origin string
 		length       int
+		addr         string
 	}{
-		{"/e", "https://shop.example.com", 4 << 20},
-		{"/e", "https://evil.example.net", 4 << 20},
-		{"/events/v3/send/batch", "", 17 << 20},
+		{"/e", "https://shop.example.com", 4 << 20, ""},
+		{"/events/collect", "https://shop.example.com", 4 << 20, ln2.Addr().String()},
+		{"/e", "https://evil.example.net", 4 << 20, ""},
+		{"/events/v3/send/batch", "", 17 << 20, ""},
 	} {
-		conn, err := net.Dial("tcp", ln.Addr().String())
+		addr := cmp.Or(tt.addr, ln.Addr().String())
+		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
