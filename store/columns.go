@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"strings"
 	"time"
 
@@ -125,4 +126,47 @@ func columnsDDL(since uint32) string {
 		}
 	}
 	return b.String()
+}
+
+// scanCompletion reads the current row of rows, a SELECT of cols (events
+// columns, in order), back into the completion it was written from, through
+// the same table the encoder uses.
+func scanCompletion(rows driver.Rows, cols []*column) (ingest.Completion, error) {
+	var (
+		c          ingest.Completion
+		ms         uint16
+		bot        uint8
+		keys, vals []string
+	)
+	dest := make([]any, len(cols))
+	for i, col := range cols {
+		switch col.kind {
+		case kindString:
+			dest[i] = col.str(&c)
+		case kindTime:
+			dest[i] = col.tm(&c)
+		case kindMillis:
+			dest[i] = &ms
+		case kindBool:
+			dest[i] = &bot
+		case kindStrings:
+			dest[i] = col.list(&c)
+		case kindPropKeys:
+			dest[i] = &keys
+		case kindPropVals:
+			dest[i] = &vals
+		}
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return c, err
+	}
+	c.OccurredAt = c.OccurredAt.UTC().Add(time.Duration(ms) * time.Millisecond)
+	c.ReceivedAt = c.ReceivedAt.UTC()
+	c.Enrichment.IsBot = bot == 1
+	for i := range keys {
+		if i < len(vals) {
+			c.Props = append(c.Props, ingest.Prop{Name: keys[i], Value: vals[i]})
+		}
+	}
+	return c, nil
 }

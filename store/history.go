@@ -29,42 +29,15 @@ func History(ctx context.Context, conn Conn, database string, events []string, s
 		return fmt.Errorf("read history: %w", err)
 	}
 	defer rows.Close()
+	cols := make([]*column, len(eventTable))
+	for i := range eventTable {
+		cols[i] = &eventTable[i]
+	}
 	cs := make([]ingest.Completion, 0, batch)
 	for rows.Next() {
-		var c ingest.Completion
-		var ms uint16
-		var bot uint8
-		var keys, values []string
-		dest := make([]any, len(eventTable))
-		for i := range eventTable {
-			col := &eventTable[i]
-			switch col.kind {
-			case kindString:
-				dest[i] = col.str(&c)
-			case kindTime:
-				dest[i] = col.tm(&c)
-			case kindMillis:
-				dest[i] = &ms
-			case kindBool:
-				dest[i] = &bot
-			case kindPropKeys:
-				dest[i] = &keys
-			case kindPropVals:
-				dest[i] = &values
-			case kindStrings:
-				dest[i] = col.list(&c)
-			}
-		}
-		if err := rows.Scan(dest...); err != nil {
+		c, err := scanCompletion(rows, cols)
+		if err != nil {
 			return fmt.Errorf("read history: %w", err)
-		}
-		c.OccurredAt = c.OccurredAt.UTC().Add(time.Duration(ms) * time.Millisecond)
-		c.ReceivedAt = c.ReceivedAt.UTC()
-		c.Enrichment.IsBot = bot != 0
-		for i := range keys {
-			if i < len(values) {
-				c.Props = append(c.Props, ingest.Prop{Name: keys[i], Value: values[i]})
-			}
 		}
 		trusted := c.Source != ingest.SourceBrowser
 		c.Consent = ingest.Consent{Analytics: trusted, Ads: trusted}

@@ -187,44 +187,15 @@ func (r *Reader) query(ctx context.Context, query string, cols []string) ([]inge
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	defer rows.Close()
+	colsOf := make([]*column, len(cols))
+	for i, name := range cols {
+		colsOf[i] = columnNamed(name)
+	}
 	var out []ingest.Completion
 	for rows.Next() {
-		var (
-			c          ingest.Completion
-			ms         uint16
-			bot        uint8
-			keys, vals []string
-		)
-		dest := make([]any, len(cols))
-		for i, name := range cols {
-			col := columnNamed(name)
-			switch col.kind {
-			case kindString:
-				dest[i] = col.str(&c)
-			case kindTime:
-				dest[i] = col.tm(&c)
-			case kindMillis:
-				dest[i] = &ms
-			case kindBool:
-				dest[i] = &bot
-			case kindStrings:
-				dest[i] = col.list(&c)
-			case kindPropKeys:
-				dest[i] = &keys
-			case kindPropVals:
-				dest[i] = &vals
-			}
-		}
-		if err := rows.Scan(dest...); err != nil {
+		c, err := scanCompletion(rows, colsOf)
+		if err != nil {
 			return nil, fmt.Errorf("read events: %w", err)
-		}
-		c.OccurredAt = c.OccurredAt.UTC().Add(time.Duration(ms) * time.Millisecond)
-		c.ReceivedAt = c.ReceivedAt.UTC()
-		c.Enrichment.IsBot = bot == 1
-		for i := range keys {
-			if i < len(vals) {
-				c.Props = append(c.Props, ingest.Prop{Name: keys[i], Value: vals[i]})
-			}
 		}
 		out = append(out, c)
 	}

@@ -434,19 +434,7 @@ func TestFullLogRefusesAndForwardsOnlyWhatItKept(t *testing.T) {
 	t.Cleanup(graph.Close)
 	yaml := fmt.Sprintf("data_dir: %q\nclickhouse: {dsn: %q, database: full}\ndurable_log: {max_bytes: 400000, segment_bytes: 20000}\n",
 		t.TempDir(), ch.DSN()) + strings.Replace(crashEventsYAML, "GRAPH", graph.URL(), 1)
-	f, probs := config.Parse("test.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
-	if len(probs) > 0 {
-		t.Fatalf("config: %v", probs)
-	}
-	srv, err := startServer(context.Background(), f, serverOptions{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", FlushAge: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		srv.Close(ctx)
-	})
+	srv := startInProcess(t, yaml)
 
 	if err := ch.Stop(context.Background()); err != nil {
 		t.Fatal(err)
@@ -652,19 +640,7 @@ func TestClusterTwoCollectors(t *testing.T) {
 func TestManagedClickHouseRestarted(t *testing.T) {
 	chtest.DSN(t) // fails under CI=true when ClickHouse is not installed
 	yaml := fmt.Sprintf("data_dir: %q\n", t.TempDir()) + strings.Replace(crashEventsYAML, "GRAPH", "http://127.0.0.1:1", 1)
-	f, probs := config.Parse("test.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
-	if len(probs) > 0 {
-		t.Fatalf("config: %v", probs)
-	}
-	srv, err := startServer(context.Background(), f, serverOptions{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", FlushAge: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		srv.Close(ctx)
-	})
+	srv := startInProcess(t, yaml)
 	port := srv.ch.Port()
 	first := srv.ch.Current()
 	first.Kill()
@@ -709,4 +685,24 @@ func TestManagedClickHouseRestarted(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("%d completions acknowledged while the managed ClickHouse was down; all stored once after its restart on port %d", len(l.acked), port)
+}
+
+// startInProcess runs a tally from yamlText in this process, on loopback
+// ports, stopped when the test ends.
+func startInProcess(t *testing.T, yamlText string) *server {
+	t.Helper()
+	f, probs := config.Parse("test.yaml", []byte(yamlText), func(string) (string, bool) { return "", false })
+	if len(probs) > 0 {
+		t.Fatalf("config: %v", probs)
+	}
+	srv, err := startServer(context.Background(), f, serverOptions{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", FlushAge: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		srv.Close(ctx)
+	})
+	return srv
 }

@@ -26,18 +26,7 @@ import (
 func TestErasePerson(t *testing.T) {
 	graph := capitestServer(t)
 	graph.FailNext(100, capitest.Fail5xx) // the Lead waits in the outbox for its retries
-	yaml := serveYAML + `  - name: form_submitted
-    label: Form submitted
-    properties:
-      - {name: form_id, type: string}
-destinations:
-  - {name: meta, type: meta_capi, pixel_id: "1234567890", access_token: ` + graphToken + `, graph_url: ` + graph.URL() + `}
-rules:
-  - name: leads
-    when: {event: form_submitted}
-    forward: {to: meta, event_name: Lead, share: [email, user_agent]}
-`
-	yaml = strings.Replace(yaml, "  - {name: crm, token: "+testAPIToken+"}", "  - {name: crm, token: "+testAPIToken+"}\n  - {name: dpo, token: dpo-token-0123456789, scopes: [erase]}", 1)
+	yaml := leadsYAML(graph.URL(), "dpo", "dpo-token-0123456789", "erase")
 	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
 	const visitor = "11111111-2222-4333-8444-555555555555"
 	ua := "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
@@ -134,4 +123,23 @@ rules:
 	if n := ts.count(t, "SELECT count() FROM DB.events WHERE email = 'bob@example.com'"); n != 0 {
 		t.Errorf("bob's rows after tally erase: %d", n)
 	}
+}
+
+// leadsYAML is serveYAML with a form_submitted event, a Meta destination at
+// the Graph stand-in graphURL, a rule "leads" forwarding every form as a
+// Lead, and one more API token with the given scope.
+func leadsYAML(graphURL, name, token, scope string) string {
+	y := serveYAML + `  - name: form_submitted
+    label: Form submitted
+    properties:
+      - {name: form_id, type: string}
+destinations:
+  - {name: meta, type: meta_capi, pixel_id: "1234567890", access_token: ` + graphToken + `, graph_url: ` + graphURL + `}
+rules:
+  - name: leads
+    when: {event: form_submitted}
+    forward: {to: meta, event_name: Lead, share: [email, user_agent]}
+`
+	return strings.Replace(y, "  - {name: crm, token: "+testAPIToken+"}",
+		"  - {name: crm, token: "+testAPIToken+"}\n  - {name: "+name+", token: "+token+", scopes: ["+scope+"]}", 1)
 }

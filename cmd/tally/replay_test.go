@@ -22,18 +22,7 @@ import (
 // consent).
 func TestReplay(t *testing.T) {
 	graph := capitestServer(t)
-	yaml := serveYAML + `  - name: form_submitted
-    label: Form submitted
-    properties:
-      - {name: form_id, type: string}
-destinations:
-  - {name: meta, type: meta_capi, pixel_id: "1234567890", access_token: ` + graphToken + `, graph_url: ` + graph.URL() + `}
-rules:
-  - name: leads
-    when: {event: form_submitted}
-    forward: {to: meta, event_name: Lead, share: [email, user_agent]}
-`
-	yaml = strings.Replace(yaml, "  - {name: crm, token: "+testAPIToken+"}", "  - {name: crm, token: "+testAPIToken+"}\n  - {name: ops, token: ops-token-0123456789, scopes: [replay]}", 1)
+	yaml := leadsYAML(graph.URL(), "ops", "ops-token-0123456789", "replay")
 	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
 	now := time.Now().UTC().Truncate(time.Second)
 	row := func(id string, src ingest.Source, age time.Duration) ingest.Completion {

@@ -510,27 +510,21 @@ func (r *Reader) Committed() uint64 {
 func (r *Reader) Name() string { return r.name }
 
 // Pending is the number of records not yet committed by r.
-func (r *Reader) Pending() uint64 {
-	r.mu.Lock()
-	c := r.committed
-	r.mu.Unlock()
-	last := r.l.LastIndex()
-	if last+1 < c {
-		return 0
-	}
-	return last + 1 - c
-}
+func (r *Reader) Pending() uint64 { return r.after(&r.committed) }
 
 // Unread is the number of records after the last one Read returned.
-func (r *Reader) Unread() uint64 {
+func (r *Reader) Unread() uint64 { return r.after(&r.next) }
+
+// after counts the records from index *at (read under r.mu) to the end.
+func (r *Reader) after(at *uint64) uint64 {
 	r.mu.Lock()
-	next := r.next
+	from := *at
 	r.mu.Unlock()
 	last := r.l.LastIndex()
-	if last+1 < next {
+	if last+1 < from {
 		return 0
 	}
-	return last + 1 - next
+	return last + 1 - from
 }
 
 // Read returns the records after the last one it returned, at most
