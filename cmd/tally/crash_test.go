@@ -325,22 +325,7 @@ func TestKillNineUnderLoad(t *testing.T) {
 	}
 	defer conn.Close()
 	deadline := time.Now().Add(90 * time.Second)
-	for {
-		counts := storedCounts(t, conn, "crash")
-		missing := 0
-		for id := range l.acked {
-			if counts[id] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged completions never reached ClickHouse\n%s", missing, len(l.acked), c.stderr.tail())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitStored(t, conn, "crash", l.acked, deadline, c.stderr.tail)
 	// Forwards drain too before the graceful stop.
 	for time.Now().Before(deadline) {
 		got := map[string]bool{}
@@ -579,25 +564,9 @@ func TestClusterTwoCollectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	deadline := time.Now().Add(120 * time.Second)
-	var counts map[string]uint64
-	for {
-		counts = storedCounts(t, conn, "tally") // through the Distributed table
-		missing := 0
-		for id := range l.acked {
-			if counts[id] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged completions never reached the cluster\n%s\n%s", missing, len(l.acked),
-				children[0].stderr.tail(), children[1].stderr.tail())
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	// Through the Distributed table.
+	counts := waitStored(t, conn, "tally", l.acked, time.Now().Add(120*time.Second),
+		func() string { return children[0].stderr.tail() + "\n" + children[1].stderr.tail() })
 	for _, c := range children {
 		c.cmd.Process.Signal(syscall.SIGTERM)
 		<-c.exited
@@ -685,6 +654,28 @@ func TestManagedClickHouseRestarted(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("%d completions acknowledged while the managed ClickHouse was down; all stored once after its restart on port %d", len(l.acked), port)
+}
+
+// waitStored waits until every acknowledged id is in db's events, failing
+// the test at deadline with logs(), and returns the rows per id.
+func waitStored(t *testing.T, conn driver.Conn, db string, acked map[string]bool, deadline time.Time, logs func() string) map[string]uint64 {
+	t.Helper()
+	for {
+		counts := storedCounts(t, conn, db)
+		missing := 0
+		for id := range acked {
+			if counts[id] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return counts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged completions never reached ClickHouse\n%s", missing, len(acked), logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // startInProcess runs a tally from yamlText in this process, on loopback
