@@ -299,6 +299,20 @@ func (c *Collector) reject(rs []Rejection) {
 	}
 }
 
+// categoryOf is HubSpot's error category for a status fiber answered by
+// itself: a path or method that does not exist is not a validation error.
+func categoryOf(code int) string {
+	switch code {
+	case fiber.StatusNotFound:
+		return "OBJECT_NOT_FOUND"
+	case fiber.StatusMethodNotAllowed:
+		return "METHOD_NOT_ALLOWED"
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return "REQUEST_TOO_LARGE"
+	}
+	return "VALIDATION_ERROR"
+}
+
 // errorHandler is the one place errors become HTTP answers: ErrFull is 503
 // with Retry-After, fiber errors keep their status, anything else is a 500
 // whose detail stays in the log.
@@ -314,7 +328,7 @@ func (c *Collector) errorHandler(ctx *fiber.Ctx, err error) error {
 		if fe.Code == fiber.StatusRequestEntityTooLarge {
 			return writeEnvelope(ctx, fe.Code, envelope{Category: "VALIDATION_ERROR", Message: "request body is larger than the limit"})
 		}
-		return writeEnvelope(ctx, fe.Code, envelope{Category: "VALIDATION_ERROR", Message: fe.Message})
+		return writeEnvelope(ctx, fe.Code, envelope{Category: categoryOf(fe.Code), Message: fe.Message})
 	default:
 		c.log.Error("request failed", "path", ctx.Path(), "err", err)
 		return writeEnvelope(ctx, fiber.StatusInternalServerError, envelope{Category: "INTERNAL_ERROR", Message: "internal error"})

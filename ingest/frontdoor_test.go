@@ -440,3 +440,18 @@ func TestBodyRefusedBeforeItIsRead(t *testing.T) {
 		}
 	}
 }
+
+// A path or method that does not exist is not a validation error.
+func TestUnknownPathAndMethodCategories(t *testing.T) {
+	h := newAPIHarness(t)
+	for _, tt := range []struct{ method, path string }{
+		{"GET", "/events/v3/nope"},
+		{"DELETE", "/events/v3/send"},
+	} {
+		resp, body := h.do(t, tt.method, tt.path, testToken, "")
+		e := envelopeOf(t, body)
+		if e.Category == "VALIDATION_ERROR" || (resp.StatusCode != 404 && resp.StatusCode != 405) {
+			t.Errorf("%s %s: %d %q; want 404 or 405 with a category other than VALIDATION_ERROR", tt.method, tt.path, resp.StatusCode, e.Category)
+		}
+	}
+}

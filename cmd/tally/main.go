@@ -193,12 +193,21 @@ func versionCmd(w io.Writer) {
 	fmt.Fprintf(w, "tally %s (commit %s, %s %s/%s)\n", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
+// durationsInMillis writes durations (took, after, …) as milliseconds:
+// slog's JSON would write nanoseconds, which nobody reads at a glance.
+func durationsInMillis(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key+"_ms", float64(a.Value.Duration().Microseconds())/1000)
+	}
+	return a
+}
+
 func newLogger(w io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	if os.Getenv("TALLY_LOG_LEVEL") == "debug" {
 		level = slog.LevelDebug
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsInMillis}
 	if os.Getenv("TALLY_LOG_FORMAT") == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
