@@ -82,52 +82,40 @@ func NewAdmin(cfg AdminConfig) *Admin {
 		app.Get("/metrics", adaptor.HTTPHandler(cfg.Metrics))
 	}
 	if cfg.Erase != nil {
-		app.Post("/privacy/erase", func(ctx *fiber.Ctx) error {
-			if _, ok := tokenIndex(ctx, cfg.Tokens, ScopeErase); !ok {
-				return ctx.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "send Authorization: Bearer <token> with a token whose scopes include erase"})
-			}
-			body, err := readBody(ctx, adminBody)
-			if eb := (*errBody)(nil); errors.As(err, &eb) {
-				return ctx.Status(eb.Code).JSON(fiber.Map{"error": eb.Reason})
-			}
-			var req EraseRequest
-			if err := json.Unmarshal(body, &req); err != nil {
-				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": "body is not {\"email\"|\"visitor_id\"|\"external_id\": ...}: " + err.Error()})
-			}
-			res, err := cfg.Erase(ctx.UserContext(), req)
-			switch {
-			case errors.Is(err, ErrEraseInput):
-				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
-			case err != nil:
-				return ctx.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": err.Error()})
-			}
-			return ctx.JSON(res)
-		})
+		app.Post("/privacy/erase", adminAction(cfg.Tokens, ScopeErase, `{"email"|"visitor_id"|"external_id": ...}`, ErrEraseInput, cfg.Erase))
 	}
 	if cfg.Replay != nil {
-		app.Post("/rules/replay", func(ctx *fiber.Ctx) error {
-			if _, ok := tokenIndex(ctx, cfg.Tokens, ScopeReplay); !ok {
-				return ctx.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "send Authorization: Bearer <token> with a token whose scopes include replay"})
-			}
-			body, err := readBody(ctx, adminBody)
-			if eb := (*errBody)(nil); errors.As(err, &eb) {
-				return ctx.Status(eb.Code).JSON(fiber.Map{"error": eb.Reason})
-			}
-			var req ReplayRequest
-			if err := json.Unmarshal(body, &req); err != nil {
-				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": "body is not {\"rule\": ..., \"since\": RFC 3339 time}: " + err.Error()})
-			}
-			res, err := cfg.Replay(ctx.UserContext(), req)
-			switch {
-			case errors.Is(err, ErrReplayInput):
-				return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
-			case err != nil:
-				return ctx.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": err.Error()})
-			}
-			return ctx.JSON(res)
-		})
+		app.Post("/rules/replay", adminAction(cfg.Tokens, ScopeReplay, `{"rule": ..., "since": RFC 3339 time}`, ErrReplayInput, cfg.Replay))
 	}
 	return &Admin{app: app}
+}
+
+// adminAction serves one POST of the admin listener: a token whose scopes
+// include scope, a bounded JSON body of the given shape decoded into a Req,
+// then do, whose result is answered as JSON. An error wrapping badInput is
+// the caller's (400); any other is 503.
+func adminAction[Req any](tokens []Token, scope, shape string, badInput error, do func(context.Context, Req) (any, error)) fiber.Handler {
+	return func(ctx *fiber.Ctx) error {
+		if _, ok := tokenIndex(ctx, tokens, scope); !ok {
+			return ctx.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "send Authorization: Bearer <token> with a token whose scopes include " + scope})
+		}
+		body, err := readBody(ctx, adminBody)
+		if eb := (*errBody)(nil); errors.As(err, &eb) {
+			return ctx.Status(eb.Code).JSON(fiber.Map{"error": eb.Reason})
+		}
+		var req Req
+		if err := json.Unmarshal(body, &req); err != nil {
+			return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": "body is not " + shape + ": " + err.Error()})
+		}
+		res, err := do(ctx.UserContext(), req)
+		switch {
+		case errors.Is(err, badInput):
+			return ctx.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
+		case err != nil:
+			return ctx.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": err.Error()})
+		}
+		return ctx.JSON(res)
+	}
 }
 
 // App returns the fiber app (for Listener and tests).

@@ -71,32 +71,17 @@ func hasControl(s string) bool {
 
 // userDataField is where a user-data property goes; nil for other names.
 func userDataField(c *Completion, name string) *string {
-	id := &c.Identity
 	switch name {
-	case "phone":
-		return &id.Phone
-	case "external_id":
-		return &id.ExternalID
-	case "first_name":
-		return &id.FirstName
-	case "last_name":
-		return &id.LastName
-	case "city":
-		return &id.City
-	case "state":
-		return &id.State
-	case "zip":
-		return &id.Zip
-	case "country":
-		return &id.Country
+	case "email": // the API's own identifier, not a property
+		return nil
 	case "fbp":
-		return &id.Fbp
+		return &c.Identity.Fbp
 	case "fbc":
-		return &id.Fbc
+		return &c.Identity.Fbc
 	case "client_ip_address":
 		return &c.Client.IP
 	case "client_user_agent":
 		return &c.Client.UserAgent
 	}
-	return nil
+	return traitField(&c.Identity, name)
 }

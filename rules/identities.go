@@ -55,32 +55,31 @@ func (ids *Identities) Fill(cs []ingest.Completion) {
 // FillOne is Fill for one completion (the acceptance pipeline's
 // enrichment step).
 func (ids *Identities) FillOne(c *ingest.Completion) {
+	if c.VisitorID == "" || !c.Consent.Analytics {
+		return // most API completions: no lock taken on the accept path
+	}
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	{
-		if c.VisitorID == "" || !c.Consent.Analytics {
-			return
-		}
-		if known(c.Identity) {
-			id := c.Identity
-			id.Fbp, id.Fbc = "", "" // browser ids come with every completion
-			if e, ok := ids.m[c.VisitorID]; ok {
-				e.Value.(*identityEntry).id = id
-				ids.ll.MoveToFront(e)
-				return
-			}
-			ids.m[c.VisitorID] = ids.ll.PushFront(&identityEntry{visitor: c.VisitorID, id: id})
-			if ids.ll.Len() > ids.max {
-				old := ids.ll.Remove(ids.ll.Back()).(*identityEntry)
-				delete(ids.m, old.visitor)
-			}
-			return
-		}
-		if e, ok := ids.m[c.VisitorID]; ok {
+	e, seen := ids.m[c.VisitorID]
+	if !known(c.Identity) {
+		if seen {
 			fbp, fbc := c.Identity.Fbp, c.Identity.Fbc
 			c.Identity = e.Value.(*identityEntry).id
 			c.Identity.Fbp, c.Identity.Fbc = fbp, fbc
 		}
+		return
+	}
+	id := c.Identity
+	id.Fbp, id.Fbc = "", "" // browser ids come with every completion
+	if seen {
+		e.Value.(*identityEntry).id = id
+		ids.ll.MoveToFront(e)
+		return
+	}
+	ids.m[c.VisitorID] = ids.ll.PushFront(&identityEntry{visitor: c.VisitorID, id: id})
+	if ids.ll.Len() > ids.max {
+		old := ids.ll.Remove(ids.ll.Back()).(*identityEntry)
+		delete(ids.m, old.visitor)
 	}
 }
 

@@ -59,7 +59,7 @@ func benchCollectors(b *testing.B, dsns []string, cluster string, total int) str
 			c = ", cluster: " + cluster
 		}
 		yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\ndata_dir: %q\nclickhouse: {dsn: %q, database: bench%s}\n", filepath.Join(dir, "data"), dsn, c) +
-			strings.Replace(crashEventsYAML, "GRAPH", graph.URL(), 1)
+			leadsYAML(graph.URL(), "", "", "")
 		os.WriteFile(cfg, []byte(yaml), 0o644)
 		children = append(children, startChild(b, cfg))
 	}

@@ -43,25 +43,6 @@ var buildTally = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-const crashEventsYAML = `
-sites:
-  - id: shop
-    domains: [shop.example.com]
-api_tokens:
-  - {name: crm, token: ` + testAPIToken + `}
-events:
-  - name: form_submitted
-    label: Form submitted
-    properties:
-      - {name: form_id, type: string}
-destinations:
-  - {name: meta, type: meta_capi, pixel_id: "1234567890", access_token: ` + graphToken + `, graph_url: GRAPH}
-rules:
-  - name: leads
-    when: {event: form_submitted}
-    forward: {to: meta, event_name: Lead, share: [email, user_agent]}
-`
-
 // child is a running tally process.
 type child struct {
 	cmd    *exec.Cmd
@@ -261,7 +242,7 @@ func TestKillNineUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "tally.yaml")
 	yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\ndata_dir: %q\nclickhouse: {dsn: %q, database: crash}\n", filepath.Join(dir, "data"), ch.DSN()) +
-		strings.Replace(crashEventsYAML, "GRAPH", graph.URL(), 1)
+		leadsYAML(graph.URL(), "", "", "")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +399,7 @@ func TestFullLogRefusesAndForwardsOnlyWhatItKept(t *testing.T) {
 	graph := capitest.Start(capitest.Config{PixelID: "1234567890", AccessToken: graphToken})
 	t.Cleanup(graph.Close)
 	yaml := fmt.Sprintf("data_dir: %q\nclickhouse: {dsn: %q, database: full}\ndurable_log: {max_bytes: 400000, segment_bytes: 20000}\n",
-		t.TempDir(), ch.DSN()) + strings.Replace(crashEventsYAML, "GRAPH", graph.URL(), 1)
+		t.TempDir(), ch.DSN()) + leadsYAML(graph.URL(), "", "", "")
 	srv := startInProcess(t, yaml)
 
 	if err := ch.Stop(context.Background()); err != nil {
@@ -526,7 +507,7 @@ func TestClusterTwoCollectors(t *testing.T) {
 		dir := t.TempDir()
 		cfgs[i] = filepath.Join(dir, "tally.yaml")
 		yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\ndata_dir: %q\nclickhouse: {dsn: %q, database: tally, cluster: %s}\n",
-			filepath.Join(dir, "data"), dsn(i, 1-i), cl.Name) + strings.Replace(crashEventsYAML, "GRAPH", graph.URL(), 1)
+			filepath.Join(dir, "data"), dsn(i, 1-i), cl.Name) + leadsYAML(graph.URL(), "", "", "")
 		if err := os.WriteFile(cfgs[i], []byte(yaml), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -608,7 +589,7 @@ func TestClusterTwoCollectors(t *testing.T) {
 // the same port, and every acknowledged completion reaches it.
 func TestManagedClickHouseRestarted(t *testing.T) {
 	chtest.DSN(t) // fails under CI=true when ClickHouse is not installed
-	yaml := fmt.Sprintf("data_dir: %q\n", t.TempDir()) + strings.Replace(crashEventsYAML, "GRAPH", "http://127.0.0.1:1", 1)
+	yaml := fmt.Sprintf("data_dir: %q\n", t.TempDir()) + leadsYAML("http://127.0.0.1:1", "", "", "")
 	srv := startInProcess(t, yaml)
 	port := srv.ch.Port()
 	first := srv.ch.Current()

@@ -124,22 +124,3 @@ func TestErasePerson(t *testing.T) {
 		t.Errorf("bob's rows after tally erase: %d", n)
 	}
 }
-
-// leadsYAML is serveYAML with a form_submitted event, a Meta destination at
-// the Graph stand-in graphURL, a rule "leads" forwarding every form as a
-// Lead, and one more API token with the given scope.
-func leadsYAML(graphURL, name, token, scope string) string {
-	y := serveYAML + `  - name: form_submitted
-    label: Form submitted
-    properties:
-      - {name: form_id, type: string}
-destinations:
-  - {name: meta, type: meta_capi, pixel_id: "1234567890", access_token: ` + graphToken + `, graph_url: ` + graphURL + `}
-rules:
-  - name: leads
-    when: {event: form_submitted}
-    forward: {to: meta, event_name: Lead, share: [email, user_agent]}
-`
-	return strings.Replace(y, "  - {name: crm, token: "+testAPIToken+"}",
-		"  - {name: crm, token: "+testAPIToken+"}\n  - {name: "+name+", token: "+token+", scopes: ["+scope+"]}", 1)
-}

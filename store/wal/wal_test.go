@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"os"
 	"path/filepath"
 	"sync"
@@ -101,6 +102,12 @@ func TestGroupCommitSharesFsync(t *testing.T) {
 	wg.Wait()
 	if got := l.LastIndex(); got != writers*each {
 		t.Fatalf("LastIndex = %d; want %d", got, writers*each)
+	}
+	// 32 writers at once share fsyncs: fewer commits than appends.
+	var m dto.Metric
+	l.m.commits.Write(&m)
+	if commits := m.GetCounter().GetValue(); commits >= writers*each {
+		t.Errorf("%v commits for %d appends from %d writers; want them shared", commits, writers*each, writers)
 	}
 	r, _ := l.Reader("x")
 	seen := map[string]bool{}
