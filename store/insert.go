@@ -31,22 +31,31 @@ func (in *Inserter) InsertRejections(ctx context.Context, b *RejectionBatch) err
 	return in.insert(ctx, "rejections", rejectionColumns, b.Len(), b.columns())
 }
 
-// Delivery is one forward attempt outcome, a row of the deliveries table.
+// Delivery is one outcome of forwarding one event to one destination: a
+// row of the deliveries table, and the one type every destination, the
+// rules engine and readers of the log use for it.
 type Delivery struct {
-	EventID       string
-	EventName     string // tally's event name
-	Rule          string
-	Destination   string
-	ForwardedName string // the name sent to the destination, e.g. Lead
-	Status        string // sent, retrying, failed, expired, skipped_consent, …
-	Attempts      int
-	HTTPStatus    int // 0 when no HTTP answer was received
-	FBTraceID     string
-	Error         string
-	CreatedAt     time.Time // when the forward was first queued
-	UpdatedAt     time.Time // when this outcome happened
-	Payload       string    // the event as sent (user data hashed), cut to maxDeliveryPayload
-	Response      string    // the destination's answer, cut to maxDeliveryPayload
+	EventID     string
+	SourceEvent string // tally's event name of the completion (column event_name)
+	Rule        string
+	Destination string
+	// ForwardedName is what the destination calls the event: Meta's event
+	// name (Lead), a Salesforce Task, a webhook's event name.
+	ForwardedName string
+	Status        string // sent, retrying, failed, expired, paused, skipped_consent, …
+	Attempts      int    // attempts made so far, this one included
+	HTTPStatus    int    // 0 when no HTTP answer was received
+	// TraceID is the destination's id for the request that carried the
+	// event (Meta's fbtrace_id, Salesforce's record id, a webhook-id).
+	TraceID  string
+	Message  string    // why, for anything but sent (column error)
+	QueuedAt time.Time // when the forward was first queued (column created_at)
+	At       time.Time // when this outcome happened (column updated_at)
+	// EventTime is when the completion happened; it is not a column (the
+	// events table has it).
+	EventTime time.Time
+	Payload   string // the event as sent (user data as the rule shares it), cut to maxDeliveryPayload
+	Response  string // the destination's answer, cut to maxDeliveryPayload
 }
 
 // InsertDeliveries writes outcomes synchronously in one INSERT. The caller
@@ -65,11 +74,14 @@ func (in *Inserter) InsertDeliveries(ctx context.Context, ds []Delivery) error {
 		payload, response                           = make([]string, n), make([]string, n)
 	)
 	for i, d := range ds {
-		eventID[i], eventName[i], rule[i], dest[i], fwd[i], status[i] = d.EventID, d.EventName, d.Rule, d.Destination, d.ForwardedName, d.Status
+		eventID[i], eventName[i], rule[i], dest[i], fwd[i], status[i] = d.EventID, d.SourceEvent, d.Rule, d.Destination, d.ForwardedName, d.Status
 		attempts[i] = uint32(min(max(d.Attempts, 0), 1<<32-1))
 		httpStatus[i] = uint16(min(max(d.HTTPStatus, 0), 1<<16-1))
-		trace[i], errMsg[i] = d.FBTraceID, cutUTF8(d.Error, maxDeliveryError)
-		created[i], updated[i] = clampTime(d.CreatedAt), clampTime(d.UpdatedAt)
+		trace[i], errMsg[i] = d.TraceID, cutUTF8(d.Message, maxDeliveryError)
+		if d.QueuedAt.IsZero() {
+			d.QueuedAt = d.At
+		}
+		created[i], updated[i] = clampTime(d.QueuedAt), clampTime(d.At)
 		payload[i], response[i] = cutUTF8(d.Payload, maxDeliveryPayload), cutUTF8(d.Response, maxDeliveryPayload)
 	}
 	return in.insert(ctx, "deliveries", deliveryColumns, n,

@@ -444,10 +444,10 @@ func TestDeliveriesRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	created := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 	ds := []Delivery{
-		{EventID: "e1", EventName: "form_submitted", Rule: "contact_form_lead", Destination: "meta_shop", ForwardedName: "Lead",
-			Status: "retrying", Attempts: 1, HTTPStatus: 503, Error: "service unavailable", CreatedAt: created, UpdatedAt: created.Add(time.Second)},
-		{EventID: "e1", EventName: "form_submitted", Rule: "contact_form_lead", Destination: "meta_shop", ForwardedName: "Lead",
-			Status: "sent", Attempts: 2, HTTPStatus: 200, FBTraceID: "AbCdEf", CreatedAt: created, UpdatedAt: created.Add(time.Minute),
+		{EventID: "e1", SourceEvent: "form_submitted", Rule: "contact_form_lead", Destination: "meta_shop", ForwardedName: "Lead",
+			Status: "retrying", Attempts: 1, HTTPStatus: 503, Message: "service unavailable", QueuedAt: created, At: created.Add(time.Second)},
+		{EventID: "e1", SourceEvent: "form_submitted", Rule: "contact_form_lead", Destination: "meta_shop", ForwardedName: "Lead",
+			Status: "sent", Attempts: 2, HTTPStatus: 200, TraceID: "AbCdEf", QueuedAt: created, At: created.Add(time.Minute),
 			Payload: `{"event_name":"Lead","event_id":"e1"}`, Response: `{"events_received":1,"fbtrace_id":"AbCdEf"}`},
 	}
 	in := NewInserter(conn, db)
@@ -464,13 +464,32 @@ func TestDeliveriesRoundTrip(t *testing.T) {
 	if err := in.InsertDeliveries(ctx, nil); err != nil {
 		t.Errorf("InsertDeliveries(nil) = %v; want nil", err)
 	}
-	got := queryRowsOfStrings(t, conn, "SELECT event_id, event_name, rule, destination, forwarded_name, status, toString(attempts), toString(http_status), fbtrace_id, error, toString(created_at), toString(updated_at), payload, response FROM "+db+".deliveries ORDER BY updated_at")
+	got := queryRowsOfStrings(t, conn, "SELECT event_id, event_name, rule, destination, forwarded_name, status, toString(attempts), toString(http_status), trace_id, error, toString(created_at), toString(updated_at), payload, response FROM "+db+".deliveries ORDER BY updated_at")
 	want := [][]string{
 		{"e1", "form_submitted", "contact_form_lead", "meta_shop", "Lead", "retrying", "1", "503", "", "service unavailable", "2026-05-06 07:08:09", "2026-05-06 07:08:10", "", ""},
 		{"e1", "form_submitted", "contact_form_lead", "meta_shop", "Lead", "sent", "2", "200", "AbCdEf", "", "2026-05-06 07:08:09", "2026-05-06 07:09:09", `{"event_name":"Lead","event_id":"e1"}`, `{"events_received":1,"fbtrace_id":"AbCdEf"}`},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("deliveries:\n got %q\nwant %q", got, want)
+	}
+
+	// A row written before trace_id existed reads its fbtrace_id there.
+	if err := conn.Exec(ctx, "INSERT INTO "+db+".deliveries (event_id, destination, status, fbtrace_id, updated_at) VALUES ('old', 'meta_shop', 'sent', 'OldTrace', ?)", created.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	read, err := ReadDeliveries(ctx, conn, db, DeliveryQuery{Destination: "meta_shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var traces []string
+	for _, d := range read {
+		traces = append(traces, d.EventID+":"+d.Status+":"+d.TraceID)
+	}
+	if want := []string{"e1:sent:AbCdEf", "e1:retrying:", "old:sent:OldTrace"}; !reflect.DeepEqual(traces, want) {
+		t.Errorf("ReadDeliveries = %q; want %q (newest first, old rows' fbtrace_id as trace id)", traces, want)
+	}
+	if one, err := ReadDeliveries(ctx, conn, db, DeliveryQuery{EventID: "e1", Status: "sent"}); err != nil || len(one) != 1 || one[0].Payload == "" || one[0].Attempts != 2 {
+		t.Errorf("ReadDeliveries(e1, sent) = %+v, %v; want the one sent row with its payload", one, err)
 	}
 }
 

@@ -100,7 +100,7 @@ ENGINE = MergeTree
 PARTITION BY toYYYYMM(updated_at)
 ORDER BY (destination, rule, updated_at)`
 
-var deliveryColumns = []string{"event_id", "event_name", "rule", "destination", "forwarded_name", "status", "attempts", "http_status", "fbtrace_id", "error", "created_at", "updated_at", "payload", "response"}
+var deliveryColumns = []string{"event_id", "event_name", "rule", "destination", "forwarded_name", "status", "attempts", "http_status", "trace_id", "error", "created_at", "updated_at", "payload", "response"}
 
 // typedViewsDDL records the event_<name> views tally created, so SyncViews
 // drops only its own views. ReplacingMergeTree keeps the latest state per
@@ -213,6 +213,12 @@ func migrations() []migration {
 		// One identity per person (persons.go).
 		{4, "identities, person_events, contact_timeline", personsMigration(), nil},
 		{5, "erasures", []string{erasuresDDL}, nil},
+		// The destination's request id under a name that fits every
+		// destination. 18.16 cannot rename a column: rows written before
+		// read their fbtrace_id here, and fbtrace_id is no longer written.
+		{6, "deliveries trace_id", nil, []addColumn{
+			{"deliveries", "trace_id", "String DEFAULT fbtrace_id"},
+		}},
 	}
 }
 

@@ -138,6 +138,6 @@ func rejectionSize(v any) int {
 
 func deliverySize(v any) int {
 	d := v.(Delivery)
-	return 160 + len(d.EventID) + len(d.EventName) + len(d.Rule) + len(d.Destination) + len(d.ForwardedName) +
-		len(d.Status) + len(d.FBTraceID) + len(d.Error) + len(d.Payload) + len(d.Response)
+	return 160 + len(d.EventID) + len(d.SourceEvent) + len(d.Rule) + len(d.Destination) + len(d.ForwardedName) +
+		len(d.Status) + len(d.TraceID) + len(d.Message) + len(d.Payload) + len(d.Response)
 }

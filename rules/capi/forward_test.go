@@ -22,28 +22,29 @@ import (
 
 	"github.com/tally-analytics/tally/rules/capi"
 	"github.com/tally-analytics/tally/rules/capi/capitest"
+	"github.com/tally-analytics/tally/rules/deliver"
 	"github.com/tally-analytics/tally/store/spool"
 )
 
 // memLog is a DeliveryLog that keeps everything and can signal a count.
 type memLog struct {
 	mu   sync.Mutex
-	ds   []capi.Delivery
+	ds   []deliver.Delivery
 	sent chan struct{}
 }
 
-func (l *memLog) Record(ds []capi.Delivery) {
+func (l *memLog) Record(ds []deliver.Delivery) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.ds = append(l.ds, ds...)
 	for _, d := range ds {
-		if d.Status == capi.StatusSent && l.sent != nil {
+		if d.Status == deliver.StatusSent && l.sent != nil {
 			l.sent <- struct{}{}
 		}
 	}
 }
 
-func (l *memLog) all() []capi.Delivery {
+func (l *memLog) all() []deliver.Delivery {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.ds)
@@ -62,13 +63,13 @@ func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 type env struct {
 	srv *capitest.Server
-	fwd *capi.Forwarder
+	fwd *deliver.Forwarder
 	log *memLog
 }
 
 // start builds a forwarder whose one destination, "meta", talks to srv
 // in-process (so it runs inside a synctest bubble).
-func start(t *testing.T, dir string, srv *capitest.Server, cfg capi.ForwarderConfig) env {
+func start(t *testing.T, dir string, srv *capitest.Server, cfg deliver.Config) env {
 	t.Helper()
 	client, err := capi.NewClient(capi.ClientConfig{GraphURL: "http://graph.test", PixelID: testPixel, AccessToken: testToken},
 		&http.Client{Transport: srv.Transport()})
@@ -77,7 +78,7 @@ func start(t *testing.T, dir string, srv *capitest.Server, cfg capi.ForwarderCon
 	}
 	cfg.Dir = dir
 	l := &memLog{}
-	f, err := capi.NewForwarder(cfg, []capi.Destination{{Name: "meta", Sender: client}}, l, quiet(), nil)
+	f, err := deliver.NewForwarder(cfg, []deliver.Destination{capi.Destination("meta", client)}, l, quiet(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func newStandIn() *capitest.Server {
 func (e env) enqueue(t *testing.T, evs ...capi.Event) {
 	t.Helper()
 	for _, ev := range evs {
-		if err := e.fwd.Enqueue(context.Background(), "meta", capi.Origin{Rule: "lead_rule", Source: "form_submitted"}, ev); err != nil {
+		if err := e.fwd.Enqueue(context.Background(), "meta", deliver.Origin{Rule: "lead_rule", Source: "form_submitted"}, capi.Item(ev)); err != nil {
 			t.Fatalf("Enqueue(%s) = %v", ev.EventID, err)
 		}
 	}
@@ -127,7 +128,7 @@ func TestForwarderRetries5xxThenSends(t *testing.T) {
 		var times []time.Time
 		srv.OnRequest(func() { times = append(times, time.Now()) })
 		srv.FailNext(2, capitest.Fail5xx)
-		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		e := start(t, t.TempDir(), srv, deliver.Config{})
 		defer e.close(t)
 		now := time.Now()
 		e.enqueue(t, websiteEvent("e1", now), websiteEvent("e2", now), leadsEvent("e3", now))
@@ -154,10 +155,10 @@ func TestForwarderRetries5xxThenSends(t *testing.T) {
 			t.Errorf("second retry after %v; want 5s..11s", d)
 		}
 		ds := e.log.all()
-		if ds[0].HTTPStatus != 503 || ds[0].FbtraceID == "" || !strings.Contains(ds[0].Message, "code 2") {
+		if ds[0].HTTPStatus != 503 || ds[0].TraceID == "" || !strings.Contains(ds[0].Message, "code 2") {
 			t.Errorf("retrying delivery = %+v; want HTTP 503, a fbtrace_id and Meta's code", ds[0])
 		}
-		if last := ds[8]; last.HTTPStatus != 200 || last.FbtraceID == "" || last.Rule != "lead_rule" || last.Destination != "meta" || last.EventName != "Marketing Qualified Lead" {
+		if last := ds[8]; last.HTTPStatus != 200 || last.TraceID == "" || last.Rule != "lead_rule" || last.Destination != "meta" || last.ForwardedName != "Marketing Qualified Lead" {
 			t.Errorf("sent delivery = %+v; want HTTP 200 with trace, rule, destination and name", last)
 		}
 	})
@@ -170,7 +171,7 @@ func TestForwarderHonoursRetryAfter(t *testing.T) {
 		srv.OnRequest(func() { times = append(times, time.Now()) })
 		srv.FailNext(1, capitest.FailThrottle)
 		srv.SetRetryAfter(2 * time.Minute)
-		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		e := start(t, t.TempDir(), srv, deliver.Config{})
 		defer e.close(t)
 		e.enqueue(t, websiteEvent("e1", time.Now()))
 
@@ -198,13 +199,12 @@ func TestForwarderPermanentErrors(t *testing.T) {
 		status  int
 	}{
 		{"invalid parameter", capitest.FailInvalidParameter, 400},
-		{"invalid token", capitest.FailInvalidToken, 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				srv := newStandIn()
 				srv.FailNext(1, tt.failure)
-				e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+				e := start(t, t.TempDir(), srv, deliver.Config{})
 				defer e.close(t)
 				e.enqueue(t, websiteEvent("e1", time.Now()))
 
@@ -223,6 +223,65 @@ func TestForwarderPermanentErrors(t *testing.T) {
 	}
 }
 
+// An invalid token (code 190) is no event's fault: the destination pauses
+// and keeps every event, however many, without counting attempts; a reload
+// with a working token delivers them all, each once.
+func TestForwarderPausesOnInvalidTokenAndResumesOnReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newStandIn()
+		srv.FailNext(1_000_000, capitest.FailInvalidToken)
+		e := start(t, t.TempDir(), srv, deliver.Config{})
+		defer e.close(t)
+		const n = 1993
+		var evs []capi.Event
+		for i := range n {
+			evs = append(evs, websiteEvent(fmt.Sprintf("p%04d", i), time.Now()))
+		}
+		e.enqueue(t, evs...)
+
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+
+		for _, d := range e.log.all() {
+			if d.Status != deliver.StatusPaused || d.Attempts != 0 {
+				t.Fatalf("delivery %+v; want only paused rows, no attempt counted", d)
+			}
+		}
+		h := e.fwd.Health()
+		if len(h) != 1 || h[0].State != deliver.StatePaused || h[0].Backlog != n || !strings.Contains(h[0].Reason, "code 190") {
+			t.Fatalf("Health = %+v; want meta paused for code 190 with all %d events kept", h, n)
+		}
+		// Paused, tally probes once per MaxBackoff (15m), not once per event.
+		if got := len(srv.Requests()); got < 2 || got > 2*(2*60/15+1) {
+			t.Errorf("%d requests in 2h while paused; want one probe batch per 15 minutes", got)
+		}
+
+		srv.ClearFailures()
+		client, err := capi.NewClient(capi.ClientConfig{GraphURL: "http://graph.test", PixelID: testPixel, AccessToken: testToken},
+			&http.Client{Transport: srv.Transport()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.fwd.SetDestinations([]deliver.Destination{capi.Destination("meta", client)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+
+		got := receivedIDs(srv)
+		if len(got) != n {
+			t.Fatalf("received %d events after the reload; want all %d", len(got), n)
+		}
+		slices.Sort(got)
+		if got = slices.Compact(got); len(got) != n {
+			t.Errorf("received %d distinct events; want each of %d once", len(got), n)
+		}
+		if h := e.fwd.Health(); h[0].State != deliver.StateOK || h[0].Backlog != 0 {
+			t.Errorf("Health after reload = %+v; want ok with an empty outbox", h)
+		}
+	})
+}
+
 func TestForwarderBisectsRejectedBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// Meta's clock runs two days ahead of tally's, so the one event that is
@@ -230,7 +289,7 @@ func TestForwarderBisectsRejectedBatch(t *testing.T) {
 		// real request can find it, and it must not sink the other seven.
 		srv := capitest.New(capitest.Config{PixelID: testPixel, AccessToken: testToken,
 			Now: func() time.Time { return time.Now().Add(48 * time.Hour) }})
-		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		e := start(t, t.TempDir(), srv, deliver.Config{})
 		defer e.close(t)
 		now := time.Now()
 		var ids []string
@@ -249,13 +308,13 @@ func TestForwarderBisectsRejectedBatch(t *testing.T) {
 		got := receivedIDs(srv)
 		slices.Sort(got)
 		want(t, "received", got, slices.Delete(slices.Clone(ids), 5, 6))
-		var failed []capi.Delivery
+		var failed []deliver.Delivery
 		for _, d := range e.log.all() {
-			if d.Status != capi.StatusSent {
+			if d.Status != deliver.StatusSent {
 				failed = append(failed, d)
 			}
 		}
-		if len(failed) != 1 || failed[0].EventID != "e5" || failed[0].Status != capi.StatusFailed || !strings.Contains(failed[0].Message, "2804003") {
+		if len(failed) != 1 || failed[0].EventID != "e5" || failed[0].Status != deliver.StatusFailed || !strings.Contains(failed[0].Message, "2804003") {
 			t.Errorf("non-sent deliveries = %+v; want only e5 failed with subcode 2804003", failed)
 		}
 		// 8 → 4+4 → 2+2 → 1+1: 1 + 2 + 2 + 2 requests.
@@ -268,7 +327,7 @@ func TestForwarderBisectsRejectedBatch(t *testing.T) {
 func TestForwarderExpiresOldEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := newStandIn()
-		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		e := start(t, t.TempDir(), srv, deliver.Config{})
 		defer e.close(t)
 		now := time.Now()
 		stale := websiteEvent("old", now.Add(-8*24*time.Hour))
@@ -294,7 +353,7 @@ func TestForwarderWaitsForFutureEventTime(t *testing.T) {
 		srv := newStandIn()
 		var times []time.Time
 		srv.OnRequest(func() { times = append(times, time.Now()) })
-		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		e := start(t, t.TempDir(), srv, deliver.Config{})
 		defer e.close(t)
 		// A browser clock three minutes fast (ingest accepts up to five).
 		at := time.Now().Add(3 * time.Minute)
@@ -322,7 +381,7 @@ func TestForwarderStopsRetryingBeforeSevenDays(t *testing.T) {
 		var times []time.Time
 		srv.OnRequest(func() { times = append(times, time.Now()) })
 		srv.FailNext(100, capitest.Fail5xx)
-		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		e := start(t, t.TempDir(), srv, deliver.Config{})
 		defer e.close(t)
 		maxAge := capi.MaxEventAge - time.Hour // the default
 		// Ninety seconds of retrying left.
@@ -339,11 +398,11 @@ func TestForwarderStopsRetryingBeforeSevenDays(t *testing.T) {
 			}
 		}
 		ds := e.log.all()
-		if len(ds) < 2 || ds[len(ds)-1].Status != capi.StatusExpired {
+		if len(ds) < 2 || ds[len(ds)-1].Status != deliver.StatusExpired {
 			t.Fatalf("deliveries = %q; want retries ending expired", e.log.outcomes())
 		}
 		for _, d := range ds[:len(ds)-1] {
-			if d.Status != capi.StatusRetrying {
+			if d.Status != deliver.StatusRetrying {
 				t.Errorf("delivery %+v; want retrying before the final expired", d)
 			}
 		}
@@ -357,12 +416,12 @@ func TestForwarderCloseDrainsAndHardStopKeepsEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
 		srv := newStandIn()
-		e := start(t, dir, srv, capi.ForwarderConfig{})
+		e := start(t, dir, srv, deliver.Config{})
 		defer e.close(t)
 		e.enqueue(t, websiteEvent("d1", time.Now()), websiteEvent("d2", time.Now()))
 		e.close(t) // drains without waiting for the linger
 		want(t, "received after drain", receivedIDs(srv), []string{"d1", "d2"})
-		if err := e.fwd.Enqueue(context.Background(), "meta", capi.Origin{Rule: "r"}, websiteEvent("x", time.Now())); !errors.Is(err, capi.ErrClosed) {
+		if err := e.fwd.Enqueue(context.Background(), "meta", deliver.Origin{Rule: "r"}, capi.Item(websiteEvent("x", time.Now()))); !errors.Is(err, deliver.ErrClosed) {
 			t.Errorf("Enqueue after Close = %v; want ErrClosed", err)
 		}
 
@@ -370,7 +429,7 @@ func TestForwarderCloseDrainsAndHardStopKeepsEvents(t *testing.T) {
 		// events, which a restarted forwarder sends once, with the same ids.
 		srv2 := newStandIn()
 		srv2.FailNext(1, capitest.FailHang)
-		e2 := start(t, dir, srv2, capi.ForwarderConfig{})
+		e2 := start(t, dir, srv2, deliver.Config{})
 		defer e2.close(t)
 		e2.enqueue(t, websiteEvent("h1", time.Now()), websiteEvent("h2", time.Now()))
 		time.Sleep(2 * time.Second) // the request is in flight
@@ -383,7 +442,7 @@ func TestForwarderCloseDrainsAndHardStopKeepsEvents(t *testing.T) {
 			t.Errorf("deliveries = %q; want none for an aborted request", e2.log.outcomes())
 		}
 
-		e3 := start(t, dir, srv2, capi.ForwarderConfig{})
+		e3 := start(t, dir, srv2, deliver.Config{})
 		defer e3.close(t)
 		time.Sleep(time.Minute)
 		synctest.Wait()
@@ -403,15 +462,15 @@ func TestForwarderCrashChild(t *testing.T) {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
-	f, err := capi.NewForwarder(capi.ForwarderConfig{Dir: dir, Linger: 10 * time.Millisecond},
-		[]capi.Destination{{Name: "meta", Sender: client}}, &memLog{}, quiet(), nil)
+	f, err := deliver.NewForwarder(deliver.Config{Dir: dir, Linger: 10 * time.Millisecond},
+		[]deliver.Destination{capi.Destination("meta", client)}, &memLog{}, quiet(), nil)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
 	for i := range 50 {
 		id := fmt.Sprintf("crash-%02d", i)
-		if err := f.Enqueue(context.Background(), "meta", capi.Origin{Rule: "r"}, websiteEvent(id, time.Now())); err != nil {
+		if err := f.Enqueue(context.Background(), "meta", deliver.Origin{Rule: "r"}, capi.Item(websiteEvent(id, time.Now()))); err != nil {
 			fmt.Println("error", err)
 			os.Exit(2)
 		}
@@ -474,8 +533,8 @@ func TestForwarderSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := &memLog{sent: make(chan struct{}, 100)}
-	f, err := capi.NewForwarder(capi.ForwarderConfig{Dir: dir, Linger: 10 * time.Millisecond},
-		[]capi.Destination{{Name: "meta", Sender: client}}, l, quiet(), nil)
+	f, err := deliver.NewForwarder(deliver.Config{Dir: dir, Linger: 10 * time.Millisecond},
+		[]deliver.Destination{capi.Destination("meta", client)}, l, quiet(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +569,7 @@ func TestForwarderBacklogged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := newStandIn()
 		srv.FailNext(1000, capitest.Fail5xx)
-		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{SpoolMaxItems: 10})
+		e := start(t, t.TempDir(), srv, deliver.Config{SpoolMaxItems: 10})
 		defer e.close(t)
 		now := time.Now()
 		for i := range 8 {
@@ -529,13 +588,13 @@ func TestForwarderBacklogged(t *testing.T) {
 func TestDeliveryNamesTheSourceEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := newStandIn()
-		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		e := start(t, t.TempDir(), srv, deliver.Config{})
 		defer e.close(t)
 		e.enqueue(t, websiteEvent("s1", time.Now()))
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		ds := e.log.all()
-		if len(ds) != 1 || ds[0].Status != capi.StatusSent || ds[0].SourceEvent != "form_submitted" || ds[0].Rule != "lead_rule" ||
+		if len(ds) != 1 || ds[0].Status != deliver.StatusSent || ds[0].SourceEvent != "form_submitted" || ds[0].Rule != "lead_rule" ||
 			ds[0].QueuedAt.IsZero() || ds[0].QueuedAt.After(ds[0].At) {
 			t.Errorf("deliveries = %+v; want one sent, from form_submitted by lead_rule, queued before it was sent", ds)
 		}
@@ -547,7 +606,7 @@ func TestDeliveriesKeepPayloadAndAnswer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := newStandIn()
 		srv.FailNext(1, capitest.Fail5xx)
-		e := start(t, t.TempDir(), srv, capi.ForwarderConfig{})
+		e := start(t, t.TempDir(), srv, deliver.Config{})
 		defer e.close(t)
 		ev := websiteEvent("e1", time.Now())
 		e.enqueue(t, ev)
@@ -563,10 +622,10 @@ func TestDeliveriesKeepPayloadAndAnswer(t *testing.T) {
 				t.Errorf("%s payload = %s; want the event as sent %s", d.Status, d.Payload, sent)
 			}
 		}
-		if ds[0].Status != capi.StatusRetrying || !strings.Contains(ds[0].Response, `"error"`) {
+		if ds[0].Status != deliver.StatusRetrying || !strings.Contains(ds[0].Response, `"error"`) {
 			t.Errorf("retrying row answer = %q; want Meta's error envelope", ds[0].Response)
 		}
-		if ds[1].Status != capi.StatusSent || !strings.Contains(ds[1].Response, `"events_received":1`) {
+		if ds[1].Status != deliver.StatusSent || !strings.Contains(ds[1].Response, `"events_received":1`) {
 			t.Errorf("sent row answer = %q; want Meta's answer with events_received", ds[1].Response)
 		}
 	})

@@ -28,8 +28,8 @@ func TestMaxAgePerActionSource(t *testing.T) {
 			t.Errorf("Validate(%s, %v old) = %v; want too old %v", tt.src, tt.age, err, tt.tooOld)
 		}
 	}
-	f := &Forwarder{cfg: ForwarderConfig{}.withDefaults()}
-	if got := f.maxAge(&Event{ActionSource: "physical_store"}); got != 62*24*time.Hour-time.Hour {
-		t.Errorf("forwarder keeps a physical_store event %v; want 62 days less an hour", got)
+	it := Item(Event{EventID: "x", EventName: "Purchase", ActionSource: "physical_store"})
+	if got := horizon(it); got != 62*24*time.Hour-time.Hour {
+		t.Errorf("the outbox keeps a physical_store event %v; want 62 days less an hour", got)
 	}
 }
