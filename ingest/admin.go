@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -16,6 +17,9 @@ type AdminConfig struct {
 	// Ready reports why tally cannot take traffic, in detail (internal
 	// addresses included); nil means always ready.
 	Ready func(ctx context.Context) error
+	// Warnings are what an operator should act on although tally takes
+	// traffic (a paused destination); /readyz lists them after "ready".
+	Warnings func() []string
 	// Metrics is served at /metrics; nil serves none.
 	Metrics http.Handler
 	// Erase serves POST /privacy/erase, for tokens with the erase scope;
@@ -74,9 +78,9 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	app.Get("/healthz", func(ctx *fiber.Ctx) error { return ctx.SendString("ok") })
 	app.Get("/readyz", func(ctx *fiber.Ctx) error {
 		if err := checkReady(ctx, cfg.Ready); err != nil {
-			return ctx.Status(fiber.StatusServiceUnavailable).SendString("not ready: " + err.Error())
+			return ctx.Status(fiber.StatusServiceUnavailable).SendString("not ready: " + err.Error() + warnings(cfg.Warnings))
 		}
-		return ctx.SendString("ready")
+		return ctx.SendString("ready" + warnings(cfg.Warnings))
 	})
 	if cfg.Metrics != nil {
 		app.Get("/metrics", adaptor.HTTPHandler(cfg.Metrics))
@@ -116,6 +120,18 @@ func adminAction[Req any](tokens []Token, scope, shape string, badInput error, d
 		}
 		return ctx.JSON(res)
 	}
+}
+
+// warnings renders the warnings as lines after the readiness line.
+func warnings(f func() []string) string {
+	if f == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, w := range f() {
+		b.WriteString("\nwarning: " + w)
+	}
+	return b.String()
 }
 
 // App returns the fiber app (for Listener and tests).

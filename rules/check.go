@@ -121,7 +121,7 @@ func compile(rules []Rule, dests []Destination, defs []ingest.Definition) ([]*co
 		if r.Forward.MirrorInBrowser {
 			c.checkMirrorFields(path+".when", &r.When)
 		}
-		cr.dest, cr.consent = c.checkForward(path+".forward", &r.Forward, destByName, evDefs)
+		cr.dest, cr.consent = c.checkForwardOf(path+".forward", &r.Forward, destByName, evDefs)
 		if r.Dedupe != nil {
 			c.checkDedupe(path+".dedupe", r.Dedupe, evDefs)
 			if r.Forward.MirrorInBrowser {
@@ -164,35 +164,11 @@ func (c *checker) checkDestinations(dests []Destination) map[string]Destination 
 		} else if _, dup := byName[d.Name]; dup {
 			c.add(path+".name", "DUPLICATE_DESTINATION", "destination %q is defined twice", d.Name)
 		}
-		if d.Type != TypeMetaCAPI {
-			c.add(path+".type", "UNKNOWN_DESTINATION_TYPE", "unknown destination type %q; use %s", d.Type, TypeMetaCAPI)
-		}
-		if !pixelIDPattern.MatchString(d.PixelID) {
-			c.add(path+".pixel_id", "INVALID_PIXEL_ID", "pixel_id %q must be the pixel's (or dataset's) numeric id, quoted", d.PixelID)
-		}
-		if d.AccessToken == "" {
-			c.add(path+".access_token", "MISSING_ACCESS_TOKEN", "access_token is required; reference a secret as ${ENV_NAME}")
-		}
-		if d.APIVersion != "" && !apiVersionPattern.MatchString(d.APIVersion) {
-			c.add(path+".api_version", "INVALID_API_VERSION", "api_version %q must look like %s", d.APIVersion, DefaultAPIVersion)
-		}
-		if d.GraphURL != "" {
-			u, err := url.Parse(d.GraphURL)
-			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				c.add(path+".graph_url", "INVALID_URL", "graph_url %q must be an absolute http(s) URL such as %s", d.GraphURL, DefaultGraphURL)
-			}
-		}
-		switch d.Mode {
-		case "", ModeWebsite:
-			if d.LeadEventSource != "" {
-				c.add(path+".lead_event_source", "UNEXPECTED_FIELD", "lead_event_source is only for mode: %s", ModeConversionLeads)
-			}
-		case ModeConversionLeads:
-			if strings.TrimSpace(d.LeadEventSource) == "" {
-				c.add(path+".lead_event_source", "MISSING_LEAD_EVENT_SOURCE", "mode %s needs lead_event_source: the CRM's name (HubSpot, Salesforce, In-house CRM…)", ModeConversionLeads)
-			}
-		default:
-			c.add(path+".mode", "INVALID_MODE", "unknown mode %q; use %s or %s", d.Mode, ModeWebsite, ModeConversionLeads)
+		k, known := kinds[d.Type]
+		if !known {
+			c.add(path+".type", "UNKNOWN_DESTINATION_TYPE", "unknown destination type %q; use one of %s", d.Type, strings.Join(kindNames(), ", "))
+		} else {
+			k.checkDest(c, path, &d)
 		}
 		if d.Name != "" {
 			if _, dup := byName[d.Name]; !dup {
@@ -201,6 +177,37 @@ func (c *checker) checkDestinations(dests []Destination) map[string]Destination 
 		}
 	}
 	return byName
+}
+
+// checkMetaDestination checks a meta_capi destination's fields.
+func (c *checker) checkMetaDestination(path string, d *Destination) {
+	if !pixelIDPattern.MatchString(d.PixelID) {
+		c.add(path+".pixel_id", "INVALID_PIXEL_ID", "pixel_id %q must be the pixel's (or dataset's) numeric id, quoted", d.PixelID)
+	}
+	if d.AccessToken == "" {
+		c.add(path+".access_token", "MISSING_ACCESS_TOKEN", "access_token is required; reference a secret as ${ENV_NAME}")
+	}
+	if d.APIVersion != "" && !apiVersionPattern.MatchString(d.APIVersion) {
+		c.add(path+".api_version", "INVALID_API_VERSION", "api_version %q must look like %s", d.APIVersion, DefaultAPIVersion)
+	}
+	if d.GraphURL != "" {
+		u, err := url.Parse(d.GraphURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			c.add(path+".graph_url", "INVALID_URL", "graph_url %q must be an absolute http(s) URL such as %s", d.GraphURL, DefaultGraphURL)
+		}
+	}
+	switch d.Mode {
+	case "", ModeWebsite:
+		if d.LeadEventSource != "" {
+			c.add(path+".lead_event_source", "UNEXPECTED_FIELD", "lead_event_source is only for mode: %s", ModeConversionLeads)
+		}
+	case ModeConversionLeads:
+		if strings.TrimSpace(d.LeadEventSource) == "" {
+			c.add(path+".lead_event_source", "MISSING_LEAD_EVENT_SOURCE", "mode %s needs lead_event_source: the CRM's name (HubSpot, Salesforce, In-house CRM…)", ModeConversionLeads)
+		}
+	default:
+		c.add(path+".mode", "INVALID_MODE", "unknown mode %q; use %s or %s", d.Mode, ModeWebsite, ModeConversionLeads)
+	}
 }
 
 // checkMirrorFields refuses, on a mirrored rule, filters on the fields
@@ -375,17 +382,7 @@ func (c *checker) checkForward(path string, fw *Forward, dests map[string]Destin
 		c.checkCustomData(fmt.Sprintf("%s.custom_data[%d]", path, i), f, fw.CustomData[:i], defs)
 	}
 
-	var consent *filter
-	if g := fw.Consent; g != nil {
-		if p := c.property(path+".consent.property", g.Property, defs); p != nil {
-			v := g.Equals
-			f, prob := compileFilter(Filter{Property: g.Property, Op: OpEqual, Value: &v}, p)
-			if prob != nil {
-				c.add(path+".consent.equals", prob.code, "%s", prob.msg)
-			}
-			consent = f
-		}
-	}
+	consent := c.consentGate(path+".consent", fw.Consent, defs)
 
 	if leads {
 		if fw.MirrorInBrowser {
@@ -402,6 +399,23 @@ func (c *checker) checkForward(path string, fw *Forward, dests map[string]Destin
 		c.add(path+".lead_id", "UNEXPECTED_FIELD", "lead_id is only for destinations with mode: %s", ModeConversionLeads)
 	}
 	return dest, consent
+}
+
+// consentGate compiles forward.consent (nil when absent).
+func (c *checker) consentGate(path string, g *ConsentGate, defs []*ingest.Definition) *filter {
+	if g == nil {
+		return nil
+	}
+	p := c.property(path+".property", g.Property, defs)
+	if p == nil {
+		return nil
+	}
+	v := g.Equals
+	f, prob := compileFilter(Filter{Property: g.Property, Op: OpEqual, Value: &v}, p)
+	if prob != nil {
+		c.add(path+".equals", prob.code, "%s", prob.msg)
+	}
+	return f
 }
 
 func (c *checker) checkEventName(path, name string, leads bool) {

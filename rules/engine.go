@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tally-analytics/tally/ingest"
-	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 )
 
 // Config is what the engine needs from tally.yaml and the deployment.
@@ -34,18 +34,18 @@ type Config struct {
 	Replay bool
 }
 
-// Forwarder takes a mapped event for delivery (capi.Forwarder). Enqueue
-// returns once the event is durable, or an error (the spool is full).
+// Forwarder takes a mapped item for delivery (deliver.Forwarder). Enqueue
+// returns once the item is durable, or an error (the outbox is full).
 type Forwarder interface {
-	Enqueue(ctx context.Context, destination string, o capi.Origin, ev capi.Event) error
+	Enqueue(ctx context.Context, destination string, o deliver.Origin, it deliver.Item) error
 }
 
 // DeliveryLog records the outcomes the engine decides itself: a match
 // skipped for consent becomes a deliveries row with status skipped_consent
-// (capi.Forwarder records the rest through the same log). Record must not
-// block for long: it runs on the write path.
+// (deliver.Forwarder records the rest through the same log). Record must
+// not block for long: it runs on the write path.
 type DeliveryLog interface {
-	Record(ds []capi.Delivery)
+	Record(ds []deliver.Delivery)
 }
 
 // Engine decides, for each accepted completion, which rules forward it,
@@ -218,7 +218,7 @@ func (e *Engine) Write(ctx context.Context, cs []ingest.Completion) error {
 // Replay offers history to the named rule only, as a deliberate replay:
 // completions received before the rule was enabled, and imports, are
 // forwarded too (Meta still refuses events older than 7 days, which
-// capi.Validate records as expired), through fwd. It returns how many
+// the Meta destination records as expired), through fwd. It returns how many
 // completions the rule queued for forwarding (a match skipped for consent
 // or as a duplicate is not counted), and ErrUnknownRule for a rule that is
 // not enabled.
@@ -251,19 +251,18 @@ func (e *Engine) write(ctx context.Context, cs []ingest.Completion, only string,
 	matched := 0
 	rules := e.rules()
 	var errs []error
-	var skipped []capi.Delivery
-	skip := func(r *active, c *ingest.Completion, name string, st capi.Status, msg string, ev *capi.Event) {
-		e.outcomes.WithLabelValues(r.name, string(st)).Inc()
+	var skipped []deliver.Delivery
+	skip := func(r *active, c *ingest.Completion, name string, st string, msg string, payload []byte) {
+		e.outcomes.WithLabelValues(r.name, st).Inc()
 		if e.dlog == nil {
 			return
 		}
-		d := capi.Delivery{EventID: c.EventID, Rule: r.name, Destination: r.dest.Name,
-			EventName: name, SourceEvent: c.EventName, EventTime: c.OccurredAt, Status: st,
-			Message: msg, At: e.now().UTC()}
-		if ev != nil {
-			d.Payload = capi.Payload(*ev)
+		if name == "" {
+			name = r.forwardName(c)
 		}
-		skipped = append(skipped, d)
+		skipped = append(skipped, deliver.Delivery{EventID: c.EventID, Rule: r.name, Destination: r.dest.Name,
+			ForwardedName: name, SourceEvent: c.EventName, EventTime: c.OccurredAt, Status: st,
+			Message: msg, At: e.now().UTC(), Payload: string(payload)})
 	}
 	for i := range cs {
 		c := &cs[i]
@@ -284,29 +283,28 @@ func (e *Engine) write(ctx context.Context, cs []ingest.Completion, only string,
 				continue
 			}
 			if msg := consentFailure(r.compiled, c); msg != "" {
-				skip(r, c, r.rule.Forward.EventName, capi.StatusSkippedConsent, msg, nil)
+				skip(r, c, "", StatusSkippedConsent, msg, nil)
 				continue
 			}
-			evs := r.mapped(c)
-			if len(evs) == 0 {
+			items, refused := r.kind().mapItems(r.compiled, c, e.now())
+			if len(items)+len(refused) == 0 {
 				e.outcomes.WithLabelValues(r.name, "unmapped").Inc()
 				continue
 			}
 			if first, dup := e.dedupe.seen(r.compiled, c); dup {
-				skip(r, c, evs[0].EventName, StatusSkippedDuplicate, fmt.Sprintf("duplicate of event %s within %s by %s", first, r.rule.Dedupe.Within, strings.Join(r.rule.Dedupe.By, ", ")), nil)
+				name := ""
+				if len(items) > 0 {
+					name = items[0].Name
+				}
+				skip(r, c, name, StatusSkippedDuplicate, fmt.Sprintf("duplicate of event %s within %s by %s", first, r.rule.Dedupe.Within, strings.Join(r.rule.Dedupe.By, ", ")), nil)
 				continue
 			}
+			for _, rf := range refused {
+				skip(r, c, rf.item.Name, rf.status, "not sent: "+rf.message, rf.item.Payload)
+			}
 			enqueued := false
-			for _, ev := range evs {
-				if err := capi.Validate(&ev, e.now()); err != nil {
-					st := capi.StatusFailed
-					if errors.Is(err, capi.ErrTooOld) {
-						st = capi.StatusExpired
-					}
-					skip(r, c, ev.EventName, st, "not sent: "+err.Error(), &ev)
-					continue
-				}
-				if err := fwd.Enqueue(ctx, r.dest.Name, capi.Origin{Rule: r.name, Source: c.EventName}, ev); err != nil {
+			for _, it := range items {
+				if err := fwd.Enqueue(ctx, r.dest.Name, deliver.Origin{Rule: r.name, Source: c.EventName}, it); err != nil {
 					e.outcomes.WithLabelValues(r.name, "enqueue_failed").Inc()
 					errs = append(errs, fmt.Errorf("forward event %s by rule %q: %w", c.EventID, r.name, err))
 					continue
@@ -328,11 +326,15 @@ func (e *Engine) write(ctx context.Context, cs []ingest.Completion, only string,
 
 // StatusSkippedDuplicate is recorded for a match inside its rule's dedupe
 // window of an earlier forwarded one.
-const StatusSkippedDuplicate capi.Status = "skipped_duplicate"
+const StatusSkippedDuplicate = "skipped_duplicate"
+
+// StatusSkippedConsent is recorded for a match whose consent is missing.
+const StatusSkippedConsent = "skipped_consent"
 
 // consentFailure says which consent gate c fails for r, or "" when none.
+// The visitor's ads consent gates the ad platforms' destinations only.
 func consentFailure(r *compiled, c *ingest.Completion) string {
-	if !c.Consent.Ads {
+	if r.kind().ads && !c.Consent.Ads {
 		return "no ads consent"
 	}
 	if !r.consentOK(c) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 )
 
 // fakeForwarder records what is enqueued; err, when set, fails Enqueue for
@@ -31,8 +32,12 @@ type enqueued struct {
 	ev         capi.Event
 }
 
-func (f *fakeForwarder) Enqueue(_ context.Context, dest string, o capi.Origin, ev capi.Event) error {
+func (f *fakeForwarder) Enqueue(_ context.Context, dest string, o deliver.Origin, it deliver.Item) error {
 	rule := o.Rule
+	var ev capi.Event
+	if err := json.Unmarshal(it.Payload, &ev); err != nil {
+		return err
+	}
 	if err := f.fail[rule]; err != nil {
 		return err
 	}
@@ -40,9 +45,9 @@ func (f *fakeForwarder) Enqueue(_ context.Context, dest string, o capi.Origin, e
 	return nil
 }
 
-type fakeSkips struct{ got []capi.Delivery }
+type fakeSkips struct{ got []deliver.Delivery }
 
-func (f *fakeSkips) Record(ds []capi.Delivery) { f.got = append(f.got, ds...) }
+func (f *fakeSkips) Record(ds []deliver.Delivery) { f.got = append(f.got, ds...) }
 
 func newTestEngine(t *testing.T, dir string, cfg Config) (*Engine, *fakeForwarder, *fakeSkips) {
 	t.Helper()
@@ -156,8 +161,8 @@ func TestEngineConsent(t *testing.T) {
 				if len(fwd.sent) != 0 {
 					t.Errorf("enqueued %d; want 0", len(fwd.sent))
 				}
-				want := capi.Delivery{EventID: c.EventID, Rule: "contact_form_lead", Destination: "meta_shop", EventName: "Lead", SourceEvent: "form_submitted",
-					EventTime: c.OccurredAt, Status: capi.StatusSkippedConsent, At: time.Now().UTC()}
+				want := deliver.Delivery{EventID: c.EventID, Rule: "contact_form_lead", Destination: "meta_shop", ForwardedName: "Lead", SourceEvent: "form_submitted",
+					EventTime: c.OccurredAt, Status: StatusSkippedConsent, At: time.Now().UTC()}
 				if len(skips.got) != 1 {
 					t.Fatalf("skips = %+v; want one", skips.got)
 				}
@@ -342,12 +347,12 @@ func TestBrowserCodes(t *testing.T) {
 }
 
 // The Forwarder this engine is wired to in production.
-var _ Forwarder = (*capi.Forwarder)(nil)
+var _ Forwarder = (*deliver.Forwarder)(nil)
 
 // countForwarder accepts everything and counts it.
 type countForwarder struct{ n int }
 
-func (f *countForwarder) Enqueue(context.Context, string, capi.Origin, capi.Event) error {
+func (f *countForwarder) Enqueue(context.Context, string, deliver.Origin, deliver.Item) error {
 	f.n++
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 )
 
 func stageDefs() []ingest.Definition {
@@ -137,7 +138,7 @@ func TestActionSourceValidatedBeforeSending(t *testing.T) {
 		if len(fwd.sent) != 1 || fwd.sent[0].rule != "crm" || fwd.sent[0].ev.ActionSource != capi.ActionSystemGenerated {
 			t.Errorf("enqueued %+v; want only the crm rule's system_generated event", fwd.sent)
 		}
-		if len(skips.got) != 1 || skips.got[0].Status != capi.StatusFailed || skips.got[0].Rule != "contact_form_lead" ||
+		if len(skips.got) != 1 || skips.got[0].Status != deliver.StatusFailed || skips.got[0].Rule != "contact_form_lead" ||
 			skips.got[0].Message != "not sent: event_source_url is required for action_source website" || !strings.Contains(skips.got[0].Payload, `"action_source":"website"`) {
 			t.Errorf("deliveries = %+v; want one failed row for the website rule, with its payload", skips.got)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/tally-analytics/tally/rules"
 	"github.com/tally-analytics/tally/rules/capi"
 	"github.com/tally-analytics/tally/rules/capi/capitest"
+	"github.com/tally-analytics/tally/rules/deliver"
 	"github.com/tally-analytics/tally/snippet"
 	"github.com/tally-analytics/tally/snippet/chromiumtest"
 )
@@ -33,10 +34,10 @@ const e2eDefs = `[{"name": "form_submitted", "properties": [
 
 type deliveries struct {
 	mu sync.Mutex
-	ds []capi.Delivery
+	ds []deliver.Delivery
 }
 
-func (d *deliveries) Record(ds []capi.Delivery) {
+func (d *deliveries) Record(ds []deliver.Delivery) {
 	d.mu.Lock()
 	d.ds = append(d.ds, ds...)
 	d.mu.Unlock()
@@ -53,8 +54,8 @@ func TestMirrorMatchesConversionsAPI(t *testing.T) {
 	}
 	dlog := &deliveries{}
 	log := slog.New(slog.DiscardHandler)
-	fwd, err := capi.NewForwarder(capi.ForwarderConfig{Dir: t.TempDir(), Linger: 10 * time.Millisecond},
-		[]capi.Destination{{Name: "meta_shop", Sender: client}}, dlog, log, nil)
+	fwd, err := deliver.NewForwarder(deliver.Config{Dir: t.TempDir(), Linger: 10 * time.Millisecond},
+		[]deliver.Destination{capi.Destination("meta_shop", client)}, dlog, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

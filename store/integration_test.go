@@ -70,7 +70,7 @@ func TestMigrateIdempotent(t *testing.T) {
 	if !slices.Equal(tables, want) {
 		t.Errorf("tables = %v; want %v", tables, want)
 	}
-	for table, want := range map[string][]string{"events": eventColumns, "rejections": rejectionColumns, "deliveries": deliveryColumns} {
+	for table, want := range map[string][]string{"events": eventColumns, "rejections": rejectionColumns, "deliveries": deliveryTable} {
 		var got []string
 		for _, r := range queryRowsOfStrings(t, conn, "DESCRIBE TABLE "+db+"."+table) { // in column order; 18.16's system.columns has no position
 			got = append(got, r[0])
@@ -439,6 +439,10 @@ func TestRejectionsRoundTrip(t *testing.T) {
 	}
 }
 
+// deliveryTable is the deliveries table in column order: fbtrace_id stays
+// for the rows written before trace_id, which 18.16 can only append.
+var deliveryTable = []string{"event_id", "event_name", "rule", "destination", "forwarded_name", "status", "attempts", "http_status", "fbtrace_id", "error", "created_at", "updated_at", "payload", "response", "trace_id"}
+
 func TestDeliveriesRoundTrip(t *testing.T) {
 	conn, db := migrated(t)
 	ctx := context.Background()
@@ -474,7 +478,14 @@ func TestDeliveriesRoundTrip(t *testing.T) {
 	}
 
 	// A row written before trace_id existed reads its fbtrace_id there.
-	if err := conn.Exec(ctx, "INSERT INTO "+db+".deliveries (event_id, destination, status, fbtrace_id, updated_at) VALUES ('old', 'meta_shop', 'sent', 'OldTrace', ?)", created.Add(-time.Hour)); err != nil {
+	old, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".deliveries (event_id, destination, status, fbtrace_id, updated_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Append("old", "meta_shop", "sent", "OldTrace", created.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Send(); err != nil {
 		t.Fatal(err)
 	}
 	read, err := ReadDeliveries(ctx, conn, db, DeliveryQuery{Destination: "meta_shop"})
@@ -521,8 +532,8 @@ func TestMigrateAddsOnlyMissingColumns(t *testing.T) {
 	for _, r := range queryRowsOfStrings(t, conn, "DESCRIBE TABLE "+q+".deliveries") {
 		got = append(got, r[0])
 	}
-	if !slices.Equal(got, deliveryColumns) {
-		t.Errorf("deliveries columns = %v; want %v", got, deliveryColumns)
+	if !slices.Equal(got, deliveryTable) {
+		t.Errorf("deliveries columns = %v; want %v", got, deliveryTable)
 	}
 }
 

@@ -25,6 +25,7 @@ var layering = map[string][]string{
 	mod + "/store/backoff":        {mod + "/"},
 	mod + "/rules":                {"github.com/gofiber/", "github.com/ClickHouse/", mod + "/store", mod + "/snippet"},
 	mod + "/rules/capi":           {"github.com/gofiber/", "github.com/ClickHouse/", mod + "/ingest", mod + "/rules/capi/capitest", mod + "/snippet", mod + "/store/chserver"},
+	mod + "/rules/deliver":        {"github.com/gofiber/", mod + "/ingest", mod + "/rules/capi", mod + "/snippet"},
 	mod + "/rules/capi/capitest":  {"github.com/gofiber/", mod + "/ingest", mod + "/store"},
 	mod + "/cmd/tally/config":     {"github.com/gofiber/", "github.com/ClickHouse/"},
 	mod + "/snippet/chromiumtest": {mod + "/"},

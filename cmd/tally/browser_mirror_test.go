@@ -7,7 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 )
 
 // TestBrowserMirrorMatchesServer runs the whole loop in Chromium: the page
@@ -37,7 +37,7 @@ rules:
       share: [email, client_ip, user_agent, fbp, fbc]
       mirror_in_browser: true
 `
-	tu := startBrowserTallyWith(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	tu := startBrowserTallyWith(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	ts := tu.ts
 	f := newFront(t, ts.url)
 	stub := `<script>window.fbqCalls = []; window.fbq = function () { fbqCalls.push(Array.prototype.slice.call(arguments)); };</script>`

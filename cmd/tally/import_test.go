@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 )
 
 // TestImportCommand runs tally import against a running tally: good rows
@@ -26,7 +26,7 @@ rules:
     when: {event: viewed_car}
     forward: {to: meta, event_name: ViewContent, share: [email, user_agent]}
 `
-	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	ts := startTestServer(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "tally.yaml")
 	if err := os.WriteFile(cfgPath, []byte("listen: \""+ts.Addr()+"\"\n"+yaml), 0o644); err != nil {

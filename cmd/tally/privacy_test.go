@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/tally-analytics/tally/ingest"
-	"github.com/tally-analytics/tally/rules/capi"
 	"github.com/tally-analytics/tally/rules/capi/capitest"
+	"github.com/tally-analytics/tally/rules/deliver"
 	"github.com/tally-analytics/tally/store"
 )
 
@@ -27,7 +27,7 @@ func TestErasePerson(t *testing.T) {
 	graph := capitestServer(t)
 	graph.FailNext(100, capitest.Fail5xx) // the Lead waits in the outbox for its retries
 	yaml := leadsYAML(graph.URL(), "dpo", "dpo-token-0123456789", "erase")
-	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	ts := startTestServer(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	const visitor = "11111111-2222-4333-8444-555555555555"
 	ua := "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,7 +18,7 @@ import (
 	"github.com/tally-analytics/tally/cmd/tally/config"
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/rules"
-	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 	"github.com/tally-analytics/tally/snippet"
 	"github.com/tally-analytics/tally/store"
 )
@@ -31,7 +30,7 @@ import (
 // the per-site tracker scripts (capture triggers, mirror rules) change;
 // on any problem nothing changes and every problem is logged with its
 // place. A destination added gets its outbox at once; a removed one's
-// outbox stays on disk (see capi.Forwarder.SetDestinations). Other sections
+// outbox stays on disk (see deliver.Forwarder.SetDestinations). Other sections
 // (listen, clickhouse, sites, tokens, durable_log, geoip, …) take effect
 // at the next restart; a reload says which of them differ.
 
@@ -100,9 +99,9 @@ func (s *server) reload(ctx context.Context, path string) error {
 		return err
 	}
 	cur := s.reloads.cfg
-	var senders []capi.Destination
+	var senders []deliver.Destination
 	if !reflect.DeepEqual(next.Destinations, cur.Destinations) {
-		if senders, err = metaDestinations(next.Destinations, s.httpClient); err != nil {
+		if senders, err = rules.OpenDestinations(next.Destinations, s.httpClient); err != nil {
 			return err
 		}
 	}
@@ -150,21 +149,6 @@ func (s *server) reload(ctx context.Context, path string) error {
 	s.log.Info("config reloaded", "config", path, "events", len(next.Events), "rules", len(next.Rules),
 		"restart_needed_for", restartOnly(cur, next), "took", time.Since(started).Round(time.Millisecond))
 	return nil
-}
-
-// metaDestinations builds a Conversions API client per destination.
-func metaDestinations(ds []rules.Destination, hc *http.Client) ([]capi.Destination, error) {
-	out := make([]capi.Destination, 0, len(ds))
-	for _, d := range ds {
-		d = d.WithDefaults()
-		client, err := capi.NewClient(capi.ClientConfig{GraphURL: d.GraphURL, APIVersion: d.APIVersion, PixelID: d.PixelID,
-			AccessToken: d.AccessToken, TestEventCode: d.TestEventCode, PartnerAgent: d.PartnerAgent}, hc)
-		if err != nil {
-			return nil, fmt.Errorf("destination %q: %w", d.Name, err)
-		}
-		out = append(out, capi.Destination{Name: d.Name, Sender: client})
-	}
-	return out, nil
 }
 
 // browserRulesOf returns the mirror rules of rcfg per site, compiled apart

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tally-analytics/tally/cmd/tally/config"
 	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 	"github.com/tally-analytics/tally/store/chtest"
 )
 
@@ -123,10 +124,10 @@ func TestReloadAppliesOrKeeps(t *testing.T) {
 		t.Error("rule lead, now forwarding to meta_other, is not in force after the reload")
 	}
 	ev := capi.Event{EventName: "Lead", EventID: "reload-1", EventTime: time.Now().Unix()}
-	if err := srv.forwarder.Enqueue(context.Background(), "meta_other", capi.Origin{Rule: "lead"}, ev); err != nil {
+	if err := srv.forwarder.Enqueue(context.Background(), "meta_other", deliver.Origin{Rule: "lead"}, capi.Item(ev)); err != nil {
 		t.Errorf("enqueue to the added destination: %v", err)
 	}
-	if err := srv.forwarder.Enqueue(context.Background(), "meta_shop", capi.Origin{Rule: "lead"}, ev); err == nil {
+	if err := srv.forwarder.Enqueue(context.Background(), "meta_shop", deliver.Origin{Rule: "lead"}, capi.Item(ev)); err == nil {
 		t.Error("enqueue to the removed destination succeeded")
 	}
 	if _, err := os.Stat(filepath.Join(srv.reloads.cfg.DataPath("outbox"), "meta_shop.spool")); err != nil {
@@ -156,7 +157,7 @@ func TestReloadRotatesToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := startServer(context.Background(), cfg, serverOptions{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", FlushAge: 20 * time.Millisecond,
-		Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+		Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

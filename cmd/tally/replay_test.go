@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tally-analytics/tally/ingest"
-	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 	"github.com/tally-analytics/tally/store"
 )
 
@@ -23,7 +23,7 @@ import (
 func TestReplay(t *testing.T) {
 	graph := capitestServer(t)
 	yaml := leadsYAML(graph.URL(), "ops", "ops-token-0123456789", "replay")
-	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	ts := startTestServer(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	now := time.Now().UTC().Truncate(time.Second)
 	row := func(id string, src ingest.Source, age time.Duration) ingest.Completion {
 		return ingest.Completion{EventID: id, EventName: "form_submitted", Site: "shop", Source: src,

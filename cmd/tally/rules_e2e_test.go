@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 )
 
 // A CRM sends lifecycle stages over the API with the user data Meta
@@ -42,7 +42,7 @@ rules:
       share: [email, phone, external_id, client_ip, fbc]
     dedupe: {by: [email, stage], within: 10m}
 `
-	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	ts := startTestServer(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	input := func(id, stage string) string {
 		return `{"eventName":"stage_changed","email":"ada@example.com","uuid":"` + id + `","properties":{"stage":"` + stage + `",
 		 "order_ref":"SO-42","score":"87","phone":"+1 650 555 1234","external_id":"crm-7","client_ip_address":"203.0.113.9",

@@ -24,7 +24,7 @@ import (
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/ingest/enrich"
 	"github.com/tally-analytics/tally/rules"
-	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 	"github.com/tally-analytics/tally/snippet"
 	"github.com/tally-analytics/tally/store"
 	"github.com/tally-analytics/tally/store/chserver"
@@ -157,7 +157,7 @@ type serverOptions struct {
 	// FlushAge overrides the writer's flush age (tests shorten it).
 	FlushAge time.Duration
 	// Forwarder tunes delivery (tests shorten backoff and linger).
-	Forwarder capi.ForwarderConfig
+	Forwarder deliver.Config
 	// HTTPClient sends to destinations; nil means a default client.
 	HTTPClient *http.Client
 }
@@ -180,7 +180,7 @@ type server struct {
 	rejects     *store.RejectionWriter
 	delivers    *store.DeliveryWriter
 	enricher    *enrich.Enricher
-	forwarder   *capi.Forwarder
+	forwarder   *deliver.Forwarder
 	pipeline    *ingest.Pipeline
 	collector   *ingest.Collector
 	ln          net.Listener
@@ -239,19 +239,19 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	inserter := store.NewInserter(s.conn, s.db)
 	s.rejects = store.NewRejectionWriter(store.RejectionWriterConfig{}, inserter.InsertRejections, log, reg)
 	s.delivers = store.NewDeliveryWriter(inserter.InsertDeliveries, log, reg)
-	dlog := deliveryLog{s.delivers}
+	dlog := s.delivers
 	var (
 		engine *rules.Engine
 		outbox *outboxBatch
 	)
 	if err = applySchema(ctx, s.conn, s.db, cfg, log, func() error {
-		dests, err := metaDestinations(cfg.Destinations, opt.HTTPClient)
+		dests, err := rules.OpenDestinations(cfg.Destinations, opt.HTTPClient)
 		if err != nil {
 			return err
 		}
 		fwdCfg := opt.Forwarder
 		fwdCfg.Dir = cfg.DataPath("outbox")
-		if s.forwarder, err = capi.NewForwarder(fwdCfg, dests, dlog, log, reg); err != nil {
+		if s.forwarder, err = deliver.NewForwarder(fwdCfg, dests, dlog, log, reg); err != nil {
 			return err
 		}
 		outbox = &outboxBatch{fwd: s.forwarder}
@@ -407,7 +407,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 
 	// Operators' endpoints on their own listener (loopback by default).
 	s.eraser = store.NewEraser(s.conn, s.db, cfg.ClickHouse.Cluster)
-	s.admin = ingest.NewAdmin(ingest.AdminConfig{Ready: s.ready, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+	s.admin = ingest.NewAdmin(ingest.AdminConfig{Ready: s.ready, Warnings: s.warnings, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Erase: s.erase, Replay: s.replay, Tokens: cfg.APITokens})
 	adminAddr := opt.AdminListen
 	if adminAddr == "" {
@@ -449,6 +449,25 @@ func (s *server) ready(ctx context.Context) error {
 		return fmt.Errorf("forwarding outbox above %.0f%% for %v", readyHighWater*100, full)
 	}
 	return nil
+}
+
+// warnings are the destinations an operator must look at: paused ones
+// (their credentials are refused; their events wait in the outbox) and
+// failing ones. They do not make tally unready: completions are still
+// accepted and kept.
+func (s *server) warnings() []string {
+	var out []string
+	for _, h := range s.forwarder.Health() {
+		switch h.State {
+		case deliver.StatePaused:
+			out = append(out, fmt.Sprintf("destination %s (%s) paused since %s: %s; %d events wait in its outbox; fix its credentials and run tally reload",
+				h.Destination, h.Type, h.Since.UTC().Format(time.RFC3339), h.Reason, h.Backlog))
+		case deliver.StateRetrying:
+			out = append(out, fmt.Sprintf("destination %s (%s) failing since %s: %s; %d events wait in its outbox",
+				h.Destination, h.Type, h.Since.UTC().Format(time.RFC3339), h.Reason, h.Backlog))
+		}
+	}
+	return out
 }
 
 // Close stops intake first, then drains every queue into ClickHouse and the
@@ -688,13 +707,13 @@ const (
 // log, and puts it in the forwarder's outbox with one transaction per
 // destination. It is used by the rules reader's goroutine only.
 type outboxBatch struct {
-	fwd     *capi.Forwarder
-	pending []capi.Queued
+	fwd     *deliver.Forwarder
+	pending []deliver.Queued
 }
 
 // Enqueue implements rules.Forwarder: it only collects.
-func (o *outboxBatch) Enqueue(_ context.Context, destination string, origin capi.Origin, ev capi.Event) error {
-	o.pending = append(o.pending, capi.Queued{Destination: destination, Origin: origin, Event: ev})
+func (o *outboxBatch) Enqueue(_ context.Context, destination string, origin deliver.Origin, it deliver.Item) error {
+	o.pending = append(o.pending, deliver.Queued{Destination: destination, Origin: origin, Item: it})
 	return nil
 }
 
@@ -728,23 +747,6 @@ func (s sharedRuleState) SaveRuleStates(rs map[string]rules.RuleState) error {
 		in[k] = store.RuleState(v)
 	}
 	return s.t.Save(in)
-}
-
-// deliveryLog writes the forwarder's and engine's outcomes to the
-// deliveries table.
-type deliveryLog struct{ w *store.DeliveryWriter }
-
-func (l deliveryLog) Record(ds []capi.Delivery) {
-	rows := make([]store.Delivery, len(ds))
-	for i, d := range ds {
-		rows[i] = store.Delivery{EventID: d.EventID, EventName: d.SourceEvent, Rule: d.Rule, Destination: d.Destination, ForwardedName: d.EventName,
-			Status: string(d.Status), Attempts: d.Attempts, HTTPStatus: d.HTTPStatus, FBTraceID: d.FbtraceID,
-			Error: d.Message, CreatedAt: d.QueuedAt, UpdatedAt: d.At, Payload: d.Payload, Response: d.Response}
-		if rows[i].CreatedAt.IsZero() {
-			rows[i].CreatedAt = d.At
-		}
-	}
-	l.w.Record(rows)
 }
 
 // demoPages serves the demo page for the first site at /demo, when the

@@ -20,8 +20,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tally-analytics/tally/cmd/tally/config"
-	"github.com/tally-analytics/tally/rules/capi"
 	"github.com/tally-analytics/tally/rules/capi/capitest"
+	"github.com/tally-analytics/tally/rules/deliver"
 	"github.com/tally-analytics/tally/store/chtest"
 )
 
@@ -262,7 +262,7 @@ rules:
       currency: EUR
       share: [email, client_ip, user_agent]
 `
-	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	ts := startTestServer(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	ua := "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 	code, body := ts.post(t, "/events/v3/send/batch", `{"inputs":[
 		{"eventName":"form_submitted","email":"Ada@Example.com","uuid":"lead-1","properties":{"form_id":"contact","deal_amount":"120",
@@ -288,7 +288,7 @@ rules:
 		t.Errorf("em = %v; want the hash of the normalised email", ev.UserData.Email)
 	}
 	eventually(t, "sent row in deliveries", func() (bool, string) {
-		n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE event_id = 'lead-1' AND status = 'sent' AND rule = 'contact_form_lead' AND event_name = 'form_submitted' AND forwarded_name = 'Lead' AND attempts = 1 AND http_status = 200 AND fbtrace_id != ''")
+		n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE event_id = 'lead-1' AND status = 'sent' AND rule = 'contact_form_lead' AND event_name = 'form_submitted' AND forwarded_name = 'Lead' AND attempts = 1 AND http_status = 200 AND trace_id != ''")
 		return n == 1, fmt.Sprint(n, " rows")
 	})
 	var pretty bytes.Buffer
@@ -358,7 +358,7 @@ rules:
     when: {event: form_submitted}
     forward: {to: meta, event_name: Lead, share: [client_ip, user_agent]}
 `
-	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	ts := startTestServer(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	req, _ := http.NewRequest("POST", ts.url+"/e", strings.NewReader(
 		`{"site":"shop","events":[{"id":"0b6f4f0e-1c1a-4c55-9d43-5b3f8f7c9a01","name":"form_submitted","url":"https://shop.example.com/contact","props":{"form_id":"contact"}}]}`))
 	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
@@ -480,7 +480,7 @@ rules:
       share: [email, phone]
       lead_id: {property: lead_id}
 `
-	ts := startTestServer(t, yaml, serverOptions{Forwarder: capi.ForwarderConfig{Linger: 10 * time.Millisecond}})
+	ts := startTestServer(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	code, body := ts.post(t, "/events/v3/send/batch", `{"inputs":[
 		{"eventName":"lifecycle_stage_changed","email":"ada@example.com","uuid":"crm-981-mql","properties":{"stage":"mql","lead_id":"1234567890123456"}},
 		{"eventName":"lifecycle_stage_changed","email":"ada@example.com","uuid":"crm-981-sql","properties":{"stage":"sql","lead_id":"1234567890123456"}}]}`)

@@ -83,7 +83,8 @@ CREATE TABLE IF NOT EXISTS `tally`.deliveries
     created_at     DateTime('UTC') COMMENT 'when the forward was first queued',
     updated_at     DateTime('UTC') COMMENT 'when this outcome happened',
     payload String DEFAULT '',
-    response String DEFAULT ''
+    response String DEFAULT '',
+    trace_id String DEFAULT fbtrace_id
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(updated_at)

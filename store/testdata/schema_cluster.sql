@@ -89,7 +89,8 @@ CREATE TABLE IF NOT EXISTS `tally`.deliveries_local ON CLUSTER `tally_cluster`
     created_at     DateTime('UTC'),
     updated_at     DateTime('UTC'),
     payload String DEFAULT '',
-    response String DEFAULT ''
+    response String DEFAULT '',
+    trace_id String DEFAULT fbtrace_id
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/tally/deliveries_local', '{replica}')
 PARTITION BY toYYYYMM(updated_at)
