@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/pprof"
 )
 
 // AdminConfig is what the operator listener serves.
@@ -85,6 +86,9 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	if cfg.Metrics != nil {
 		app.Get("/metrics", adaptor.HTTPHandler(cfg.Metrics))
 	}
+	// Go's profiles (/debug/pprof/), for an operator measuring where the
+	// CPU and memory go under load.
+	app.Use(pprof.New())
 	if cfg.Erase != nil {
 		app.Post("/privacy/erase", adminAction(cfg.Tokens, ScopeErase, `{"email"|"visitor_id"|"external_id": ...}`, ErrEraseInput, cfg.Erase))
 	}

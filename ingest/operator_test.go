@@ -77,6 +77,9 @@ func TestOperatorEndpointsOffThePublicListener(t *testing.T) {
 	if code, body := get(admin, "/readyz"); code != 503 || !strings.Contains(body, "10.1.2.3:9000") {
 		t.Errorf("admin GET /readyz = %d %q; want 503 with the reason", code, body)
 	}
+	if code, body := get(admin, "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("admin GET /debug/pprof/ = %d; want 200 with the profile index", code)
+	}
 	if code, body := get(admin, "/metrics"); code != 200 || !strings.Contains(body, "tally_test_accepted_total 3") {
 		t.Errorf("admin GET /metrics = %d %q; want 200 with the counters", code, clip(body, 300))
 	}

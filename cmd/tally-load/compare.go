@@ -36,7 +36,9 @@ func compare(ctx context.Context, o options, dsn string, out io.Writer) error {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Post("/*", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusNoContent) })
 	go app.Listener(ln)
-	defer app.Shutdown()
+	// The load's client keeps its connections open: a plain Shutdown would
+	// wait for them forever.
+	defer app.ShutdownWithTimeout(time.Second)
 
 	fmt.Fprintln(out, "== 1. single-completion requests: no-op fiber handler")
 	noop := single
