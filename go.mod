@@ -22,6 +22,8 @@ require (
 	golang.org/x/sync v0.25.0
 )
 
+require github.com/goccy/go-json v0.10.5 // indirect
+
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect
 	github.com/andybalholm/brotli v1.2.6 // indirect

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	gojson "github.com/goccy/go-json"
 	"github.com/google/uuid"
 )
 
@@ -91,7 +92,7 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 		return path + "." + field
 	}
 	var in APIInput
-	if err := json.Unmarshal(raw, &in); err != nil {
+	if err := gojson.Unmarshal(raw, &in); err != nil {
 		return Completion{}, []FieldError{fieldErr(pathOr(path, "body"), "INVALID_JSON", "not a valid completion object: %v", err)}
 	}
 	c := Completion{Source: src, ReceivedAt: now.UTC(), Consent: Consent{Analytics: true, Ads: true}}
@@ -277,7 +278,7 @@ func (c *Collector) sendBatch(ctx *fiber.Ctx) error {
 		return err
 	}
 	var b apiBatch
-	if err := json.Unmarshal(body, &b); err != nil {
+	if err := gojson.Unmarshal(body, &b); err != nil {
 		return c.validationFailed(ctx, body, []FieldError{fieldErr("inputs", "INVALID_JSON", "body is not {\"inputs\": [...]}: %v", err)}, "")
 	}
 	switch {

@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
-	"github.com/tally-analytics/tally/ingest"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tally-analytics/tally/ingest"
 )
 
 // Inserter sends rows to the tables of one tally database. Its methods are
@@ -112,12 +115,42 @@ func (in *Inserter) insert(ctx context.Context, table string, columns []string, 
 	}
 	defer batch.Close()
 	for i, v := range values {
-		if err := batch.Column(i).Append(v); err != nil {
+		col := batch.Column(i)
+		var err error
+		if arrays, ok := v.([][]string); ok {
+			err = appendArrays(col, arrays)
+		} else {
+			err = col.Append(v)
+		}
+		if err != nil {
 			return fmt.Errorf("insert %d rows into %s: column %s: %w", rows, table, columns[i], err)
 		}
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("insert %d rows into %s: %w", rows, table, err)
+	}
+	return nil
+}
+
+// appendArrays appends the rows of an Array(String) column. The driver's
+// Append of a [][]string walks it by reflection and boxes every string (an
+// allocation each); given a row as []*string it takes the pointers as they
+// are. The pointers come from one slice per call.
+func appendArrays(col driver.BatchColumn, arrays [][]string) error {
+	n := 0
+	for _, a := range arrays {
+		n += len(a)
+	}
+	ptrs := make([]*string, n)
+	for _, a := range arrays {
+		row := ptrs[:len(a):len(a)]
+		ptrs = ptrs[len(a):]
+		for j := range a {
+			row[j] = &a[j]
+		}
+		if err := col.AppendRow(row); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -29,9 +29,9 @@ type Config struct {
 	// ~90,000/s ClickHouse ceiling measured on a 2-core machine.
 	MaxBytes int64 `yaml:"max_bytes"`
 	// SegmentBytes is the size at which a segment file is closed and the
-	// next begun. Default 4 MiB: the tail segment and the two most recently
-	// read ones are held in memory by the library (12–24 MiB, as its
-	// buffers grow by doubling), and a segment is the unit of deletion.
+	// next begun. Default 1 MiB: the library holds the tail segment and the
+	// two most recently read ones in memory (3–6 MiB, as its buffers grow
+	// by doubling), and a segment is the unit of deletion.
 	SegmentBytes int `yaml:"segment_bytes"`
 	// MaxGroup bounds the records written under one fsync. Default 4,096.
 	MaxGroup int `yaml:"-"`
@@ -42,7 +42,7 @@ func (c Config) withDefaults() Config {
 		c.MaxBytes = 1 << 30
 	}
 	if c.SegmentBytes <= 0 {
-		c.SegmentBytes = 4 << 20
+		c.SegmentBytes = 1 << 20
 	}
 	if c.MaxGroup <= 0 {
 		c.MaxGroup = 4096
