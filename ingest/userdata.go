@@ -28,7 +28,7 @@ const maxUserDataLen = MaxValueLen
 // path.<name>; so is a control character.
 func takeUserData(c *Completion, def *Definition, raw []Prop, path string) ([]Prop, []FieldError) {
 	var errs []FieldError
-	out := raw[:0:0]
+	out := raw[:0] // filtered in place: the result reuses raw's array
 	for _, p := range raw {
 		name := p.Name
 		if asciiName(name) {
