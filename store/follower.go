@@ -164,9 +164,7 @@ func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool)
 		case !deadline.IsZero():
 			ctx, cancel = context.WithDeadline(f.stopCtx, deadline)
 		}
-		// A record holds one request (up to 500 completions), so records
-		// are read a few at a time to stay near MaxRows.
-		es, err := f.r.Read(ctx, readChunk, f.cfg.MaxBytes-bytes)
+		es, err := f.r.Read(ctx, readChunk(f.cfg.MaxRows-len(*cs), len(*cs), n), f.cfg.MaxBytes-bytes)
 		cancel()
 		if err != nil && !errors.Is(err, wal.ErrCorrupt) {
 			if f.ctx.Err() != nil || errors.Is(err, wal.ErrClosed) {
@@ -214,9 +212,17 @@ func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool)
 	return last, n, true
 }
 
-// readChunk is how many records one Read takes at most: a record holds up
-// to 500 completions, so a batch overshoots MaxRows by at most 2,000.
-const readChunk = 4
+// readChunk is how many records the next Read takes: a record holds one
+// request, from one completion to 500, so the count is what fills the rows
+// left at the completions per record seen so far (one at first). MaxBytes
+// bounds the Read whatever the count.
+func readChunk(rowsLeft, rows, records int) int {
+	per := 1
+	if records > 0 {
+		per = max(1, rows/records)
+	}
+	return min(max(1, rowsLeft/per), 1024)
+}
 
 // Pending is the number of log records not yet handled.
 func (f *Follower) Pending() uint64 { return f.r.Pending() }
