@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,8 +33,11 @@ type LogWriterConfig struct {
 	// most one insert attempt per 5–10 s.
 	Backoff backoff.Policy
 	// Persons, when set, writes what is derived from a batch for lookups
-	// by person (Inserter.InsertPersons) before the batch's events INSERT;
-	// a failure retries the batch like a failed INSERT.
+	// by person (Inserter.InsertPersons) alongside the batch's events
+	// INSERT, on its own connection; a failure of either retries the batch.
+	// In the batches a crash may have left half-written, it is written
+	// first and for every completion, including those whose events rows
+	// are already stored (its tables absorb repeats).
 	Persons func(ctx context.Context, cs []ingest.Completion) error
 	// Skip drops completions before they are written (see FollowConfig).
 	Skip func(index uint64, c *ingest.Completion) bool
@@ -53,7 +58,9 @@ type ExistingFunc func(ctx context.Context, cs []ingest.Completion) (map[string]
 // Exactly once: after a crash the records between the committed cursor and
 // the log's end at start may already be in ClickHouse (inserted, not yet
 // committed). For those, the writer asks ExistingFunc which event ids are
-// there and skips them, so a restart adds no duplicate row.
+// there and skips them, so a restart adds no duplicate row. The retry of a
+// batch whose INSERT failed asks the same: a failed INSERT may still have
+// been stored.
 type LogWriter struct {
 	*Follower
 	corrupt prometheus.Counter
@@ -76,9 +83,22 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert E
 	var batch EventBatch // owned by the follower's goroutine, reused every flush
 	recovered := lastIndex == 0 || existing == nil
 	handle := func(ctx context.Context, cs []ingest.Completion, through uint64) error {
+		if cfg.StorageIP != nil {
+			for i := range cs {
+				cs[i].Client.IP = cfg.StorageIP(cs[i].Client.IP)
+			}
+		}
+		persons := cfg.Persons
 		if !recovered {
 			// Batches are handed in log order: every batch until the one
 			// reaching lastIndex may hold rows a crash left stored.
+			if persons != nil {
+				if err := persons(ctx, cs); err != nil {
+					m.flushErrors.Inc()
+					return err
+				}
+				persons = nil
+			}
 			have, err := existing(ctx, cs)
 			if err != nil {
 				return err
@@ -94,24 +114,25 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert E
 			}
 			cs = kept
 		}
-		if cfg.StorageIP != nil {
-			for i := range cs {
-				cs[i].Client.IP = cfg.StorageIP(cs[i].Client.IP)
-			}
-		}
-		if cfg.Persons != nil {
-			if err := cfg.Persons(ctx, cs); err != nil {
-				m.flushErrors.Inc()
-				return err
-			}
-		}
 		batch.Reset()
 		batch.Encode(cs)
 		start := time.Now()
+		var perr error
+		var wg sync.WaitGroup
+		if persons != nil {
+			wg.Go(func() { perr = persons(ctx, cs) })
+		}
 		err := insert(ctx, &batch)
+		wg.Wait()
 		m.flushDuration.Observe(time.Since(start).Seconds())
-		if err != nil {
+		if err = cmp.Or(err, perr); err != nil {
 			m.flushErrors.Inc()
+			if existing != nil {
+				// Either INSERT may have been stored whole though it
+				// failed (or the other one did): the retry asks which rows
+				// are there, as after a crash.
+				recovered, lastIndex = false, max(lastIndex, through)
+			}
 			return err
 		}
 		m.written.Add(float64(batch.Len()))

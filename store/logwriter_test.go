@@ -108,6 +108,57 @@ func TestLogWriterRestartAddsNoDuplicate(t *testing.T) {
 	}
 }
 
+// An INSERT can be stored and still answer an error (a timeout after the
+// server wrote it), and the person rows written beside it can fail while
+// the events INSERT succeeds. Either way the retry asks which rows are
+// there: a plain count sees each row once, and the person rows are all
+// written.
+func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
+	conn, db := migrated(t)
+	l := openLog(t, t.TempDir())
+	cs := manyCompletions(0, 300)
+	for i := range cs {
+		cs[i].Identity.Email = fmt.Sprintf("p%d@example.com", i)
+	}
+	r, err := l.Reader("clickhouse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := NewInserter(conn, db)
+	var inserts, personWrites atomic.Int32
+	storedThenFailed := func(ctx context.Context, b *EventBatch) error {
+		if err := in.InsertEvents(ctx, b); err != nil {
+			return err
+		}
+		if inserts.Add(1) == 1 {
+			return errors.New("read: i/o timeout")
+		}
+		return nil
+	}
+	persons := func(ctx context.Context, cs []ingest.Completion) error {
+		if personWrites.Add(1) == 2 {
+			return errors.New("connection reset by peer")
+		}
+		return in.InsertPersons(ctx, cs)
+	}
+	w := NewLogWriter(LogWriterConfig{FlushAge: time.Millisecond, Persons: persons, Backoff: backoff.Policy{Min: time.Millisecond, Max: 5 * time.Millisecond}},
+		r, l.LastIndex(), storedThenFailed, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
+	appendRecords(t, l, cs) // after the start: nothing is left from a crash
+	for deadline := time.Now().Add(30 * time.Second); w.Pending() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	closeLogWriter(t, w, 30*time.Second)
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".events"); got != 300 {
+		t.Errorf("rows = %d; want 300 (each once)", got)
+	}
+	if got := countRows(t, conn, "SELECT uniqExact(event_id) FROM "+db+".person_events"); got != 300 {
+		t.Errorf("completions in person_events = %d; want 300", got)
+	}
+	if n := personWrites.Load(); n < 3 {
+		t.Errorf("person writes = %d; want the failed one retried", n)
+	}
+}
+
 // While inserts fail the records stay in the log, and Close with a passed
 // deadline leaves them there for the next start, which writes them.
 func TestLogWriterKeepsRecordsThroughFailures(t *testing.T) {

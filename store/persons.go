@@ -14,7 +14,7 @@ import (
 // belongs to, so a contact's timeline is a read of a few granules instead
 // of a scan of events (whose order key starts with site and event name).
 // Both are derived from the completions as the events writer copies them
-// from the durable log (InsertPersons, called before the events INSERT).
+// from the durable log (InsertPersons, called with the events INSERT).
 
 // identitiesDDL: one row per (kind, value, visitor) link. The table is
 // read as "which visitors are this person", so it is sorted by the
