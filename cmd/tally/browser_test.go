@@ -539,14 +539,17 @@ tally('track', 'no_such_event', {marker: 'long-test'});
 		do(t, ctx, chromedp.Click(chromedp.CSS(`a.car-card[href="/demo/cars/volvo-xc60"]`)))
 		do(t, ctx, chromedp.Click(chromedp.CSS(`#contact button`)))
 		rows := waitRows(t, tu, "/demo", func(r []eventRow) bool {
-			return len(named(r, "viewed_car")) >= 2 && len(named(r, "form_submitted")) >= 1
+			return len(named(r, "viewed_car")) >= 1 && len(named(r, "form_submitted")) >= 1
 		})
+		// The click capture counts the visit it leads to: the visited
+		// capture of the same event does not count it again (it would have
+		// been sent before the form's completion, which is stored).
 		cars := named(rows, "viewed_car")
+		if len(cars) != 1 {
+			t.Fatalf("a card click stored %d viewed_car; want 1: %+v", len(cars), cars)
+		}
 		if cars[0].Props["make"] != "volvo" || cars[0].Props["listing_url"] != "/demo/cars/volvo-xc60" {
 			t.Errorf("card click stored %v", cars[0].Props)
-		}
-		if u, _ := url.Parse(cars[1].URL); u.Path != "/demo/cars/volvo-xc60" {
-			t.Errorf("visited capture at %s; want /demo/cars/volvo-xc60", cars[1].URL)
 		}
 		form := named(rows, "form_submitted")[0]
 		if form.Props["form_id"] != "contact" || form.Props["deal_amount"] != "120" || form.Email != "ada@example.com" {

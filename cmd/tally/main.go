@@ -121,7 +121,18 @@ func loadFromFlags(fs *flag.FlagSet, path *string, args []string) (*config.File,
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	return loadConfig(*path)
+	cfg, err := loadConfig(*path)
+	if errors.Is(err, os.ErrNotExist) && !flagSet(fs, "config") && os.Getenv("TALLY_CONFIG") == "" {
+		return nil, fmt.Errorf("%w (give the config with -config FILE or TALLY_CONFIG; make run uses examples/tally.yaml)", err)
+	}
+	return cfg, err
+}
+
+// flagSet reports whether the command line set the named flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // loadConfig reads the config and applies TALLY_* environment overrides of

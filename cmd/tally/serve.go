@@ -124,11 +124,14 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func snippetCmd(args []string, stdout, stderr io.Writer) error {
 	fs, path := commonFlags("snippet", stderr)
-	site := fs.String("site", "", "site id from the config")
-	origin := fs.String("origin", "", "where tally is reached from the site, e.g. https://shop.example.com (default: https://<the site's first domain>)")
+	site := fs.String("site", "", "site id from the config (default: the config's only site)")
+	origin := fs.String("origin", "", "where tally is reached from the site, e.g. https://shop.example.com (default: https://<the site's first domain>, or tally's own http listener for a local domain)")
 	cfg, err := loadFromFlags(fs, path, args)
 	if err != nil {
 		return err
+	}
+	if *site == "" && len(cfg.Sites) == 1 {
+		*site = cfg.Sites[0].ID
 	}
 	for _, s := range cfg.Sites {
 		if s.ID != *site {
@@ -136,7 +139,7 @@ func snippetCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		o := *origin
 		if o == "" {
-			o = "https://" + s.Domains[0]
+			o = defaultOrigin(s.Domains[0], cfg.Listen)
 		}
 		fmt.Fprint(stdout, snippet.Tags(s.ID, o))
 		return nil
@@ -147,6 +150,26 @@ func snippetCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	return fmt.Errorf("-site %q is not in %s (sites: %v)", *site, *path, ids)
 }
+
+// defaultOrigin is where a site's pages reach tally when -origin is not
+// given. A public domain reaches it over https through the site's reverse
+// proxy (tally itself serves plain http). A local domain (localhost, a
+// loopback address) is a developer's machine: it reaches tally's own
+// listener directly, on the listen port.
+func defaultOrigin(domain, listen string) string {
+	ip := net.ParseIP(domain)
+	if domain != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "https://" + domain
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" {
+		port = defaultPort
+	}
+	return "http://" + net.JoinHostPort(domain, port)
+}
+
+// defaultPort is the public listener's port when the config names none.
+const defaultPort = "8080"
 
 // serverOptions are what tests change about a server.
 type serverOptions struct {
@@ -385,7 +408,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		listen = cfg.Listen
 	}
 	if listen == "" {
-		listen = ":8080"
+		listen = ":" + defaultPort
 	}
 	if s.ln, err = net.Listen("tcp", listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", listen, err)

@@ -312,9 +312,12 @@ func hashOf(s string) string {
 
 func TestCommands(t *testing.T) {
 	dir := t.TempDir()
+	t.Setenv("TALLY_CONFIG", "")
 	good := filepath.Join(dir, "good.yaml")
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(good, []byte(serveYAML), 0o644)
+	local := filepath.Join(dir, "local.yaml")
+	os.WriteFile(local, []byte("listen: \"127.0.0.1:8181\"\nsites:\n  - {id: dev, domains: [127.0.0.1, localhost]}\n"), 0o644)
 	os.WriteFile(bad, []byte("listen: \":8080\"\nevents:\n  - name: Bad-Name\n    propertys: []\n"), 0o644)
 	for _, tc := range []struct {
 		args     []string
@@ -327,6 +330,11 @@ func TestCommands(t *testing.T) {
 		{[]string{"check", "-config", filepath.Join(dir, "missing.yaml")}, 1, "", "no such file"},
 		{[]string{"snippet", "-config", good, "-site", "shop"}, 0, `src="https://shop.example.com/t.js?site=shop"`, ""},
 		{[]string{"snippet", "-config", good, "-site", "nope"}, 1, "", `-site "nope" is not in`},
+		// The config's only site, and a local domain reaches tally's own
+		// http listener on its port.
+		{[]string{"snippet", "-config", local}, 0, `src="http://127.0.0.1:8181/t.js?site=dev"`, ""},
+		{[]string{"snippet", "-config", local, "-origin", "https://tally.example"}, 0, `src="https://tally.example/t.js?site=dev"`, ""},
+		{[]string{"snippet"}, 1, "", "give the config with -config FILE or TALLY_CONFIG"},
 		{[]string{"version"}, 0, "tally ", ""},
 		{[]string{"frobnicate"}, 2, "", "unknown command"},
 		{nil, 2, "", "usage: tally"},

@@ -94,6 +94,7 @@ function init() {
   var backoff = 0;
   var lastTS = 0;
   var lastURL = '';
+  var clickedAt = {}; // event name → when a click capture last tracked it
   var ref = d.referrer;
 
   function emit(kind, data) {
@@ -264,7 +265,9 @@ function init() {
     lastURL = url;
     track('page_view');
     C.c.forEach(function (c) {
-      if (c[1] == 'v' && visited(c[2])) track(c[0]);
+      // A page a click capture of the same event led to (a single-page
+      // app's link) was counted by the click.
+      if (c[1] == 'v' && visited(c[2]) && !(clickedAt[c[0]] > Date.now() - 1e3)) track(c[0]);
     });
   }
 
@@ -280,6 +283,7 @@ function init() {
         var a = el.attributes[i];
         if (a.name.indexOf('data-tally-') == 0) props[a.name.slice(11).replace(/-/g, '_')] = a.value;
       }
+      clickedAt[c[0]] = Date.now();
       track(c[0], props);
     });
   }
