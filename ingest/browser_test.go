@@ -678,3 +678,26 @@ func TestParseBrowserBatchWire(t *testing.T) {
 		t.Errorf("Truncated = %q; lacks the dropped city", c.Truncated)
 	}
 }
+
+// TestParseBrowserMirrorReportAndDebug: the snippet's pixel mirror report is
+// kept as rule=outcome for known outcomes only, and debug mode rides along.
+func TestParseBrowserMirrorReportAndDebug(t *testing.T) {
+	body := `{"site":"shop","events":[
+		{"id":"e1","name":"page_view","debug":true,"mirror":{"leads":"sent","bad\u0001name":"sent","other":"queued","x":"lost","y":7}},
+		{"id":"e2","name":"page_view","mirror":{"*":"gpc"}},
+		{"id":"e3","name":"page_view"}
+	]}`
+	b := parseBatch(t, body, browserCtx())
+	if len(b.Completions) != 3 {
+		t.Fatalf("%d completions; want 3", len(b.Completions))
+	}
+	for i, want := range []struct {
+		debug  bool
+		mirror []string
+	}{{true, []string{"leads=sent", "other=queued"}}, {false, []string{"*=gpc"}}, {false, nil}} {
+		c := b.Completions[i]
+		if c.Debug != want.debug || !slices.Equal(c.Mirror, want.mirror) {
+			t.Errorf("completion %s: Debug %v, Mirror %q; want %v, %q", c.EventID, c.Debug, c.Mirror, want.debug, want.mirror)
+		}
+	}
+}

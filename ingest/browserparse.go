@@ -85,9 +85,9 @@ type wireEvent struct {
 	tooDeep                   bool // nested past maxBodyDepth (see spliceDeep)
 	id, name, ts              string
 	url, ref, title, fbp, fbc string
-	props, traits             []wireMember
+	props, traits, mirror     []wireMember
 	consent                   bool // a consent object was sent
-	analytics, ads            optBool
+	analytics, ads, debug     optBool
 }
 
 // wireMember is one props or traits member: its value as text, or ok false
@@ -457,6 +457,10 @@ func readEvent(dec *jsontext.Decoder, e *wireEvent) error {
 			err = e.readString(dec, &e.fbp)
 		case "fbc":
 			err = e.readString(dec, &e.fbc)
+		case "mirror":
+			err = e.readValues(dec, &e.mirror, false)
+		case "debug":
+			err = e.readBool(dec, &e.debug)
 		default:
 			err = dec.SkipValue()
 		}
@@ -705,8 +709,37 @@ func parseBrowserEvent(cat *Catalog, e *wireEvent, path string, now time.Time, s
 			c.Identity.Fbc = fbcFromURL(c.Page.URL, c.OccurredAt)
 		}
 	}
+	c.Debug = e.debug.v
+	c.Mirror = mirrorReport(e.mirror)
 	capTruncated(&c)
 	return c, oneRejection(rejs), true
+}
+
+// Bounds of the snippet's pixel mirror report: a site has a few mirror
+// rules, each named in at most maxRuleName characters.
+const (
+	maxMirrorEntries = 20
+	maxRuleName      = 100
+)
+
+// mirrorOutcomes are what the snippet reports of a mirror call (see
+// Completion.Mirror); anything else is dropped.
+var mirrorOutcomes = []string{"sent", "queued", "no_pixel", "duplicate", "no_consent", "gpc"}
+
+// mirrorReport keeps the well-formed entries of the snippet's mirror report
+// as "rule=outcome", sorted by rule.
+func mirrorReport(ms []wireMember) []string {
+	var out []string
+	for _, m := range lastOfEach(ms) {
+		if len(out) == maxMirrorEntries {
+			break
+		}
+		if !m.ok || m.name == "" || utf8.RuneCountInString(m.name) > maxRuleName || hasControl(m.name) || !slices.Contains(mirrorOutcomes, m.value) {
+			continue
+		}
+		out = append(out, m.name+"="+m.value)
+	}
+	return out
 }
 
 // maxTruncated bounds the cut-and-dropped notes kept with one completion;

@@ -39,6 +39,17 @@ type Completion struct {
 	// path, as "name: reason" (empty on the API path, which rejects instead).
 	Truncated []string
 
+	// Debug marks a completion from a browser in debug mode
+	// (?tally_debug=1): the console highlights it.
+	Debug bool
+	// Mirror is the snippet's report of its pixel mirror for this
+	// completion, as "rule=outcome": sent (to a loaded pixel), queued (in
+	// Meta's stub before its library loaded; lost if the page closed
+	// first), no_pixel, duplicate (inside the rule's dedupe window); and
+	// "*=no_consent" or "*=gpc" when ads consent kept every rule from
+	// mirroring. Empty on the API path and for sites without mirror rules.
+	Mirror []string
+
 	Page   Page
 	Client Client
 	// Enrichment is filled by the enricher; values sent explicitly on the API

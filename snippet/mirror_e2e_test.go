@@ -92,11 +92,22 @@ func TestMirrorMatchesConversionsAPI(t *testing.T) {
 	script, _ := b.Script("shop")
 	cat := ingest.NewCatalog(defs)
 	collected := make(chan error, 4)
+	var (
+		mu      sync.Mutex
+		reports [][]string // each form_submitted completion's mirror report
+	)
 	mux := trackerPage(script.JS)
 	mux.HandleFunc("/e", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		batch, err := ingest.ParseBrowserBatch(cat, body, ingest.BrowserContext{Now: time.Now(), UserAgent: r.UserAgent(), IP: "203.0.113.9"})
 		if err == nil {
+			mu.Lock()
+			for _, c := range batch.Completions {
+				if c.EventName == "form_submitted" {
+					reports = append(reports, c.Mirror)
+				}
+			}
+			mu.Unlock()
 			err = engine.Write(r.Context(), batch.Completions)
 		}
 		collected <- err
@@ -145,5 +156,11 @@ JSON.stringify(calls)`)
 	if ev.ActionSource != capi.ActionWebsite || ev.UserData.ClientUserAgent == "" || ev.UserData.ClientIPAddress != "203.0.113.9" ||
 		ev.UserData.Fbc == "" || ev.EventSourceURL != site.URL+"/?fbclid=IwAR-Click" {
 		t.Errorf("server event %+v; want website, the browser's user agent, IP, fbc and page URL", ev)
+	}
+	// The completion told the collector the pixel call was made.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reports) != 1 || len(reports[0]) != 1 || reports[0][0] != "contact_form_lead=sent" {
+		t.Errorf("mirror reports %q; want one [contact_form_lead=sent]", reports)
 	}
 }

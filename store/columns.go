@@ -96,6 +96,10 @@ var eventTable = []column{
 	{name: "prop_values", typ: "Array(String)", comment: "values of prop_keys, normalised by type", kind: kindPropVals},
 	{name: "truncated", typ: "Array(String)", comment: "what the snippet path cut or dropped, as name: reason", kind: kindStrings,
 		tag: 36, list: func(c *ingest.Completion) *[]string { return &c.Truncated }},
+	{name: "debug", typ: "UInt8", comment: "1 for a browser in debug mode (?tally_debug=1)", kind: kindBool, since: 7,
+		tag: 37, flag: func(c *ingest.Completion) *bool { return &c.Debug }},
+	{name: "mirror", typ: "Array(String)", comment: "the snippet's pixel mirror report, as rule=sent|queued|no_pixel|duplicate, or *=no_consent|gpc", kind: kindStrings, since: 7,
+		tag: 38, list: func(c *ingest.Completion) *[]string { return &c.Mirror }},
 }
 
 // eventColumns are the names of eventTable, in order.
@@ -135,10 +139,10 @@ func scanCompletion(rows driver.Rows, cols []*column) (ingest.Completion, error)
 	var (
 		c          ingest.Completion
 		ms         uint16
-		bot        uint8
 		keys, vals []string
 	)
 	dest := make([]any, len(cols))
+	flags := make([]uint8, len(cols))
 	for i, col := range cols {
 		switch col.kind {
 		case kindString:
@@ -148,7 +152,7 @@ func scanCompletion(rows driver.Rows, cols []*column) (ingest.Completion, error)
 		case kindMillis:
 			dest[i] = &ms
 		case kindBool:
-			dest[i] = &bot
+			dest[i] = &flags[i]
 		case kindStrings:
 			dest[i] = col.list(&c)
 		case kindPropKeys:
@@ -162,7 +166,11 @@ func scanCompletion(rows driver.Rows, cols []*column) (ingest.Completion, error)
 	}
 	c.OccurredAt = c.OccurredAt.UTC().Add(time.Duration(ms) * time.Millisecond)
 	c.ReceivedAt = c.ReceivedAt.UTC()
-	c.Enrichment.IsBot = bot == 1
+	for i, col := range cols {
+		if col.kind == kindBool {
+			*col.flag(&c) = flags[i] == 1
+		}
+	}
 	for i := range keys {
 		if i < len(vals) {
 			c.Props = append(c.Props, ingest.Prop{Name: keys[i], Value: vals[i]})

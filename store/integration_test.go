@@ -99,6 +99,8 @@ func fullCompletion(i int, received time.Time) ingest.Completion {
 		Identity:   ingest.Identity{Email: s("a") + "@example.com", Phone: "+4912345"},
 		Props:      []ingest.Prop{{Name: "make", Value: s("volvo")}, {Name: "year", Value: "2020"}},
 		Truncated:  []string{"make: VALUE_TOO_LONG", "extra: TOO_MANY_PROPERTIES"},
+		Debug:      i == 2,
+		Mirror:     []string{"leads=" + s("sent")},
 		Page:       ingest.Page{URL: "https://shop.example.com/cars/" + s("x"), Referrer: s("ref"), Title: s("title")},
 		Client:     ingest.Client{IP: "203.0.113.0", UserAgent: s("ua"), Language: "de-DE"},
 		Enrichment: ingest.Enrichment{
@@ -125,6 +127,8 @@ type eventRow struct {
 	IsBot                                                           uint8
 	Country, Region, City                                           string
 	PropKeys, PropValues, Truncated                                 []string
+	Debug                                                           uint8
+	Mirror                                                          []string
 }
 
 func (r *eventRow) dest() []any {
@@ -132,7 +136,7 @@ func (r *eventRow) dest() []any {
 		&r.VisitorID, &r.SessionID, &r.Email, &r.ObjectID, &r.URL, &r.Path, &r.Referrer, &r.PageTitle,
 		&r.UTMSource, &r.UTMMedium, &r.UTMCampaign, &r.UTMTerm, &r.UTMContent, &r.Touchpoint, &r.ClickIDParam, &r.ClickID,
 		&r.IP, &r.UserAgent, &r.Language, &r.Browser, &r.BrowserVersion, &r.OS, &r.OSVersion, &r.DeviceType, &r.IsBot,
-		&r.Country, &r.Region, &r.City, &r.PropKeys, &r.PropValues, &r.Truncated}
+		&r.Country, &r.Region, &r.City, &r.PropKeys, &r.PropValues, &r.Truncated, &r.Debug, &r.Mirror}
 }
 
 func TestLogWriterRoundTrip(t *testing.T) {
@@ -175,7 +179,7 @@ func TestLogWriterRoundTrip(t *testing.T) {
 	}
 	want := []eventRow{
 		{EventID: "bare", Site: "blog", EventName: "page_view", OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), OccurredMs: 999,
-			ReceivedAt: received, Source: "api", PropKeys: []string{}, PropValues: []string{}, Truncated: []string{}},
+			ReceivedAt: received, Source: "api", PropKeys: []string{}, PropValues: []string{}, Truncated: []string{}, Mirror: []string{}},
 	}
 	for i := 1; i <= 2; i++ {
 		s := func(f string) string { return fmt.Sprintf("%s-%d", f, i) }
@@ -190,6 +194,7 @@ func TestLogWriterRoundTrip(t *testing.T) {
 			DeviceType: "Desktop", IsBot: uint8(i % 2), Country: "DE", Region: "BE", City: "Berlin",
 			PropKeys: []string{"make", "year"}, PropValues: []string{s("volvo"), "2020"},
 			Truncated: []string{"make: VALUE_TOO_LONG", "extra: TOO_MANY_PROPERTIES"},
+			Debug:     uint8(i / 2), Mirror: []string{"leads=" + s("sent")},
 		})
 	}
 	if len(got) != len(want) {

@@ -88,8 +88,18 @@ GROUP BY value, visitor_id`
 // anonymous completions (no email) of every visitor id linked to that
 // email, before and after the visitor identified. A visitor linked to two
 // emails (a shared browser) shows its anonymous completions under both.
+//
+// It holds the events columns of schema version 4, which created it: a
+// migration's statements run before its columns are added, so a later
+// column is not there yet when a database is migrated from empty.
 func contactTimelineDDL() []string {
-	cols := strings.Join(eventColumns, ", ")
+	var names []string
+	for _, c := range eventTable {
+		if c.since <= 4 {
+			names = append(names, c.name)
+		}
+	}
+	cols := strings.Join(names, ", ")
 	return []string{
 		"DROP TABLE IF EXISTS {db}.`contact_timeline`",
 		"CREATE VIEW {db}.`contact_timeline` AS\nSELECT contact, " + cols + " FROM (\n" +

@@ -18,6 +18,7 @@ func everyField(i int) ingest.Completion {
 	c.Identity = ingest.Identity{Email: "a@example.com", Phone: "+4912345", ExternalID: "crm-1", FirstName: "ada", LastName: "lovelace",
 		City: "london", State: "ldn", Zip: "n1", Country: "gb", Fbp: "fb.1.1.1", Fbc: "fb.1.1.abc"}
 	c.Consent = ingest.Consent{Analytics: true, Ads: true}
+	c.Debug, c.Mirror = true, []string{"leads=sent", "*=gpc"}
 	return c
 }
 

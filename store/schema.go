@@ -219,6 +219,11 @@ func migrations() []migration {
 		{6, "deliveries trace_id", nil, []addColumn{
 			{"deliveries", "trace_id", "String DEFAULT fbtrace_id"},
 		}},
+		// The console's debug mode and the snippet's pixel mirror report.
+		{7, "events debug and mirror", nil, []addColumn{
+			{"events", "debug", "UInt8 DEFAULT 0"},
+			{"events", "mirror", "Array(String) DEFAULT []"},
+		}},
 	}
 }
 

@@ -362,11 +362,22 @@ export function mirror(rules, ev, emit) {
     if (!args) return;
     if (__DEDUPE__ && duplicate(r, ev)) {
       if (emit) emit('mirror_duplicate', { rule: r.r, id: ev.id });
+      report(ev, r.r, 'duplicate');
       return;
     }
     args.forEach(function (a) {
       if (emit) emit('mirror', { rule: r.r, args: a });
       if (typeof fbq == 'function') fbq(a[0], a[1], a[2], a[3]);
     });
+    // What became of the call, for the console's deduplication view: sent
+    // to a loaded pixel, queued in Meta's stub before its library loaded
+    // (lost if the page closes first), or no pixel on the page.
+    report(ev, r.r, typeof fbq != 'function' ? 'no_pixel' : fbq.queue && !fbq.callMethod ? 'queued' : 'sent');
   });
+}
+
+// report notes on the completion what the mirror did for rule r; the
+// collector stores it with the completion ("*" is the whole completion).
+export function report(ev, r, what) {
+  (ev.mirror = ev.mirror || {})[r] = what;
 }

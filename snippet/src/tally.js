@@ -12,9 +12,11 @@
 //
 // Wire format (POST text/plain, so no CORS preflight):
 //   {"site","sent","lang","events":[{"id","name","ts","props","url","ref",
-//     "title","consent":{"analytics","ads"},"traits","fbp","fbc"}]}
+//     "title","consent":{"analytics","ads"},"traits","fbp","fbc",
+//     "mirror":{rule: sent|queued|no_pixel|duplicate, "*": no_consent|gpc},
+//     "debug"}]}
 
-import { mirror } from './mirror.js';
+import { mirror, report } from './mirror.js';
 
 var C = __TALLY__;
 var w = window;
@@ -32,6 +34,7 @@ var loc = location;
 // remembering an opt-out is what the visitor asked for.
 var QUEUE = 'tally_q';
 var CONSENT = 'tally_consent';
+var DEBUG = 'tally_debug'; // debug mode: the console highlights this browser's completions
 
 // Retry queue bounds: 100 completions, each kept at most 24 h (a browser
 // back online after a day sends what it missed; older is noise).
@@ -94,6 +97,8 @@ function init() {
   var backoff = 0;
   var lastTS = 0;
   var lastURL = '';
+  var dbg = /[?&]tally_debug=([01])/.exec(loc.search);
+  dbg = dbg ? save(DEBUG, +dbg[1] || null) || +dbg[1] : load(DEBUG);
   var clickedAt = {}; // event name → when a click capture last tracked it
   var ref = d.referrer;
 
@@ -149,10 +154,11 @@ function init() {
         break;
       }
     }
+    if (dbg) ev.debug = !0;
     if (ev.consent.ads) {
       metaIDs(ev);
       if (C.m) mirror(C.m, ev, emit);
-    }
+    } else if (C.m) report(ev, '*', gpc ? 'gpc' : 'no_consent');
     outbox.push(ev);
     emit('track', ev);
     if (!scheduled) scheduled = setTimeout(flush, 0);
@@ -326,8 +332,10 @@ function init() {
     identify: identify,
     page: page,
     consent: setConsent,
+    // tally('debug', fn) adds a hook; tally('debug', true|false) turns the
+    // console's debug mode on or off for this browser (as ?tally_debug=1|0).
     debug: function (f) {
-      hooks.push(f);
+      f.call ? hooks.push(f) : save(DEBUG, (dbg = !!f) || null);
     },
   };
 

@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS `tally`.events
     city              String,
     prop_keys         Array(String) COMMENT 'custom property names, sorted; typed in the event_<name> views',
     prop_values       Array(String) COMMENT 'values of prop_keys, normalised by type',
-    truncated         Array(String) COMMENT 'what the snippet path cut or dropped, as name: reason'
+    truncated         Array(String) COMMENT 'what the snippet path cut or dropped, as name: reason',
+    debug UInt8 DEFAULT 0,
+    mirror Array(String) DEFAULT []
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(occurred_at)

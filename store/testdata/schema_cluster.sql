@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS `tally`.events_local ON CLUSTER `tally_cluster`
     city              String,
     prop_keys         Array(String),
     prop_values       Array(String),
-    truncated         Array(String)
+    truncated         Array(String),
+    debug UInt8 DEFAULT 0,
+    mirror Array(String) DEFAULT []
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tally/events_local', '{replica}')
 PARTITION BY toYYYYMM(occurred_at)

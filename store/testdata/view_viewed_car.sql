@@ -36,6 +36,8 @@ SELECT
     region,
     city,
     truncated,
+    debug,
+    mirror,
     prop_values[indexOf(prop_keys, 'make')] AS `make`,
     toFloat64OrNull(prop_values[indexOf(prop_keys, 'year')]) AS `year`,
     if(prop_values[indexOf(prop_keys, 'condition')] = '', emptyArrayString(), splitByChar(';', prop_values[indexOf(prop_keys, 'condition')])) AS `condition`,
