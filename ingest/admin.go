@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,7 +30,21 @@ type AdminConfig struct {
 	// Replay serves POST /rules/replay, for tokens with the replay scope;
 	// nil serves none.
 	Replay ReplayFunc
-	Tokens []Token
+	// Console serves the console's pages under /console; nil serves none.
+	// ConsoleStream is its live stream, served at /console/stream as
+	// server-sent events. Both answer loopback clients, and others with a
+	// token whose scopes include console (sent once as ?token=, then kept
+	// in a cookie for /console, or as Authorization: Bearer).
+	Console       http.Handler
+	ConsoleStream EventStream
+	Tokens        []Token
+}
+
+// EventStream is a source of server-sent events. Subscribe returns the
+// frames to write, each complete ("event: …\ndata: …\n\n"), and stop,
+// which ends the subscription and must be called once.
+type EventStream interface {
+	Subscribe() (frames <-chan []byte, stop func())
 }
 
 // ReplayRequest asks a rule to forward stored history from Since on.
@@ -70,12 +85,14 @@ const adminBody = 64 << 10
 // built and where its ClickHouse is, so they are not on the public port
 // the sites' visitors reach.
 type Admin struct {
-	app *fiber.App
+	app     *fiber.App
+	closing chan struct{} // closed by Shutdown: live streams end
 }
 
 // NewAdmin builds the operator endpoints.
 func NewAdmin(cfg AdminConfig) *Admin {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
+	app := fiber.New(fiber.Config{DisableStartupMessage: true, ReadTimeout: 30 * time.Second, WriteTimeout: adminWriteTimeout})
+	a := &Admin{app: app, closing: make(chan struct{})}
 	app.Get("/healthz", func(ctx *fiber.Ctx) error { return ctx.SendString("ok") })
 	app.Get("/readyz", func(ctx *fiber.Ctx) error {
 		if err := checkReady(ctx, cfg.Ready); err != nil {
@@ -95,7 +112,87 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	if cfg.Replay != nil {
 		app.Post("/rules/replay", adminAction(cfg.Tokens, ScopeReplay, `{"rule": ..., "since": RFC 3339 time}`, ErrReplayInput, cfg.Replay))
 	}
-	return &Admin{app: app}
+	if cfg.Console != nil {
+		app.Use("/console", consoleAccess(cfg.Tokens))
+		if cfg.ConsoleStream != nil {
+			app.Get("/console/stream", a.stream(cfg.ConsoleStream))
+		}
+		h := adaptor.HTTPHandler(cfg.Console)
+		app.All("/console", h)
+		app.All("/console/*", h)
+	}
+	return a
+}
+
+// adminWriteTimeout bounds writing one answer; a live stream pushes its
+// deadline on by this much before each write, so it lasts while the
+// client reads.
+const adminWriteTimeout = 30 * time.Second
+
+// streamHeartbeat is how often an idle live stream writes a comment line:
+// a client gone away is noticed within it, and proxies keep the
+// connection open.
+const streamHeartbeat = 15 * time.Second
+
+// consoleCookie keeps a console token given as ?token= for /console.
+const consoleCookie = "tally_console"
+
+// consoleAccess lets loopback clients through, and others with a console
+// token: as Authorization: Bearer, in the console cookie, or as ?token=,
+// which is then set as the cookie and removed from the address by a
+// redirect (so it does not stay in the browser's history).
+func consoleAccess(tokens []Token) fiber.Handler {
+	return func(ctx *fiber.Ctx) error {
+		if ctx.Context().RemoteIP().IsLoopback() {
+			return ctx.Next()
+		}
+		if _, ok := tokenIndex(ctx, tokens, ScopeConsole); ok {
+			return ctx.Next()
+		}
+		if q := ctx.Query("token"); q != "" && validToken(tokens, q, ScopeConsole) {
+			ctx.Cookie(&fiber.Cookie{Name: consoleCookie, Value: q, Path: "/console", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode})
+			return ctx.Redirect(ctx.Path(), fiber.StatusSeeOther)
+		}
+		if c := ctx.Cookies(consoleCookie); c != "" && validToken(tokens, c, ScopeConsole) {
+			return ctx.Next()
+		}
+		return ctx.Status(fiber.StatusUnauthorized).SendString("the console answers loopback clients, or open /console?token=<a token whose scopes include console>")
+	}
+}
+
+// stream serves an EventStream as server-sent events until the client
+// goes away or the listener shuts down.
+func (a *Admin) stream(es EventStream) fiber.Handler {
+	return func(ctx *fiber.Ctx) error {
+		ctx.Set(fiber.HeaderContentType, "text/event-stream")
+		ctx.Set(fiber.HeaderCacheControl, "no-store")
+		conn := ctx.Context().Conn()
+		frames, stop := es.Subscribe()
+		ctx.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+			defer stop()
+			tick := time.NewTicker(streamHeartbeat)
+			defer tick.Stop()
+			w.WriteString("retry: 1000\n\n")
+			for {
+				conn.SetWriteDeadline(time.Now().Add(adminWriteTimeout))
+				if err := w.Flush(); err != nil {
+					return
+				}
+				select {
+				case <-a.closing:
+					return
+				case f, ok := <-frames:
+					if !ok {
+						return
+					}
+					w.Write(f)
+				case <-tick.C:
+					w.WriteString(": keep-alive\n\n")
+				}
+			}
+		})
+		return nil
+	}
 }
 
 // adminAction serves one POST of the admin listener: a token whose scopes
@@ -142,7 +239,10 @@ func warnings(f func() []string) string {
 func (a *Admin) App() *fiber.App { return a.app }
 
 // Shutdown stops the listener and waits for requests in flight.
-func (a *Admin) Shutdown(ctx context.Context) error { return a.app.ShutdownWithContext(ctx) }
+func (a *Admin) Shutdown(ctx context.Context) error {
+	close(a.closing)
+	return a.app.ShutdownWithContext(ctx)
+}
 
 func checkReady(ctx *fiber.Ctx, ready func(context.Context) error) error {
 	if ready == nil {

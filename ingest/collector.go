@@ -272,6 +272,18 @@ func tokenIndex(ctx *fiber.Ctx, tokens []Token, scope string) (int, bool) {
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return 0, false
 	}
+	return findToken(tokens, tok, scope)
+}
+
+// validToken reports whether tok is a configured token with scope.
+func validToken(tokens []Token, tok, scope string) bool {
+	_, ok := findToken(tokens, tok, scope)
+	return ok
+}
+
+// findToken finds tok among tokens, compared in constant time, and says
+// whether it has scope ("" for any).
+func findToken(tokens []Token, tok, scope string) (int, bool) {
 	for i := range tokens {
 		t := &tokens[i]
 		if t.Token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(t.Token)) == 1 {

@@ -20,7 +20,7 @@ type Token struct {
 	Token string `yaml:"token"`
 	// Scopes are what the token may do: "send" (the send API, imports),
 	// "read" (GET /events/v3/events), "erase" (POST /privacy/erase on the
-	// admin listener) and "replay" (POST /rules/replay on it). Empty means send only, so a token embedded in a
+	// admin listener) and "replay" (POST /rules/replay on it), "console" (the console on it, from another host). Empty means send only, so a token embedded in a
 	// backend that only sends can do nothing else.
 	Scopes []string `yaml:"scopes"`
 }
@@ -32,6 +32,9 @@ const (
 	ScopeErase = "erase"
 	// ScopeReplay may ask a rule to forward stored history again.
 	ScopeReplay = "replay"
+	// ScopeConsole may open the console on the admin listener from
+	// another host than the admin listener's own (loopback needs none).
+	ScopeConsole = "console"
 )
 
 // Allows reports whether the token has scope.

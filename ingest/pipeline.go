@@ -14,6 +14,10 @@ type PipelineConfig struct {
 	Sink   Sink
 	Dedup  Deduper    // may be nil: every completion is new
 	Enrich EnrichFunc // may be nil
+	// Observe, when set, sees each request's new completions once they are
+	// durable (the console's live stream). It must be quick and must not
+	// keep cs, which the caller reuses.
+	Observe func(cs []Completion)
 
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
@@ -93,6 +97,9 @@ func (p *Pipeline) Accept(ctx context.Context, cs []Completion) error {
 		if len(fresh[i].Truncated) > 0 {
 			p.truncated.Inc()
 		}
+	}
+	if p.cfg.Observe != nil {
+		p.cfg.Observe(fresh)
 	}
 	return nil
 }

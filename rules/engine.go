@@ -247,6 +247,19 @@ func (e *Engine) RuleEvents(rule string) []string {
 	return nil
 }
 
+// Matching names the enabled rules whose when holds for c (whether they
+// then forward it depends on consent, bots, dedupe and when it was
+// received); the console shows them beside each completion.
+func (e *Engine) Matching(c *ingest.Completion) []string {
+	var out []string
+	for _, r := range e.rules() {
+		if r.matches(c) {
+			out = append(out, r.name)
+		}
+	}
+	return out
+}
+
 func (e *Engine) write(ctx context.Context, cs []ingest.Completion, only string, replay bool, fwd Forwarder) (int, error) {
 	matched := 0
 	rules := e.rules()

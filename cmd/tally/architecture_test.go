@@ -29,6 +29,7 @@ var layering = map[string][]string{
 	mod + "/rules/capi/capitest":  {"github.com/gofiber/", mod + "/ingest", mod + "/store"},
 	mod + "/cmd/tally/config":     {"github.com/gofiber/", "github.com/ClickHouse/"},
 	mod + "/snippet/chromiumtest": {mod + "/"},
+	mod + "/console":              {"github.com/gofiber/", "github.com/ClickHouse/", mod + "/snippet", mod + "/ingest/enrich", mod + "/cmd/"},
 }
 
 // testOnly packages support tests and must never reach production code.

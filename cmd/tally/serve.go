@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tally-analytics/tally/cmd/tally/config"
+	"github.com/tally-analytics/tally/console"
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/ingest/enrich"
 	"github.com/tally-analytics/tally/rules"
@@ -208,6 +209,7 @@ type server struct {
 	collector   *ingest.Collector
 	ln          net.Listener
 	admin       *ingest.Admin
+	live        *console.Live
 	// The retention job: stopRetention ends it, retentionDone says it has.
 	stopRetention func()
 	retentionDone chan struct{}
@@ -375,8 +377,9 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		s.enricher.Enrich(c)
 		s.identities.FillOne(c)
 	}
+	s.live = console.NewLive(console.LiveConfig{Matching: engine.Matching, StorageIP: s.enricher.StorageIP})
 	s.pipeline = ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Dedup: dedup, Enrich: enrichment,
-		Log: log, Registerer: reg})
+		Observe: s.live.Observe, Log: log, Registerer: reg})
 	s.collector, err = ingest.NewCollector(ingest.Config{
 		CollectorConfig: cfg.Collector,
 		Sites:           cfg.Sites,
@@ -391,7 +394,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		// about 5 MB) beside the events table, so a million imported rows
 		// never push live event ids out of the collector's.
 		Import: ingest.ImportConfig{
-			Pipeline: ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Enrich: s.enricher.Enrich, Log: log}),
+			Pipeline: ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Enrich: s.enricher.Enrich, Observe: s.live.Observe, Log: log}),
 			Filter:   store.NewImportFilter(s.conn, s.db, store.NewDeduper(store.DeduperConfig{MaxKeys: 200_000})),
 		},
 		Scripts:    &s.scripts,
@@ -431,7 +434,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	// Operators' endpoints on their own listener (loopback by default).
 	s.eraser = store.NewEraser(s.conn, s.db, cfg.ClickHouse.Cluster)
 	s.admin = ingest.NewAdmin(ingest.AdminConfig{Ready: s.ready, Warnings: s.warnings, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Erase: s.erase, Replay: s.replay, Tokens: cfg.APITokens})
+		Erase: s.erase, Replay: s.replay, Console: s.newConsole(), ConsoleStream: s.live, Tokens: cfg.APITokens})
 	adminAddr := opt.AdminListen
 	if adminAddr == "" {
 		adminAddr = cfg.AdminAddr()

@@ -97,8 +97,8 @@ func Check(f *File) []ingest.FieldError {
 		}
 		tokens[t.Token] = i
 		for j, sc := range t.Scopes {
-			if sc != ingest.ScopeSend && sc != ingest.ScopeRead && sc != ingest.ScopeErase && sc != ingest.ScopeReplay {
-				add(fmt.Sprintf("%s.scopes[%d]", p, j), "INVALID_VALUE", "scope %q is not send, read, erase or replay", sc)
+			if sc != ingest.ScopeSend && sc != ingest.ScopeRead && sc != ingest.ScopeErase && sc != ingest.ScopeReplay && sc != ingest.ScopeConsole {
+				add(fmt.Sprintf("%s.scopes[%d]", p, j), "INVALID_VALUE", "scope %q is not send, read, erase, replay or console", sc)
 			}
 		}
 	}

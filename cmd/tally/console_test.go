@@ -1,0 +1,220 @@
+package main
+
+// The console in a real headless Chromium against a whole running tally:
+// its live page shows a completion sent during the test, highlighted for a
+// browser in debug mode with the rule it matched; the rules page shows the
+// delivery with the Graph API stand-in's answer; the deduplication page
+// counts the conversion as reaching Meta from both sides. Every page is
+// screenshotted for a reviewer (TALLY_SCREENSHOTS=dir keeps them).
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tally-analytics/tally/rules/deliver"
+)
+
+const consoleYAML = browserYAML + `destinations:
+  - name: meta_shop
+    type: meta_capi
+    pixel_id: "1234567890"
+    access_token: ` + graphToken + `
+    graph_url: GRAPH
+rules:
+  - name: contact_form_lead
+    when:
+      event: form_submitted
+      where:
+        - {property: form_id, op: is_equal_to, value: contact}
+    forward:
+      to: meta_shop
+      event_name: Lead
+      value: {property: deal_amount, default: 50}
+      currency: EUR
+      share: [email, client_ip, user_agent, fbp, fbc]
+      mirror_in_browser: true
+api_tokens:
+  - {name: test, token: ` + testAPIToken + `}
+`
+
+func TestConsoleInBrowser(t *testing.T) {
+	graph := capitestServer(t)
+	tu := startBrowserTallyWith(t, strings.Replace(consoleYAML, "GRAPH", graph.URL(), 1),
+		serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
+	ts := tu.ts
+	admin := "http://" + ts.AdminAddr()
+	f := newFront(t, ts.url)
+	shots := screenshotDir(t)
+
+	// A rejected API completion and a truncated snippet one, for the
+	// rejections page (rejections are written every 5 s: sent first).
+	if code, body := ts.post(t, "/events/v3/send", `{"eventName":"viewed_car","email":"r@example.com","properties":{"colour":"red"}}`); code != 400 {
+		t.Fatalf("API send with an unknown property = %d %s; want 400", code, body)
+	}
+
+	console := newBrowser(t)
+	do(t, console, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(admin+"/console"))
+	waitFor(t, console, "the live stream to connect", `document.getElementById('status').textContent == 'live'`)
+
+	// A visitor in debug mode sends a lead; an API completion arrives too.
+	site := newBrowser(t)
+	stub := `<script>window.fbq = function () { (window.fbqCalls = window.fbqCalls || []).push(arguments); };</script>`
+	do(t, site, chromedp.Navigate(f.page("/p/console", stub, "")+"?tally_debug=1"))
+	loaded(t, site)
+	eval[chromedp.Void](t, site, `tally('identify', {email: 'lead@example.com'});
+tally('track', 'form_submitted', {form_id: 'contact', deal_amount: 120});
+tally('track', 'viewed_car', {make: 'x'.repeat(300)});`)
+	if code, body := ts.post(t, "/events/v3/send", `{"eventName":"viewed_car","email":"api@example.com","properties":{"make":"saab"}}`); code != 204 {
+		t.Fatalf("API send = %d %s; want 204", code, body)
+	}
+
+	t.Run("live stream", func(t *testing.T) {
+		waitFor(t, console, "the debug visitor's lead in the live stream",
+			`[...document.querySelectorAll('#live tr.completion.debug')].some(r => r.cells[2].textContent.startsWith('form_submitted') && r.cells[5].textContent == 'contact_form_lead')`)
+		waitFor(t, console, "the API completion in the live stream",
+			`[...document.querySelectorAll('#live tr.completion')].some(r => r.cells[3].textContent == 'api' && r.cells[4].textContent.includes('api@example.com'))`)
+		shoot(t, console, shots, "live")
+		// Expanding a row shows every stored field.
+		detail := eval[string](t, console, `(() => { const r = [...document.querySelectorAll('#live tr.completion.debug')].find(r => r.cells[2].textContent.startsWith('form_submitted'));
+r.click(); return r.nextElementSibling.hidden ? '' : r.nextElementSibling.textContent; })()`)
+		for _, want := range []string{`"email": "lead@example.com"`, `"deal_amount": "120"`, `"mirror": [`, `"contact_form_lead=sent"`, `"debug": true`, `"device_type"`} {
+			if !strings.Contains(detail, want) {
+				t.Errorf("expanded completion lacks %s:\n%s", want, detail)
+			}
+		}
+		// The source filter leaves only the API's completions.
+		visible := eval[string](t, console, `(() => { const s = document.querySelector('#filters [name=source]'); s.value = 'api'; s.dispatchEvent(new Event('change', {bubbles: true}));
+return [...document.querySelectorAll('#live tr.completion')].filter(r => !r.hidden).map(r => r.cells[3].textContent).join(','); })()`)
+		if visible != "api" {
+			t.Errorf("rows shown with source api: %q; want the one API completion", visible)
+		}
+	})
+
+	// The lead reaches the stand-in and its outcome the deliveries table.
+	var traceID, eventID string
+	eventually(t, "the lead's delivery stored", func() (bool, string) {
+		rows, err := ts.conn.Query(context.Background(), "SELECT trace_id, event_id FROM `"+ts.db+"`.deliveries WHERE rule = 'contact_form_lead' AND status = 'sent'")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := rows.Scan(&traceID, &eventID); err != nil {
+				return false, err.Error()
+			}
+		}
+		return traceID != "", fmt.Sprint(len(graph.Received()), " events at the stand-in")
+	})
+
+	t.Run("rules and deliveries", func(t *testing.T) {
+		do(t, console, chromedp.Navigate(admin+"/console/rules"))
+		text := pageText(t, console)
+		for _, want := range []string{"contact_form_lead", "enabled", "sent 1", eventID, traceID} {
+			if !strings.Contains(text, want) {
+				t.Errorf("rules page lacks %q:\n%s", want, text)
+			}
+		}
+		// The delivery expands to the payload sent and the stand-in's answer.
+		detail := eval[string](t, console, `(() => { const r = document.querySelector('.deliveries tr.expand'); r.click(); return r.nextElementSibling.textContent; })()`)
+		for _, want := range []string{`"event_id": "` + eventID + `"`, `"event_name": "Lead"`, `"fbtrace_id": "` + traceID + `"`, `"events_received": 1`} {
+			if !strings.Contains(detail, want) {
+				t.Errorf("expanded delivery lacks %s:\n%s", want, detail)
+			}
+		}
+		shoot(t, console, shots, "rules")
+	})
+
+	t.Run("deduplication", func(t *testing.T) {
+		do(t, console, chromedp.Navigate(admin+"/console/dedup"))
+		share := eval[string](t, console, `document.querySelector('#dedup-contact_form_lead .share strong').textContent`)
+		counts := eval[string](t, console, `[...document.querySelectorAll('#dedup-contact_form_lead .counts td')].map(c => c.textContent).join(' ')`)
+		if share != "100.0%" || counts != "1 0 0 0" {
+			t.Errorf("dedup share %s, counts (both, server only, browser only, neither) %s; want 100.0%%, 1 0 0 0", share, counts)
+		}
+		shoot(t, console, shots, "dedup")
+	})
+
+	t.Run("events", func(t *testing.T) {
+		do(t, console, chromedp.Navigate(admin+"/console/events"))
+		got := eval[string](t, console, `[...document.querySelectorAll('#events tbody tr')].filter(r => r.cells[0].textContent == 'form_submitted').map(r => r.cells[4].textContent + ' ' + r.cells[5].textContent).join()`)
+		if got != "1 1" {
+			t.Errorf("form_submitted counts (hour, day) %q; want 1 1", got)
+		}
+		shoot(t, console, shots, "events")
+	})
+
+	t.Run("destinations and log", func(t *testing.T) {
+		do(t, console, chromedp.Navigate(admin+"/console/destinations"))
+		text := pageText(t, console)
+		for _, want := range []string{"meta_shop", "meta_capi", "ok", "clickhouse", "rules"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("destinations page lacks %q:\n%s", want, text)
+			}
+		}
+		shoot(t, console, shots, "destinations")
+	})
+
+	t.Run("rejections and truncations", func(t *testing.T) {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			do(t, console, chromedp.Navigate(admin+"/console/rejections"))
+			text := pageText(t, console)
+			if strings.Contains(text, "UNKNOWN_PROPERTY") && strings.Contains(text, "make: ") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("rejections page never showed the API's UNKNOWN_PROPERTY and the snippet's cut make:\n%s", text)
+			}
+			time.Sleep(500 * time.Millisecond) // polling storage, not waiting for time to pass
+		}
+		shoot(t, console, shots, "rejections")
+	})
+}
+
+// waitFor polls a JavaScript condition in the page until it holds (15 s).
+func waitFor(t *testing.T, ctx context.Context, what, js string) {
+	t.Helper()
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(pctx, chromedp.Poll[bool](js)); err != nil {
+		t.Fatalf("waiting for %s: %v\npage:\n%s", what, err, pageText(t, ctx))
+	}
+}
+
+func pageText(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	return eval[string](t, ctx, `document.body.innerText`)
+}
+
+// screenshotDir is where the console's screenshots go: $TALLY_SCREENSHOTS,
+// or the test's temporary directory.
+func screenshotDir(t *testing.T) string {
+	if dir := os.Getenv("TALLY_SCREENSHOTS"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.TempDir()
+}
+
+// shoot saves a full-page screenshot of the console as dir/console-NAME.png.
+func shoot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(dir, "console-"+name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}

@@ -1,0 +1,71 @@
+package console
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/store"
+)
+
+func TestDedupClassifiesEachConversion(t *testing.T) {
+	const rule = "lead"
+	d := func(id, status string) store.Delivery {
+		return store.Delivery{EventID: id, Rule: rule, Status: status}
+	}
+	r := func(id string, src ingest.Source, mirror ...string) store.MirrorReport {
+		return store.MirrorReport{EventID: id, Source: src, Mirror: mirror}
+	}
+	// Outcomes newest first: "retried" was retrying, then sent.
+	ds := []store.Delivery{d("both", "sent"), d("retried", "sent"), d("retried", "retrying"), d("api", "sent"), d("queued", "sent"),
+		d("nopixel", "sent"), d("failed", "failed"), d("gpc", "skipped_consent"), d("old", "sent")}
+	reports := []store.MirrorReport{
+		r("both", ingest.SourceBrowser, "lead=sent"), r("retried", ingest.SourceBrowser, "other=queued", "lead=sent"),
+		r("api", ingest.SourceAPI), r("queued", ingest.SourceBrowser, "lead=queued"), r("nopixel", ingest.SourceBrowser, "lead=no_pixel"),
+		r("failed", ingest.SourceBrowser, "lead=sent"), r("gpc", ingest.SourceBrowser, "*=gpc"),
+		r("pending", ingest.SourceBrowser, "lead=sent"), r("unrelated", ingest.SourceBrowser, "other=sent"),
+	}
+	got := dedupOf(rule, ds, reports)
+	if got.Both != 2 || got.ServerOnly != 4 || got.BrowserOnly != 2 || got.Neither != 1 {
+		t.Errorf("both %d, server only %d, browser only %d, neither %d; want 2, 4, 2, 1", got.Both, got.ServerOnly, got.BrowserOnly, got.Neither)
+	}
+	if s := got.Share(); s != 0.25 {
+		t.Errorf("Share = %v; want 2 of 8 = 0.25", s)
+	}
+	why := map[string]string{}
+	for _, e := range got.Examples {
+		why[e.EventID] = e.Kind + ": " + e.Why
+	}
+	for id, want := range map[string]string{
+		"api":     "server only: sent through the api path: no browser",
+		"queued":  "server only: the pixel had not loaded yet (lost when the page closed early)",
+		"nopixel": "server only: no Meta pixel on the page",
+		"old":     "server only: the completion is not in the window (older, or erased)",
+		"failed":  "browser only: server: failed",
+		"pending": "browser only: no server outcome yet (not matched on the server, a bot, or still queued)",
+		"gpc":     "neither: Global Privacy Control",
+	} {
+		if why[id] != want {
+			t.Errorf("%s: %q; want %q", id, why[id], want)
+		}
+	}
+	if _, ok := why["unrelated"]; ok {
+		t.Error("a completion the rule neither forwarded nor mirrored is counted")
+	}
+	var ns []int
+	for _, r := range got.Reasons {
+		ns = append(ns, r.N)
+	}
+	if !slices.IsSortedFunc(ns, func(a, b int) int { return b - a }) {
+		t.Errorf("reasons %v not sorted by count, most first", got.Reasons)
+	}
+}
+
+func TestReportOf(t *testing.T) {
+	m := []string{"a=b=sent", "*=gpc"}
+	for rule, want := range map[string]string{"a=b": "sent", "*": "gpc", "a": "", "": ""} {
+		if got := reportOf(m, rule); got != want {
+			t.Errorf("reportOf(%q, %q) = %q; want %q", m, rule, got, want)
+		}
+	}
+}

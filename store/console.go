@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tally-analytics/tally/ingest"
+)
+
+// ConsoleReader answers the console's reads of ClickHouse: recent
+// rejections and truncations, completions per event, outcomes per rule and
+// the snippet's pixel mirror reports. Each read is bounded (a LIMIT, or a
+// time window on a partition key) so a page never scans the whole history.
+type ConsoleReader struct {
+	conn     Conn
+	database string
+}
+
+// NewConsoleReader returns a ConsoleReader of database (already migrated).
+func NewConsoleReader(conn Conn, database string) *ConsoleReader {
+	return &ConsoleReader{conn: conn, database: database}
+}
+
+// Rejections returns the newest rejections, at most limit of them.
+func (r *ConsoleReader) Rejections(ctx context.Context, limit int) ([]ingest.Rejection, error) {
+	rows, err := r.conn.Query(ctx, fmt.Sprintf("SELECT rejected_at, site, source, event_name, reason, field, payload FROM %s ORDER BY rejected_at DESC LIMIT %d", r.table("rejections"), limit))
+	if err != nil {
+		return nil, fmt.Errorf("read rejections: %w", err)
+	}
+	defer rows.Close()
+	var out []ingest.Rejection
+	for rows.Next() {
+		var x ingest.Rejection
+		if err := rows.Scan(&x.At, &x.Site, (*string)(&x.Source), &x.EventName, &x.Reason, &x.Field, &x.Payload); err != nil {
+			return nil, fmt.Errorf("read rejections: %w", err)
+		}
+		x.At = x.At.UTC()
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// truncationWindow bounds the events a look for truncated completions
+// reads: the last day (the events table is partitioned and sorted by
+// site and event first, so an unbounded look would read every row).
+const truncationWindow = 24 * time.Hour
+
+// Truncated returns the newest completions of the last day that were
+// stored with a value cut or a property dropped, at most limit of them.
+// Each has its id, names, times, site, source and Truncated set.
+func (r *ConsoleReader) Truncated(ctx context.Context, now time.Time, limit int) ([]ingest.Completion, error) {
+	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT event_id, event_name, site, source, received_at, truncated FROM %s
+WHERE received_at >= ? AND notEmpty(truncated) ORDER BY received_at DESC LIMIT %d`, r.table("events"), limit), now.Add(-truncationWindow).UTC())
+	if err != nil {
+		return nil, fmt.Errorf("read truncated completions: %w", err)
+	}
+	defer rows.Close()
+	var out []ingest.Completion
+	for rows.Next() {
+		var c ingest.Completion
+		if err := rows.Scan(&c.EventID, &c.EventName, &c.Site, (*string)(&c.Source), &c.ReceivedAt, &c.Truncated); err != nil {
+			return nil, fmt.Errorf("read truncated completions: %w", err)
+		}
+		c.ReceivedAt = c.ReceivedAt.UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// EventCount is how many completions of one event were received in the
+// last hour and the last day.
+type EventCount struct {
+	Hour, Day uint64
+}
+
+// EventCounts counts the completions received in the day before now, by
+// event name.
+func (r *ConsoleReader) EventCounts(ctx context.Context, now time.Time) (map[string]EventCount, error) {
+	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT event_name, countIf(received_at >= ?), count() FROM %s
+WHERE received_at >= ? GROUP BY event_name`, r.table("events")), now.Add(-time.Hour).UTC(), now.Add(-24*time.Hour).UTC())
+	if err != nil {
+		return nil, fmt.Errorf("count events: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]EventCount{}
+	for rows.Next() {
+		var (
+			name string
+			c    EventCount
+		)
+		if err := rows.Scan(&name, &c.Hour, &c.Day); err != nil {
+			return nil, fmt.Errorf("count events: %w", err)
+		}
+		out[name] = c
+	}
+	return out, rows.Err()
+}
+
+// OutcomeCounts counts, for each rule, the distinct events that reached
+// each delivery status since the given time (an event retried and then
+// sent counts under both).
+func (r *ConsoleReader) OutcomeCounts(ctx context.Context, since time.Time) (map[string]map[string]uint64, error) {
+	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT rule, status, uniqExact(event_id) FROM %s
+WHERE updated_at >= ? GROUP BY rule, status`, r.table("deliveries")), since.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]uint64{}
+	for rows.Next() {
+		var (
+			rule, status string
+			n            uint64
+		)
+		if err := rows.Scan(&rule, &status, &n); err != nil {
+			return nil, fmt.Errorf("count deliveries: %w", err)
+		}
+		if out[rule] == nil {
+			out[rule] = map[string]uint64{}
+		}
+		out[rule][status] = n
+	}
+	return out, rows.Err()
+}
+
+// Deliveries returns the newest outcomes of one rule, at most limit.
+func (r *ConsoleReader) Deliveries(ctx context.Context, rule string, since time.Time, limit int) ([]Delivery, error) {
+	return ReadDeliveries(ctx, r.conn, r.database, DeliveryQuery{Rule: rule, Since: since, Limit: limit})
+}
+
+// MirrorReport is what the snippet said its pixel mirror did with one
+// completion (ingest.Completion.Mirror).
+type MirrorReport struct {
+	EventID string
+	Source  ingest.Source
+	Mirror  []string
+}
+
+// maxMirrorReports bounds one read of mirror reports: a day of one rule's
+// events on a busy site.
+const maxMirrorReports = 100_000
+
+// MirrorReports returns the mirror reports of the completions of the named
+// events received since the given time.
+func (r *ConsoleReader) MirrorReports(ctx context.Context, events []string, since time.Time) ([]MirrorReport, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(events)+1)
+	for _, e := range events {
+		args = append(args, e)
+	}
+	args = append(args, since.UTC())
+	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT event_id, source, mirror FROM %s
+WHERE event_name IN (?%s) AND received_at >= ? LIMIT %d`, r.table("events"), strings.Repeat(", ?", len(events)-1), maxMirrorReports), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read mirror reports: %w", err)
+	}
+	defer rows.Close()
+	var out []MirrorReport
+	for rows.Next() {
+		var m MirrorReport
+		if err := rows.Scan(&m.EventID, (*string)(&m.Source), &m.Mirror); err != nil {
+			return nil, fmt.Errorf("read mirror reports: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (r *ConsoleReader) table(name string) string { return quoteIdent(r.database) + "." + name }
