@@ -17,27 +17,7 @@ import (
 // event id, value and currency, so Meta counts the pair once.
 func TestBrowserMirrorMatchesServer(t *testing.T) {
 	graph := capitestServer(t)
-	yaml := browserYAML + `destinations:
-  - name: meta_shop
-    type: meta_capi
-    pixel_id: "1234567890"
-    access_token: ` + graphToken + `
-    graph_url: ` + graph.URL() + `
-rules:
-  - name: contact_form_lead
-    when:
-      event: form_submitted
-      where:
-        - {property: form_id, op: is_equal_to, value: contact}
-    forward:
-      to: meta_shop
-      event_name: Lead
-      value: {property: deal_amount, default: 50}
-      currency: EUR
-      share: [email, client_ip, user_agent, fbp, fbc]
-      mirror_in_browser: true
-`
-	tu := startBrowserTallyWith(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
+	tu := startBrowserTallyWith(t, mirroredLeadYAML(graph.URL()), serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	ts := tu.ts
 	f := newFront(t, ts.url)
 	stub := `<script>window.fbqCalls = []; window.fbq = function () { fbqCalls.push(Array.prototype.slice.call(arguments)); };</script>`

@@ -21,12 +21,16 @@ import (
 	"github.com/tally-analytics/tally/rules/deliver"
 )
 
-const consoleYAML = browserYAML + `destinations:
+// mirroredLeadYAML is browserYAML with a Meta destination at the Graph
+// stand-in graphURL, the rule contact_form_lead forwarding contact forms
+// as Lead and mirroring them in the browser, and an API token.
+func mirroredLeadYAML(graphURL string) string {
+	return browserYAML + `destinations:
   - name: meta_shop
     type: meta_capi
     pixel_id: "1234567890"
     access_token: ` + graphToken + `
-    graph_url: GRAPH
+    graph_url: ` + graphURL + `
 rules:
   - name: contact_form_lead
     when:
@@ -43,11 +47,11 @@ rules:
 api_tokens:
   - {name: test, token: ` + testAPIToken + `}
 `
+}
 
 func TestConsoleInBrowser(t *testing.T) {
 	graph := capitestServer(t)
-	tu := startBrowserTallyWith(t, strings.Replace(consoleYAML, "GRAPH", graph.URL(), 1),
-		serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
+	tu := startBrowserTallyWith(t, mirroredLeadYAML(graph.URL()), serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	ts := tu.ts
 	admin := "http://" + ts.AdminAddr()
 	f := newFront(t, ts.url)
