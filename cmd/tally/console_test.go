@@ -51,7 +51,14 @@ api_tokens:
 
 func TestConsoleInBrowser(t *testing.T) {
 	graph := capitestServer(t)
-	tu := startBrowserTallyWith(t, mirroredLeadYAML(graph.URL()), serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
+	// A second destination whose token Meta refuses: it pauses.
+	yaml := strings.Replace(mirroredLeadYAML(graph.URL()), "rules:\n", `  - {name: meta_refused, type: meta_capi, pixel_id: "1234567890", access_token: wrong-token, graph_url: `+graph.URL()+`}
+rules:
+  - name: refused_lead
+    when: {event: form_submitted}
+    forward: {to: meta_refused, event_name: Lead, share: [email, client_ip, user_agent]}
+`, 1)
+	tu := startBrowserTallyWith(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	ts := tu.ts
 	admin := "http://" + ts.AdminAddr()
 	f := newFront(t, ts.url)
@@ -81,7 +88,7 @@ tally('track', 'viewed_car', {make: 'x'.repeat(300)});`)
 
 	t.Run("live stream", func(t *testing.T) {
 		waitFor(t, console, "the debug visitor's lead in the live stream",
-			`[...document.querySelectorAll('#live tr.completion.debug')].some(r => r.cells[2].textContent.startsWith('form_submitted') && r.cells[5].textContent == 'contact_form_lead')`)
+			`[...document.querySelectorAll('#live tr.completion.debug')].some(r => r.cells[2].textContent.startsWith('form_submitted') && r.cells[5].textContent.split(', ').includes('contact_form_lead'))`)
 		waitFor(t, console, "the API completion in the live stream",
 			`[...document.querySelectorAll('#live tr.completion')].some(r => r.cells[3].textContent == 'api' && r.cells[4].textContent.includes('api@example.com'))`)
 		shoot(t, console, shots, "live")
@@ -126,7 +133,7 @@ return [...document.querySelectorAll('#live tr.completion')].filter(r => !r.hidd
 			}
 		}
 		// The delivery expands to the payload sent and the stand-in's answer.
-		detail := eval[string](t, console, `(() => { const r = document.querySelector('.deliveries tr.expand'); r.click(); return r.nextElementSibling.textContent; })()`)
+		detail := eval[string](t, console, `(() => { const r = document.querySelector('#rule-contact_form_lead .deliveries tr.expand'); r.click(); return r.nextElementSibling.textContent; })()`)
 		for _, want := range []string{`"event_id": "` + eventID + `"`, `"event_name": "Lead"`, `"fbtrace_id": "` + traceID + `"`, `"events_received": 1`} {
 			if !strings.Contains(detail, want) {
 				t.Errorf("expanded delivery lacks %s:\n%s", want, detail)
@@ -161,6 +168,10 @@ return [...document.querySelectorAll('#live tr.completion')].filter(r => !r.hidd
 			if !strings.Contains(text, want) {
 				t.Errorf("destinations page lacks %q:\n%s", want, text)
 			}
+		}
+		state := eval[string](t, console, `[...document.querySelectorAll('#destinations tbody tr')].filter(r => r.cells[0].textContent == 'meta_refused').map(r => r.cells[2].textContent + ' ' + r.cells[5].textContent).join()`)
+		if !strings.HasPrefix(state, "paused 1 ") {
+			t.Errorf("meta_refused state and backlog %q; want paused with the lead waiting", state)
 		}
 		shoot(t, console, shots, "destinations")
 	})
