@@ -176,6 +176,22 @@ return [...document.querySelectorAll('#live tr.completion')].filter(r => !r.hidd
 		shoot(t, console, shots, "destinations")
 	})
 
+	// Debug mode stays on for the browser across pages until turned off.
+	t.Run("debug mode persists until turned off", func(t *testing.T) {
+		do(t, site, chromedp.Navigate(f.page("/p/debug-later", "", "")))
+		loaded(t, site)
+		eval[chromedp.Void](t, site, `tally('track', 'viewed_car', {make: 'still'}); tally('debug', false); tally('track', 'viewed_car', {make: 'off'});`)
+		query := "SELECT arrayStringConcat(groupArray(concat(prop_values[indexOf(prop_keys, 'make')], '=', toString(debug))), ' ') FROM (SELECT prop_keys, prop_values, debug FROM `" +
+			ts.db + "`.events WHERE path = '/p/debug-later' AND event_name = 'viewed_car' ORDER BY occurred_at, occurred_at_ms)"
+		eventually(t, "the two completions stored", func() (bool, string) {
+			var got string
+			if err := ts.conn.QueryRow(context.Background(), query).Scan(&got); err != nil {
+				return false, err.Error()
+			}
+			return got == "still=1 off=0", got
+		})
+	})
+
 	t.Run("rejections and truncations", func(t *testing.T) {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
