@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/store"
 )
 
 // LiveConfig is what the live stream needs from main.
@@ -116,6 +117,38 @@ func (l *Live) Subscribe() (<-chan []byte, func()) {
 			l.mu.Unlock()
 		})
 	}
+}
+
+// Record offers delivery outcomes to the watchers, so the live page shows
+// beside a completion what each rule did with it (a rules.DeliveryLog,
+// beside the deliveries table's writer). Like Observe it never blocks and
+// costs one atomic load while nobody watches.
+func (l *Live) Record(ds []store.Delivery) {
+	if l.watching.Load() == 0 {
+		return
+	}
+	for i := range ds {
+		d := &ds[i]
+		data, _ := json.Marshal(Outcome{EventID: d.EventID, Rule: d.Rule, Destination: d.Destination, Status: d.Status,
+			HTTPStatus: d.HTTPStatus, TraceID: d.TraceID, Message: d.Message})
+		frame := append(append([]byte("event: delivery\ndata: "), data...), "\n\n"...)
+		l.mu.Lock()
+		for s := range l.subs {
+			s.offer(frame)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// Outcome is one delivery outcome as the live page shows it.
+type Outcome struct {
+	EventID     string `json:"event_id"`
+	Rule        string `json:"rule"`
+	Destination string `json:"destination"`
+	Status      string `json:"status"`
+	HTTPStatus  int    `json:"http_status,omitempty"`
+	TraceID     string `json:"trace_id,omitempty"`
+	Message     string `json:"message,omitempty"`
 }
 
 // Entry is one completion as the console shows it: every stored field,

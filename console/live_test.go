@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/store"
 )
 
 func completion(id string, debug bool) ingest.Completion {
@@ -95,5 +96,23 @@ func BenchmarkObserveUnwatched(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		l.Observe(cs)
+	}
+}
+
+func TestLiveRecordsOutcomesForWatchersOnly(t *testing.T) {
+	l := NewLive(LiveConfig{})
+	l.Record([]store.Delivery{{EventID: "unwatched", Rule: "lead", Status: "sent"}})
+	frames, stop := l.Subscribe()
+	defer stop()
+	l.Record([]store.Delivery{{EventID: "e1", Rule: "lead", Destination: "meta", Status: "sent", HTTPStatus: 200, TraceID: "AbC"}})
+	want := `event: delivery
+data: {"event_id":"e1","rule":"lead","destination":"meta","status":"sent","http_status":200,"trace_id":"AbC"}
+
+`
+	if got := string(<-frames); got != want {
+		t.Errorf("frame %q; want %q", got, want)
+	}
+	if n := len(frames); n != 0 {
+		t.Errorf("%d more frames; want none (the outcome before watching is not kept)", n)
 	}
 }

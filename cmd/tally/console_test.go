@@ -88,7 +88,7 @@ tally('track', 'viewed_car', {make: 'x'.repeat(300)});`)
 
 	t.Run("live stream", func(t *testing.T) {
 		waitFor(t, console, "the debug visitor's lead in the live stream",
-			`[...document.querySelectorAll('#live tr.completion.debug')].some(r => r.cells[2].textContent.startsWith('form_submitted') && r.cells[5].textContent.split(', ').includes('contact_form_lead'))`)
+			`[...document.querySelectorAll('#live tr.completion.debug')].some(r => r.cells[2].textContent.startsWith('form_submitted') && r.cells[5].textContent.split(', ').some(x => x.startsWith('contact_form_lead')))`)
 		waitFor(t, console, "the API completion in the live stream",
 			`[...document.querySelectorAll('#live tr.completion')].some(r => r.cells[3].textContent == 'api' && r.cells[4].textContent.includes('api@example.com'))`)
 		shoot(t, console, shots, "live")
@@ -174,6 +174,18 @@ return [...document.querySelectorAll('#live tr.completion')].filter(r => !r.hidd
 			t.Errorf("meta_refused state and backlog %q; want paused with the lead waiting", state)
 		}
 		shoot(t, console, shots, "destinations")
+	})
+
+	t.Run("live delivery outcome", func(t *testing.T) {
+		do(t, console, chromedp.Navigate(admin+"/console"))
+		waitFor(t, console, "the live stream to connect", `document.getElementById('status').textContent == 'live'`)
+		// A new lead from the same debug browser: the live page shows what
+		// each rule did with it as the outcomes arrive (the paused
+		// destination's lead waits in its outbox: no outcome yet).
+		eval[chromedp.Void](t, site, `tally('track', 'form_submitted', {form_id: 'contact', deal_amount: 80});`)
+		waitFor(t, console, "the lead's outcomes beside it",
+			`[...document.querySelectorAll('#live tr.completion.debug')].some(r => /contact_form_lead: sent \(\w+\)/.test(r.cells[5].textContent))`)
+		shoot(t, console, shots, "live-outcomes")
 	})
 
 	// Debug mode stays on for the browser across pages until turned off.

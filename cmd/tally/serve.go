@@ -264,7 +264,13 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	inserter := store.NewInserter(s.conn, s.db)
 	s.rejects = store.NewRejectionWriter(store.RejectionWriterConfig{}, inserter.InsertRejections, log, reg)
 	s.delivers = store.NewDeliveryWriter(inserter.InsertDeliveries, log, reg)
-	dlog := s.delivers
+	// Outcomes go to the deliveries table and to the console's watchers.
+	// The live stream asks the engine and the enricher only once they run.
+	s.live = console.NewLive(console.LiveConfig{
+		Matching:  func(c *ingest.Completion) []string { return s.engine.Matching(c) },
+		StorageIP: func(ip string) string { return s.enricher.StorageIP(ip) },
+	})
+	dlog := deliveryLogs{s.delivers, s.live}
 	var (
 		engine *rules.Engine
 		outbox *outboxBatch
@@ -377,7 +383,6 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		s.enricher.Enrich(c)
 		s.identities.FillOne(c)
 	}
-	s.live = console.NewLive(console.LiveConfig{Matching: engine.Matching, StorageIP: s.enricher.StorageIP})
 	s.pipeline = ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Dedup: dedup, Enrich: enrichment,
 		Observe: s.live.Observe, Log: log, Registerer: reg})
 	s.collector, err = ingest.NewCollector(ingest.Config{
@@ -773,6 +778,15 @@ func (s sharedRuleState) SaveRuleStates(rs map[string]rules.RuleState) error {
 		in[k] = store.RuleState(v)
 	}
 	return s.t.Save(in)
+}
+
+// deliveryLogs records delivery outcomes in each of its logs.
+type deliveryLogs []deliver.DeliveryLog
+
+func (ls deliveryLogs) Record(ds []deliver.Delivery) {
+	for _, l := range ls {
+		l.Record(ds)
+	}
 }
 
 // demoPages serves the demo page for the first site at /demo, when the

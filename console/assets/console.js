@@ -60,7 +60,13 @@
     shown.textContent = n;
   }
 
+  var seen = {}; // event name and id of the completions on the page
+
   function add(c) {
+    // A reconnect replays the kept debug completions: each shows once.
+    var key = c.event_name + ' ' + c.event_id;
+    if (seen[key]) return;
+    seen[key] = 1;
     received++;
     count.textContent = received;
     var tr = document.createElement('tr');
@@ -78,7 +84,7 @@
     }
     cell(tr, c.source);
     cell(tr, [c.email, c.visitor_id || c.object_id].filter(Boolean).join(' · '));
-    cell(tr, (c.rules || []).join(', '), 'rules');
+    cell(tr, rulesText(c), 'rules');
     var detail = document.createElement('tr');
     detail.className = 'detail';
     detail.hidden = true;
@@ -90,11 +96,43 @@
     body.insertBefore(detail, body.firstChild);
     body.insertBefore(tr, detail);
     while (body.rows.length > 2 * MAX_ROWS) {
+      var old = body.rows[body.rows.length - 2].completion;
+      delete seen[old.event_name + ' ' + old.event_id];
       body.deleteRow(-1);
       body.deleteRow(-1);
     }
     tr.hidden = !matches(c);
     filter();
+  }
+
+  // What each rule did with a completion, as delivery outcomes arrive:
+  // event id → rule → status (and the destination's trace id).
+  var outcomes = {};
+  var outcomeCount = 0;
+
+  function rulesText(c) {
+    var o = outcomes[c.event_id] || {};
+    var names = (c.rules || []).slice();
+    Object.keys(o).forEach(function (r) {
+      if (names.indexOf(r) < 0) names.push(r);
+    });
+    return names
+      .map(function (r) {
+        return o[r] ? r + ': ' + o[r] : r;
+      })
+      .join(', ');
+  }
+
+  function outcome(d) {
+    if (++outcomeCount > 5000) {
+      outcomes = {}; // older outcomes' rows have long left the page
+      outcomeCount = 1;
+    }
+    (outcomes[d.event_id] = outcomes[d.event_id] || {})[d.rule] = d.status + (d.trace_id ? ' (' + d.trace_id + ')' : '');
+    for (var i = 0; i < body.rows.length; i += 2) {
+      var row = body.rows[i];
+      if (row.completion.event_id == d.event_id) row.cells[5].textContent = rulesText(row.completion);
+    }
   }
 
   form.addEventListener('input', filter);
@@ -111,6 +149,9 @@
   };
   stream.addEventListener('completion', function (e) {
     add(JSON.parse(e.data));
+  });
+  stream.addEventListener('delivery', function (e) {
+    outcome(JSON.parse(e.data));
   });
   stream.addEventListener('dropped', function (e) {
     status.textContent = 'live (' + e.data + ' completions skipped: this page fell behind)';
