@@ -24,6 +24,8 @@ require (
 
 require github.com/goccy/go-json v0.10.5 // indirect
 
+require golang.org/x/oauth2 v0.38.0 // indirect
+
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect
 	github.com/andybalholm/brotli v1.2.6 // indirect

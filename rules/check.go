@@ -62,6 +62,10 @@ type compiled struct {
 	where       []*filter
 	any         [][]*filter
 	consent     *filter // nil: no property gate
+	// mapping is what the destination type compiled of forward (the
+	// salesforce task's template…); nil for Meta, which maps with the
+	// fields above.
+	mapping any
 }
 
 // checker collects problems while compiling.
@@ -121,7 +125,7 @@ func compile(rules []Rule, dests []Destination, defs []ingest.Definition) ([]*co
 		if r.Forward.MirrorInBrowser {
 			c.checkMirrorFields(path+".when", &r.When)
 		}
-		cr.dest, cr.consent = c.checkForwardOf(path+".forward", &r.Forward, destByName, evDefs)
+		cr.dest, cr.consent, cr.mapping = c.checkForwardOf(path+".forward", &r.Forward, destByName, evDefs)
 		if r.Dedupe != nil {
 			c.checkDedupe(path+".dedupe", r.Dedupe, evDefs)
 			if r.Forward.MirrorInBrowser {
@@ -169,6 +173,9 @@ func (c *checker) checkDestinations(dests []Destination) map[string]Destination 
 			c.add(path+".type", "UNKNOWN_DESTINATION_TYPE", "unknown destination type %q; use one of %s", d.Type, strings.Join(kindNames(), ", "))
 		} else {
 			k.checkDest(c, path, &d)
+			if k.ads {
+				c.block(path, &d, "", true)
+			}
 		}
 		if d.Name != "" {
 			if _, dup := byName[d.Name]; !dup {
@@ -363,17 +370,7 @@ func (c *checker) checkForward(path string, fw *Forward, dests map[string]Destin
 		}
 	}
 
-	seen := map[string]bool{}
-	for i, s := range fw.Share {
-		p := fmt.Sprintf("%s.share[%d]", path, i)
-		switch {
-		case !slices.Contains(shareItems, s):
-			c.add(p, "UNKNOWN_SHARE", "unknown share item %q; use any of %s", s, strings.Join(shareItems, ", "))
-		case seen[s]:
-			c.add(p, "DUPLICATE_SHARE", "share item %q is listed twice", s)
-		}
-		seen[s] = true
-	}
+	seen := c.checkShare(path, fw.Share)
 	action := c.checkActionSource(path+".action_source", fw, ok, leads)
 	if ok && action == ActionWebsite && !seen[ShareUserAgent] {
 		c.add(path+".share", "MISSING_USER_AGENT", "Meta requires client_user_agent on website events: add user_agent to share")
@@ -399,6 +396,22 @@ func (c *checker) checkForward(path string, fw *Forward, dests map[string]Destin
 		c.add(path+".lead_id", "UNEXPECTED_FIELD", "lead_id is only for destinations with mode: %s", ModeConversionLeads)
 	}
 	return dest, consent
+}
+
+// checkShare checks forward.share and returns the items listed.
+func (c *checker) checkShare(path string, share []string) map[string]bool {
+	seen := map[string]bool{}
+	for i, s := range share {
+		p := fmt.Sprintf("%s.share[%d]", path, i)
+		switch {
+		case !slices.Contains(shareItems, s):
+			c.add(p, "UNKNOWN_SHARE", "unknown share item %q; use any of %s", s, strings.Join(shareItems, ", "))
+		case seen[s]:
+			c.add(p, "DUPLICATE_SHARE", "share item %q is listed twice", s)
+		}
+		seen[s] = true
+	}
+	return seen
 }
 
 // consentGate compiles forward.consent (nil when absent).

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/salesforce"
+	"github.com/tally-analytics/tally/rules/webhook"
 )
 
 // Destination types and modes.
@@ -27,8 +29,14 @@ const (
 // tally.yaml).
 type Destination struct {
 	Name string `yaml:"name"`
-	// Type is the kind of destination; only meta_capi exists.
+	// Type is the kind of destination: meta_capi (the fields below),
+	// salesforce (the salesforce block) or webhook (the webhook block).
 	Type string `yaml:"type"`
+
+	// Salesforce is a salesforce destination's block.
+	Salesforce *salesforce.Config `yaml:"salesforce"`
+	// Webhook is a webhook destination's block.
+	Webhook *webhook.Config `yaml:"webhook"`
 
 	PixelID     string `yaml:"pixel_id"`     // the pixel or dataset id events are posted to
 	AccessToken string `yaml:"access_token"` // a secret: reference it as ${ENV_NAME}; never logged
@@ -49,6 +57,9 @@ type Destination struct {
 
 // WithDefaults returns d with empty optional fields set to their defaults.
 func (d Destination) WithDefaults() Destination {
+	if d.Type != TypeMetaCAPI {
+		return d
+	}
 	if d.APIVersion == "" {
 		d.APIVersion = DefaultAPIVersion
 	}
@@ -61,7 +72,7 @@ func (d Destination) WithDefaults() Destination {
 	return d
 }
 
-// LogValue keeps the access token out of logs.
+// LogValue keeps the access token and secrets out of logs.
 func (d Destination) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("name", d.Name),
@@ -145,6 +156,7 @@ type Forward struct {
 	Value     *Value `yaml:"value"`
 	Currency  string `yaml:"currency"` // ISO 4217, e.g. EUR
 	// Share lists the user data sent (ShareItems); nothing else leaves.
+	// Meta gets it hashed as Meta requires, a webhook as it is.
 	Share   []string     `yaml:"share"`
 	Consent *ConsentGate `yaml:"consent"`
 	// MirrorInBrowser makes the snippet call fbq with the same event name,
@@ -162,6 +174,10 @@ type Forward struct {
 	// CustomData adds custom_data keys from properties: Meta's own
 	// (order_id, content_ids, predicted_ltv, …, typed) or custom ones.
 	CustomData []CustomDataField `yaml:"custom_data"`
+	// Task maps the completion onto a Salesforce task (salesforce
+	// destinations only); absent means the defaults of salesforce.Task.
+	Task *salesforce.Task `yaml:"task"`
+
 	// ActionSource says where the conversion happened, in Meta's words
 	// (ActionSources); empty means the destination mode's: website, or
 	// system_generated for conversion_leads.

@@ -11,6 +11,8 @@ import (
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/rules/capi"
 	"github.com/tally-analytics/tally/rules/deliver"
+	"github.com/tally-analytics/tally/rules/salesforce"
+	"github.com/tally-analytics/tally/rules/webhook"
 )
 
 // kind is what the rules know of one destination type: how its config
@@ -21,11 +23,14 @@ type kind struct {
 	// ads: an ad platform. Its rules need the visitor's ads consent, and
 	// forward's Meta fields (event_name, share, value…) are its own.
 	ads bool
+	// shares: forward.share says which identity fields it gets.
+	shares bool
 	// checkDest checks the destination's own block.
 	checkDest func(c *checker, path string, d *Destination)
 	// checkForward checks forward for a destination of this type (the
-	// common to and consent are checked before).
-	checkForward func(c *checker, path string, fw *Forward, d Destination, defs []*ingest.Definition)
+	// common to and consent are checked elsewhere) and returns what
+	// mapItems needs of it (compiled.mapping).
+	checkForward func(c *checker, path string, fw *Forward, d Destination, defs []*ingest.Definition) any
 	// mapItems maps a matching completion: the items to enqueue, and those
 	// refused before sending (recorded with their status).
 	mapItems func(r *compiled, c *ingest.Completion, now time.Time) ([]deliver.Item, []refusal)
@@ -53,6 +58,132 @@ var kinds = map[string]kind{
 		name:      func(r *compiled, _ *ingest.Completion) string { return r.rule.Forward.EventName },
 		open:      openMeta,
 	},
+	salesforce.Type: {
+		checkDest:    checkSalesforce,
+		checkForward: checkTask,
+		mapItems: func(r *compiled, c *ingest.Completion, now time.Time) ([]deliver.Item, []refusal) {
+			it, status, msg := r.mapping.(*salesforce.Mapping).Map(c, now)
+			if status != "" {
+				return nil, []refusal{{item: deliver.Item{Name: salesforce.ItemName}, status: status, message: msg}}
+			}
+			return []deliver.Item{it}, nil
+		},
+		name: func(*compiled, *ingest.Completion) string { return salesforce.ItemName },
+		open: func(d Destination, hc *http.Client) (deliver.Destination, error) {
+			client, err := salesforce.NewClient(*d.Salesforce, hc)
+			if err != nil {
+				return deliver.Destination{}, err
+			}
+			return salesforce.Destination(d.Name, client), nil
+		},
+	},
+	webhook.Type: {
+		shares:    true,
+		checkDest: checkWebhook,
+		checkForward: func(c *checker, path string, fw *Forward, _ Destination, _ []*ingest.Definition) any {
+			if fw.EventName != "" {
+				c.add(path+".event_name", "UNEXPECTED_FIELD", "a webhook sends the completion's own event name; remove event_name")
+			}
+			c.checkShare(path, fw.Share)
+			return nil
+		},
+		mapItems: func(r *compiled, c *ingest.Completion, _ time.Time) ([]deliver.Item, []refusal) {
+			return []deliver.Item{webhook.Map(c, r.name, r.sharedIdentity(c))}, nil
+		},
+		name: func(_ *compiled, c *ingest.Completion) string { return c.EventName },
+		open: func(d Destination, hc *http.Client) (deliver.Destination, error) {
+			client, err := webhook.NewClient(*d.Webhook, hc)
+			if err != nil {
+				return deliver.Destination{}, err
+			}
+			return webhook.Destination(d.Name, *d.Webhook, client), nil
+		},
+	},
+}
+
+func checkWebhook(c *checker, path string, d *Destination) {
+	if !c.block(path, d, "webhook", d.Webhook != nil) {
+		return
+	}
+	for _, fe := range d.Webhook.Check() {
+		c.add(path+".webhook."+fe.Path, fe.Code, "%s", fe.Message)
+	}
+}
+
+// sharedIdentity is what the rule shares of c's identity, as it is.
+func (r *compiled) sharedIdentity(c *ingest.Completion) map[string]string {
+	all := map[string]string{
+		ShareEmail: c.Identity.Email, SharePhone: c.Identity.Phone, ShareFirstName: c.Identity.FirstName, ShareLastName: c.Identity.LastName,
+		ShareCity: c.Identity.City, ShareState: c.Identity.State, ShareZip: c.Identity.Zip, ShareCountry: c.Identity.Country,
+		ShareExternalID: c.Identity.ExternalID, ShareClientIP: c.Client.IP, ShareUserAgent: c.Client.UserAgent,
+		ShareFbp: c.Identity.Fbp, ShareFbc: c.Identity.Fbc,
+	}
+	out := map[string]string{}
+	for _, s := range r.rule.Forward.Share {
+		out[s] = all[s]
+	}
+	return out
+}
+
+// block checks that d has its type's block (named block; "" for Meta,
+// whose fields are d's own) and no other type's fields, and returns
+// whether the block is there.
+func (c *checker) block(path string, d *Destination, block string, present bool) bool {
+	set := map[string]bool{"salesforce": d.Salesforce != nil, "webhook": d.Webhook != nil}
+	if d.Type != TypeMetaCAPI {
+		for k, v := range map[string]bool{
+			"pixel_id": d.PixelID != "", "access_token": d.AccessToken != "", "api_version": d.APIVersion != "", "graph_url": d.GraphURL != "",
+			"test_event_code": d.TestEventCode != "", "partner_agent": d.PartnerAgent != "", "mode": d.Mode != "", "lead_event_source": d.LeadEventSource != "",
+		} {
+			set[k] = v
+		}
+	}
+	delete(set, block)
+	keys := make([]string, 0, len(set))
+	for k, v := range set {
+		if v {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		c.add(path+"."+k, "UNEXPECTED_FIELD", "%s does not apply to a %s destination", k, d.Type)
+	}
+	if !present {
+		c.add(path+"."+block, "MISSING_BLOCK", "a %s destination needs its settings under %s:", d.Type, block)
+	}
+	return present
+}
+
+func checkSalesforce(c *checker, path string, d *Destination) {
+	if !c.block(path, d, "salesforce", d.Salesforce != nil) {
+		return
+	}
+	for _, fe := range d.Salesforce.Check() {
+		c.add(path+".salesforce."+fe.Path, fe.Code, "%s", fe.Message)
+	}
+}
+
+func checkTask(c *checker, path string, fw *Forward, _ Destination, defs []*ingest.Definition) any {
+	if fw.EventName != "" {
+		c.add(path+".event_name", "UNEXPECTED_FIELD", "a salesforce task is named by task.subject, not event_name")
+	}
+	var t salesforce.Task
+	if fw.Task != nil {
+		t = *fw.Task
+	}
+	for _, fe := range t.Check(defs) {
+		c.add(path+".task."+fe.Path, fe.Code, "%s", fe.Message)
+	}
+	labels := map[string]string{}
+	for _, d := range defs {
+		labels[d.Name] = d.Label
+	}
+	m, err := salesforce.NewMapping(t, labels)
+	if err != nil {
+		return nil // reported by Check
+	}
+	return m
 }
 
 func kindNames() []string {
@@ -73,15 +204,19 @@ func (r *compiled) forwardName(c *ingest.Completion) string { return r.kind().na
 // checkForwardOf checks a rule's forward: for Meta (or an unknown
 // destination) every Meta rule, for the other types the common fields and
 // their own.
-func (c *checker) checkForwardOf(path string, fw *Forward, dests map[string]Destination, defs []*ingest.Definition) (Destination, *filter) {
+func (c *checker) checkForwardOf(path string, fw *Forward, dests map[string]Destination, defs []*ingest.Definition) (Destination, *filter, any) {
 	dest, ok := dests[fw.To]
 	k, known := kinds[dest.Type]
 	if !ok || !known || k.ads {
-		return c.checkForward(path, fw, dests, defs)
+		if fw.Task != nil {
+			c.add(path+".task", "UNEXPECTED_FIELD", "task is for %s destinations", salesforce.Type)
+		}
+		d, consent := c.checkForward(path, fw, dests, defs)
+		return d, consent, nil
 	}
 	metaOnly := map[string]bool{
 		"event_name_from": fw.EventNameFrom != nil, "value": fw.Value != nil, "currency": fw.Currency != "",
-		"share": len(fw.Share) > 0, "mirror_in_browser": fw.MirrorInBrowser, "lead_id": fw.LeadID != nil,
+		"share": len(fw.Share) > 0 && !k.shares, "mirror_in_browser": fw.MirrorInBrowser, "lead_id": fw.LeadID != nil,
 		"custom_data": len(fw.CustomData) > 0, "action_source": fw.ActionSource != "",
 	}
 	keys := make([]string, 0, len(metaOnly))
@@ -94,8 +229,11 @@ func (c *checker) checkForwardOf(path string, fw *Forward, dests map[string]Dest
 	for _, f := range keys {
 		c.add(path+"."+f, "UNEXPECTED_FIELD", "%s is for %s destinations; %q is %s", f, TypeMetaCAPI, dest.Name, dest.Type)
 	}
-	k.checkForward(c, path, fw, dest, defs)
-	return dest, c.consentGate(path+".consent", fw.Consent, defs)
+	if fw.Task != nil && dest.Type != salesforce.Type {
+		c.add(path+".task", "UNEXPECTED_FIELD", "task is for %s destinations", salesforce.Type)
+	}
+	mapping := k.checkForward(c, path, fw, dest, defs)
+	return dest, c.consentGate(path+".consent", fw.Consent, defs), mapping
 }
 
 // metaItems maps c onto the rule's Meta events; an event Meta would refuse
