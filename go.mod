@@ -24,7 +24,7 @@ require (
 
 require github.com/goccy/go-json v0.10.5 // indirect
 
-require golang.org/x/oauth2 v0.38.0 // indirect
+require golang.org/x/oauth2 v0.38.0
 
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect

@@ -9,9 +9,9 @@
 // 401, 403 and 410 pause the destination with its completions kept (the
 // receiver refuses tally, not a completion); any other 4xx may be one
 // completion's fault, so the batch is bisected down to the one that is
-// refused, which fails alone. A retry of a batch of the same completions
-// carries the same webhook-id, and every completion carries its event id,
-// so receivers can drop repeats.
+// refused, which fails alone. A batch of the same completions carries the
+// same webhook-id; a retried completion may travel in another batch, so
+// every completion carries its event id, by which receivers drop repeats.
 //
 // It must not decide which completions are forwarded (package rules
 // does), must not log the payloads or the secret, and must not talk to any
