@@ -77,6 +77,11 @@ type Server struct {
 	failures  []Failure
 	hang      chan struct{}
 	onRequest func(r Request)
+	// withhold: upserts are done, and their answers withheld until
+	// ClearFailures or Close (a crash between Salesforce's work and the
+	// sender hearing of it).
+	withhold bool
+	creates  int
 }
 
 // New makes a stand-in reached only through Transport (it opens no
@@ -175,11 +180,28 @@ func (s *Server) ClearFailures() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures = nil
+	s.withhold = false
 	select {
 	case <-s.hang:
 	default:
 		close(s.hang)
 	}
+	s.hang = make(chan struct{}) // later hangs wait again
+}
+
+// WithholdUpsertAnswers makes every upsert do its work and then answer
+// nothing until ClearFailures or Close.
+func (s *Server) WithholdUpsertAnswers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.withhold = true
+}
+
+// Creates counts the tasks created (not updated) so far.
+func (s *Server) Creates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.creates
 }
 
 // ExpireSessions invalidates every access token issued so far, as a
@@ -318,7 +340,18 @@ func (s *Server) route(r *http.Request, rest string, body []byte) (int, any) {
 	case rest == "/query" && r.Method == http.MethodGet:
 		return s.query(r.URL.Query().Get("q"))
 	case strings.HasPrefix(rest, "/composite/sobjects/") && r.Method == http.MethodPatch:
-		return s.upsert(strings.TrimPrefix(rest, "/composite/sobjects/"), r.Header.Get("Content-Type"), body)
+		status, answer := s.upsert(strings.TrimPrefix(rest, "/composite/sobjects/"), r.Header.Get("Content-Type"), body)
+		s.mu.Lock()
+		withhold, hang := s.withhold, s.hang
+		s.mu.Unlock()
+		if withhold {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+			return 0, nil
+		}
+		return status, answer
 	}
 	return refuse(404, "NOT_FOUND", "The requested resource does not exist")
 }

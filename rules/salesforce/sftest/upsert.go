@@ -111,6 +111,7 @@ func (s *Server) upsert(rest, contentType string, body []byte) (int, any) {
 		}
 		t := &Task{ID: s.newID("00T"), Fields: fields}
 		s.tasks[ext] = t
+		s.creates++
 		out[i] = result{ID: t.ID, Success: true, Created: true, Errors: []recordError{}}
 	}
 	if allOrNone && slices.ContainsFunc(out, func(r result) bool { return !r.Success }) {
