@@ -135,8 +135,8 @@ func TestReloadAppliesOrKeeps(t *testing.T) {
 	}
 }
 
-// A reload that changes a destination's token takes effect on the next
-// request: a completion forwarded after it reaches Meta.
+// A token Meta refuses pauses the destination with its events kept; a
+// reload with a working token resumes it and delivers them.
 func TestReloadRotatesToken(t *testing.T) {
 	graph := capitestServer(t)
 	dsn := chtest.DSN(t)
@@ -166,19 +166,58 @@ func TestReloadRotatesToken(t *testing.T) {
 		defer cancel()
 		srv.Close(ctx)
 	})
-	ts := &testServer{server: srv, url: "http://" + srv.Addr()}
-	write(graphToken)
-	if err := srv.reload(context.Background(), path); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
-	code, body := ts.post(t, "/events/v3/send", `{"eventName":"form_submitted","email":"a@example.com","uuid":"after-rotation",
+	ts := &testServer{server: srv, url: "http://" + srv.Addr(), conn: chtest.Open(t, dsn), db: cfg.ClickHouse.Database}
+	code, body := ts.post(t, "/events/v3/send", `{"eventName":"form_submitted","email":"a@example.com","uuid":"before-rotation",
 		"properties":{"form_id":"contact","hs_page_url":"https://shop.example.com/c","hs_user_agent":"Mozilla/5.0"}}`)
 	if code != 204 {
 		t.Fatalf("send: %d %s", code, body)
 	}
-	eventually(t, "the event at Meta with the new token", func() (bool, string) {
-		return len(graph.Received()) == 1, fmt.Sprint(len(graph.Received()), " events")
+	// Meta refuses the token (code 190): the destination pauses and keeps
+	// the event; the operators' readiness and metrics say so; tally stays
+	// ready.
+	admin := "http://" + srv.AdminAddr()
+	eventually(t, "the pause in the operators' readiness", func() (bool, string) {
+		code, text := get(t, admin+"/readyz")
+		return code == 200 && strings.Contains(text, "warning: destination meta_shop (meta_capi) paused since") &&
+			strings.Contains(text, "code 190") && strings.Contains(text, "1 events wait in its outbox"), text
 	})
+	if _, metrics := get(t, admin+"/metrics"); !strings.Contains(metrics, `tally_destination_paused{destination="meta_shop"} 1`) {
+		t.Errorf("metrics lack tally_destination_paused 1 for meta_shop")
+	}
+	eventually(t, "a paused row in deliveries", func() (bool, string) {
+		n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE event_id = 'before-rotation' AND status = 'paused' AND attempts = 0")
+		return n >= 1, fmt.Sprint(n)
+	})
+	if n := len(graph.Received()); n != 0 {
+		t.Fatalf("Meta received %d events with a revoked token", n)
+	}
+
+	write(graphToken)
+	if err := srv.reload(context.Background(), path); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	code, body = ts.post(t, "/events/v3/send", `{"eventName":"form_submitted","email":"a@example.com","uuid":"after-rotation",
+		"properties":{"form_id":"contact","hs_page_url":"https://shop.example.com/c","hs_user_agent":"Mozilla/5.0"}}`)
+	if code != 204 {
+		t.Fatalf("send: %d %s", code, body)
+	}
+	eventually(t, "both events at Meta with the new token", func() (bool, string) {
+		return len(graph.Received()) == 2, fmt.Sprint(len(graph.Received()), " events")
+	})
+	if _, text := get(t, admin+"/readyz"); text != "ready" {
+		t.Errorf("operators' readiness after the reload = %q; want ready", text)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // tally reload checks the config, then signals the pid serve wrote.
