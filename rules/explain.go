@@ -8,6 +8,7 @@ import (
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/rules/capi"
+	"github.com/tally-analytics/tally/rules/deliver"
 )
 
 // Verdict is what one rule would do with one completion (tally rules test).
@@ -24,6 +25,11 @@ type Verdict struct {
 	// it would be sent).
 	Events  []capi.Event
 	Invalid []string
+	// Items are what a rule to another destination type (salesforce,
+	// webhook) would enqueue, and Refused why a mapped one would not be
+	// sent ("status: message").
+	Items   []deliver.Item
+	Refused []string
 }
 
 // Explain runs every rule of cfg over c as the Engine would, without the
@@ -50,7 +56,13 @@ func Explain(cfg Config, c *ingest.Completion, now time.Time) ([]Verdict, error)
 		if v.Reason == "" && c.Source == ingest.SourceImport {
 			v.Reason = "imported completions are forwarded only by a replay"
 		}
-		if v.Reason == "" {
+		if v.Reason == "" && !r.kind().ads {
+			items, refused := r.kind().mapItems(r, c, now)
+			v.Items = items
+			for _, rf := range refused {
+				v.Refused = append(v.Refused, rf.status+": "+rf.message)
+			}
+		} else if v.Reason == "" {
 			v.Events = r.mapped(c)
 			if len(v.Events) == 0 {
 				val, _ := c.Prop(r.rule.Forward.EventNameFrom.Property)

@@ -92,8 +92,23 @@ func printVerdict(w io.Writer, v rules.Verdict) error {
 		fmt.Fprintf(w, "rule %s: no match: %s%s\n\n", v.Rule, v.Reason, state)
 		return nil
 	}
-	fmt.Fprintf(w, "rule %s: match → %s, %d event(s)%s\n", v.Rule, v.Destination.Name, len(v.Events), state)
 	d := v.Destination
+	if d.Type != rules.TypeMetaCAPI {
+		fmt.Fprintf(w, "rule %s: match → %s (%s), %d item(s)%s\n", v.Rule, d.Name, d.Type, len(v.Items), state)
+		for _, r := range v.Refused {
+			fmt.Fprintf(w, "  would not be sent: %s (a row in deliveries)\n", r)
+		}
+		for _, it := range v.Items {
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, it.Payload, "  ", "  "); err != nil {
+				return errors.New("indent payload: " + err.Error())
+			}
+			fmt.Fprintf(w, "  %s %s, as queued for %s:\n  %s\n", it.Name, it.ID, d.Name, pretty.String())
+		}
+		fmt.Fprintln(w)
+		return nil
+	}
+	fmt.Fprintf(w, "rule %s: match → %s, %d event(s)%s\n", v.Rule, v.Destination.Name, len(v.Events), state)
 	client, err := capi.NewClient(capi.ClientConfig{GraphURL: d.GraphURL, APIVersion: d.APIVersion, PixelID: d.PixelID,
 		AccessToken: d.AccessToken, TestEventCode: d.TestEventCode, PartnerAgent: d.PartnerAgent}, nil)
 	if err != nil {

@@ -31,7 +31,8 @@ func TestRulesTestCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"rules", "test", "-config", "testdata/rules-test.yaml", completion}, &stdout, &stderr); code != 0 {
 		t.Fatalf("tally rules test = %d: %s", code, stderr.String())
 	}
-	got := strings.ReplaceAll(stdout.String(), strconv.FormatInt(at.Unix(), 10), "EVENT_TIME")
+	got := strings.NewReplacer(strconv.FormatInt(at.Unix(), 10), "EVENT_TIME", at.UTC().Format(time.RFC3339), "OCCURRED_AT",
+		at.AddDate(0, 0, 365).UTC().Format(time.RFC3339), "OCCURRED_AT+365d", at.UTC().Format(time.DateOnly), "OCCURRED_DATE").Replace(stdout.String())
 	const path = "testdata/rules-test.golden"
 	if *updateGolden {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
