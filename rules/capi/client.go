@@ -12,9 +12,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tally-analytics/tally/rules/deliver"
 )
 
 // Defaults for ClientConfig.
@@ -174,7 +175,7 @@ func parseResponse(status int, h http.Header, raw []byte, now time.Time) (Respon
 		r.HTTPStatus = status
 		return r, nil
 	}
-	e := &Error{HTTPStatus: status, RetryAfter: retryAfter(h.Get("Retry-After"), now)}
+	e := &Error{HTTPStatus: status, RetryAfter: deliver.RetryAfter(h.Get("Retry-After"), now)}
 	var env struct {
 		Error struct {
 			Message        string `json:"message"`
@@ -199,20 +200,6 @@ func parseResponse(status int, h http.Header, raw []byte, now time.Time) (Respon
 	e.Message, e.Type, e.Code, e.Subcode = m.Message, m.Type, m.Code, m.ErrorSubcode
 	e.IsTransient, e.UserTitle, e.UserMessage, e.FbtraceID = m.IsTransient, m.ErrorUserTitle, m.ErrorUserMsg, m.FbtraceID
 	return Response{}, e
-}
-
-// retryAfter reads Retry-After as seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 func redact(s, token string) string {

@@ -78,7 +78,7 @@ func (s sender) Send(ctx context.Context, items []deliver.Item) []deliver.Result
 	events := make([]Event, len(items))
 	for i, it := range items {
 		if err := json.Unmarshal(it.Payload, &events[i]); err != nil {
-			return same(len(items), deliver.Result{Class: deliver.Split, Message: "undecodable event: " + err.Error()})
+			return deliver.Same(len(items), deliver.Result{Class: deliver.Split, Message: "undecodable event: " + err.Error()})
 		}
 	}
 	resp, err := s.c.Send(ctx, events)
@@ -91,22 +91,14 @@ func (s sender) Send(ctx context.Context, items []deliver.Item) []deliver.Result
 			msg = strings.TrimSpace(msg + " " + strings.Join(resp.Messages, "; "))
 		}
 		answer, _ := json.Marshal(resp)
-		return same(len(items), deliver.Result{Class: deliver.Sent, HTTPStatus: resp.HTTPStatus, TraceID: resp.FbtraceID, Message: msg, Response: string(answer)})
+		return deliver.Same(len(items), deliver.Result{Class: deliver.Sent, HTTPStatus: resp.HTTPStatus, TraceID: resp.FbtraceID, Message: msg, Response: string(answer)})
 	}
 	var e *Error
 	if !errors.As(err, &e) {
 		e = &Error{Message: err.Error(), Err: err, network: true}
 	}
-	return same(len(items), deliver.Result{Class: e.Class(), HTTPStatus: e.HTTPStatus, TraceID: e.FbtraceID, Message: e.Error(),
+	return deliver.Same(len(items), deliver.Result{Class: e.Class(), HTTPStatus: e.HTTPStatus, TraceID: e.FbtraceID, Message: e.Error(),
 		Response: errorAnswer(e), RetryAfter: e.RetryAfter})
-}
-
-func same(n int, r deliver.Result) []deliver.Result {
-	out := make([]deliver.Result, n)
-	for i := range out {
-		out[i] = r
-	}
-	return out
 }
 
 // Class says what the engine does with the events of a refused request:

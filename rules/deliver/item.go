@@ -3,6 +3,9 @@ package deliver
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tally-analytics/tally/store"
@@ -114,4 +117,29 @@ const DefaultHorizon = 7 * 24 * time.Hour
 // destination's worker goroutine and should not block for long.
 type DeliveryLog interface {
 	Record(ds []Delivery)
+}
+
+// Same is r for each of n items: the answer of a destination that accepts
+// or refuses a request as a whole.
+func Same(n int, r Result) []Result {
+	out := make([]Result, n)
+	for i := range out {
+		out[i] = r
+	}
+	return out
+}
+
+// RetryAfter reads an HTTP Retry-After header, as seconds or as a date; 0
+// when absent or past.
+func RetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

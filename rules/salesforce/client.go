@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -194,7 +193,7 @@ func (c *Client) once(ctx context.Context, token, method, path string, body, out
 		}
 		return string(b), nil
 	}
-	e := &Error{HTTPStatus: resp.StatusCode, Body: bounded(b), RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+	e := &Error{HTTPStatus: resp.StatusCode, Body: bounded(b), RetryAfter: deliver.RetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	var errs []struct {
 		Message   string `json:"message"`
 		ErrorCode string `json:"errorCode"`
@@ -340,13 +339,6 @@ func (c *Client) UpsertTasks(ctx context.Context, records []map[string]any) ([]U
 
 // ExternalIDField is the Task field the upsert keys on.
 func (c *Client) ExternalIDField() string { return c.cfg.ExternalIDField }
-
-func retryAfter(v string) time.Duration {
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	return 0
-}
 
 func bounded(b []byte) string {
 	if len(b) > 4096 {

@@ -200,14 +200,14 @@ func (c *Client) Send(ctx context.Context, items []deliver.Item) []deliver.Resul
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return same(len(items), deliver.Result{Class: deliver.Split, Message: "encode: " + err.Error()})
+		return deliver.Same(len(items), deliver.Result{Class: deliver.Split, Message: "encode: " + err.Error()})
 	}
 	id, ts := MessageID(items), now.Unix()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(b))
 	if err != nil {
-		return same(len(items), deliver.Result{Class: deliver.Pause, Message: err.Error()})
+		return deliver.Same(len(items), deliver.Result{Class: deliver.Pause, Message: err.Error()})
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("webhook-id", id)
@@ -215,7 +215,7 @@ func (c *Client) Send(ctx context.Context, items []deliver.Item) []deliver.Resul
 	req.Header.Set("webhook-signature", Sign(c.key, id, ts, b))
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return same(len(items), deliver.Result{Class: deliver.Retry, TraceID: id, Message: "post: " + err.Error()})
+		return deliver.Same(len(items), deliver.Result{Class: deliver.Retry, TraceID: id, Message: "post: " + err.Error()})
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -224,7 +224,7 @@ func (c *Client) Send(ctx context.Context, items []deliver.Item) []deliver.Resul
 	case s >= 200 && s < 300:
 		r.Class = deliver.Sent
 	case s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s >= 500:
-		r.Class, r.RetryAfter = deliver.Retry, retryAfter(resp.Header.Get("Retry-After"), now)
+		r.Class, r.RetryAfter = deliver.Retry, deliver.RetryAfter(resp.Header.Get("Retry-After"), now)
 	case s == http.StatusUnauthorized || s == http.StatusForbidden || s == http.StatusGone:
 		r.Class = deliver.Pause
 	default:
@@ -233,26 +233,5 @@ func (c *Client) Send(ctx context.Context, items []deliver.Item) []deliver.Resul
 	if r.Class != deliver.Sent {
 		r.Message = fmt.Sprintf("webhook answered HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(answer)))
 	}
-	return same(len(items), r)
-}
-
-func same(n int, r deliver.Result) []deliver.Result {
-	out := make([]deliver.Result, n)
-	for i := range out {
-		out[i] = r
-	}
-	return out
-}
-
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return deliver.Same(len(items), r)
 }
