@@ -19,8 +19,9 @@ const DefaultAPIVersion = "v62.0"
 
 // Config is a salesforce destination's block (destinations[].salesforce).
 type Config struct {
-	// InstanceURL is the org's My Domain URL, https://acme.my.salesforce.com;
-	// the token answer's instance_url, when given, is used for API calls.
+	// InstanceURL is the org's My Domain URL, https://acme.my.salesforce.com.
+	// API calls go there only (the token answer's instance_url is not
+	// followed), so tally talks to no host the config does not name.
 	InstanceURL string `yaml:"instance_url"`
 	// LoginURL is where tokens are asked for; empty means InstanceURL (the
 	// client-credentials flow must use the My Domain).
