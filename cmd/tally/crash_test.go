@@ -117,17 +117,20 @@ func (c *child) kill(t testing.TB) {
 }
 
 // loader sends batches of new completions and remembers which were
-// acknowledged (204) and which refused (503).
+// acknowledged (204), which refused (503), and which got no answer (the
+// request was cut when the loader stopped or tally died: tally may have
+// kept them or not).
 type loader struct {
 	mu      sync.Mutex
 	acked   map[string]bool
 	refused map[string]bool
+	unknown map[string]bool
 	other   map[int]int
 	seq     int
 }
 
 func newLoader() *loader {
-	return &loader{acked: map[string]bool{}, refused: map[string]bool{}, other: map[int]int{}}
+	return &loader{acked: map[string]bool{}, refused: map[string]bool{}, unknown: map[string]bool{}, other: map[int]int{}}
 }
 
 func (l *loader) nextIDs(prefix string, n int) []string {
@@ -164,8 +167,13 @@ func (l *loader) run(ctx context.Context, addr, prefix string, conc, batch int) 
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", "Bearer "+testAPIToken)
 				resp, err := client.Do(req)
-				if err != nil {
-					continue // killed mid-request: neither acknowledged nor refused
+				if err != nil { // cut mid-request: neither acknowledged nor refused
+					l.mu.Lock()
+					for _, id := range ids {
+						l.unknown[id] = true
+					}
+					l.mu.Unlock()
+					continue
 				}
 				resp.Body.Close()
 				l.mu.Lock()
@@ -484,8 +492,12 @@ func TestFullLogRefusesAndForwardsOnlyWhatItKept(t *testing.T) {
 	if twice > 0 {
 		t.Errorf("%d event ids were sent to the Graph stand-in more than once", twice)
 	}
-	if len(forwarded) != len(l.acked) {
-		t.Errorf("forwarded %d ids; want exactly the %d acknowledged", len(forwarded), len(l.acked))
+	// Forwarded are the acknowledged ids and perhaps some of a request cut
+	// when the loader stopped (tally may have taken it just before).
+	for id := range forwarded {
+		if !l.acked[id] && !l.unknown[id] {
+			t.Errorf("forwarded %s, which was never sent or was refused", id)
+		}
 	}
 }
 
