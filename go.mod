@@ -22,7 +22,7 @@ require (
 	golang.org/x/sync v0.25.0
 )
 
-require github.com/goccy/go-json v0.10.5 // indirect
+require github.com/goccy/go-json v0.10.5
 
 require golang.org/x/oauth2 v0.38.0
 
