@@ -66,6 +66,8 @@ type Follower struct {
 	stopCtx context.Context    // done once Close is called: drain what is in the log, then return
 	stop    context.CancelFunc
 	done    chan struct{}
+
+	perRecord int // completions per log record in the last batch read
 }
 
 // Follow starts a follower; Close stops it. corrupt counts undecodable
@@ -87,19 +89,19 @@ func Follow(cfg FollowConfig, r *wal.Reader, handle HandleFunc, log *slog.Logger
 	ctx, cancel := context.WithCancel(context.Background())
 	stopCtx, stop := context.WithCancel(ctx)
 	f := &Follower{cfg: cfg, r: r, handle: handle, log: log.With("reader", cfg.Name), corrupt: corrupt,
-		ctx: ctx, cancel: cancel, stopCtx: stopCtx, stop: stop, done: make(chan struct{})}
+		ctx: ctx, cancel: cancel, stopCtx: stopCtx, stop: stop, done: make(chan struct{}), perRecord: 1}
 	go f.run()
 	return f
 }
 
 func (f *Follower) run() {
 	defer close(f.done)
-	var cs []ingest.Completion
+	cs := make([]ingest.Completion, 0, f.cfg.MaxRows)
 	for {
 		clear(cs) // drop the last batch's strings before reading the next
 		cs = cs[:0]
 		if cap(cs) > 2*f.cfg.MaxRows {
-			cs = nil // one oversized batch must not pin its memory
+			cs = make([]ingest.Completion, 0, f.cfg.MaxRows) // one oversized batch must not pin its memory
 		}
 		last, n, ok := f.gather(&cs)
 		if !ok {
@@ -164,7 +166,7 @@ func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool)
 		case !deadline.IsZero():
 			ctx, cancel = context.WithDeadline(f.stopCtx, deadline)
 		}
-		es, err := f.r.Read(ctx, readChunk(f.cfg.MaxRows-len(*cs), len(*cs), n), f.cfg.MaxBytes-bytes)
+		es, err := f.r.Read(ctx, f.readChunk(f.cfg.MaxRows-len(*cs), len(*cs), n), f.cfg.MaxBytes-bytes)
 		cancel()
 		if err != nil && !errors.Is(err, wal.ErrCorrupt) {
 			if f.ctx.Err() != nil || errors.Is(err, wal.ErrClosed) {
@@ -214,14 +216,13 @@ func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool)
 
 // readChunk is how many records the next Read takes: a record holds one
 // request, from one completion to 500, so the count is what fills the rows
-// left at the completions per record seen so far (one at first). MaxBytes
-// bounds the Read whatever the count.
-func readChunk(rowsLeft, rows, records int) int {
-	per := 1
-	if records > 0 {
-		per = max(1, rows/records)
+// left at the completions per record seen in this batch so far, or in the
+// last one. MaxBytes bounds the Read whatever the count.
+func (f *Follower) readChunk(rowsLeft, rows, records int) int {
+	if records > 0 && rows > 0 {
+		f.perRecord = max(1, rows/records)
 	}
-	return min(max(1, rowsLeft/per), 1024)
+	return min(max(1, rowsLeft/f.perRecord), 1024)
 }
 
 // Pending is the number of log records not yet handled.
