@@ -6,14 +6,14 @@ import (
 )
 
 // maxBodiesInFlight bounds the request bodies being parsed, validated and
-// appended at once, in bytes. A request body becomes about five times its
+// appended at once, in bytes. A request body becomes about seven times its
 // size in memory while it is handled (completions, the log record, the
-// log's copy), so 4 MiB keeps that near 20 MB whatever the number of
-// connections: about 40 API batches of 500 at once, or thousands of
+// log's copy), so 2 MiB keeps that near 15 MB whatever the number of
+// connections: about 20 API batches of 500 at once, or thousands of
 // single-completion requests, which keeps every fsync of the log shared by
 // as many requests as are waiting. Requests past the bound wait their turn;
 // on 2 cores more parallel parsing would not go faster anyway.
-const maxBodiesInFlight = 4 << 20
+const maxBodiesInFlight = 2 << 20
 
 func newAdmission() *semaphore.Weighted { return semaphore.NewWeighted(maxBodiesInFlight) }
 

@@ -72,8 +72,8 @@ const (
 	// of stored ids costs about as much for 5,000 rows as for 1,000.
 	importCheck = 5000
 	// importRecord rows are appended to the log as one record: 1,000 rows
-	// of a few hundred bytes is a ~0.5 MB record, well inside a 4 MiB
-	// segment and the readers' 4 MiB batches.
+	// of a few hundred bytes is a ~0.5 MB record, inside a 1 MiB segment
+	// and the readers' 4 MiB batches.
 	importRecord = 1000
 	// maxImportErrors bounds the rows listed in one answer.
 	maxImportErrors = 10_000

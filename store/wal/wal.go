@@ -73,6 +73,7 @@ type Log struct {
 	done chan struct{} // closed when the committer has returned
 
 	truncMu sync.Mutex // one truncation at a time
+	readMu  sync.Mutex // one library read at a time (see readRecord)
 
 	mu       sync.Mutex
 	size     int64 // bytes of the segment files on disk
@@ -564,7 +565,7 @@ func (r *Reader) read(next, last uint64, maxRecords, maxBytes int) ([]Entry, err
 	var spans []span
 	var corrupt error
 	for i := next; i <= last && len(spans) < maxRecords; i++ {
-		d, err := r.l.lib.Load().Read(i)
+		d, err := r.l.readRecord(i)
 		if err != nil {
 			return nil, fmt.Errorf("read durable log record %d: %w", i, err)
 		}
@@ -720,6 +721,15 @@ func writeFileSync(path string, data []byte) error {
 	return d.Sync()
 }
 
+// readRecord reads record i from the library. Reads are serialised: the
+// library loads a segment into its cache under a shared lock, so two
+// readers loading at once corrupt the cache (TestReadersReadConcurrently).
+func (l *Log) readRecord(i uint64) ([]byte, error) {
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
+	return l.lib.Load().Read(i)
+}
+
 // Scan calls fn with every record still in the log, oldest first, without
 // moving any cursor (tally warms its duplicate filter this way at start).
 // Damaged records are skipped. Scan must not run concurrently with Append
@@ -731,7 +741,7 @@ func (l *Log) Scan(fn func(index uint64, data []byte) error) error {
 	}
 	last := l.LastIndex()
 	for i := first; i <= last && i != 0; i++ {
-		d, err := l.lib.Load().Read(i)
+		d, err := l.readRecord(i)
 		if err != nil {
 			return fmt.Errorf("scan durable log record %d: %w", i, err)
 		}

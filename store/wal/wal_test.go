@@ -301,3 +301,38 @@ func TestScanSeesEveryRecordWithoutMovingCursors(t *testing.T) {
 		t.Errorf("reader pending after Scan = %d; want 5", p)
 	}
 }
+
+// Readers read at once: each over many segments, so they load segments
+// into the library's cache at the same time. (The library loads a segment
+// under a shared lock; unserialised, two readers corrupt its cache and
+// panic or read the wrong record.)
+func TestReadersReadConcurrently(t *testing.T) {
+	l := open(t, Config{Dir: t.TempDir(), SegmentBytes: 256})
+	defer l.Close()
+	const n = 4000
+	appendN(t, l, 0, n)
+	var wg sync.WaitGroup
+	for k := range 4 {
+		r, err := l.Reader(fmt.Sprintf("r%d", k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for i := 0; i < n; {
+				es, err := r.Read(context.Background(), 1+k, 1<<20)
+				if err != nil {
+					t.Errorf("reader %d: %v", k, err)
+					return
+				}
+				for _, e := range es {
+					if want := fmt.Sprintf("record-%06d", i); string(e.Data) != want {
+						t.Errorf("reader %d: record %d = %q; want %q", k, e.Index, e.Data, want)
+						return
+					}
+					i++
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
