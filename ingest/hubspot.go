@@ -12,8 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gofiber/fiber/v2"
 	gojson "github.com/goccy/go-json"
+	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 )
 
