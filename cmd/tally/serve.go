@@ -62,7 +62,8 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.Demo {
 		demo = "http://" + srv.Addr() + "/demo"
 	}
-	log.Info("tally is serving", "addr", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "demo", demo, "config", *path)
+	log.Info("tally is serving", "addr", "http://"+srv.Addr(), "admin", "http://"+srv.AdminAddr(), "console", "http://"+srv.AdminAddr()+"/console",
+		"demo", demo, "config", *path)
 	// RELOAD: SIGHUP re-reads the config (reload.go).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
