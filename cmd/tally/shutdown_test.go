@@ -37,9 +37,12 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 	addr := ""
 	sc := bufio.NewScanner(logR)
 	for addr == "" && sc.Scan() {
-		var line struct{ Msg, Addr string }
+		var line struct{ Msg, Addr, Admin, Console string }
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "tally is serving" {
 			addr = line.Addr
+			if line.Console != line.Admin+"/console" || line.Admin == "" {
+				t.Errorf("serving line names the console %q; want the admin address %q + /console", line.Console, line.Admin)
+			}
 		}
 	}
 	if addr == "" {

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tally-analytics/tally/cmd/tally/config"
+	"github.com/tally-analytics/tally/rules"
+)
+
+// enabledAt stands in for the rules engine's states.
+type enabledAt map[string]time.Time
+
+func (e enabledAt) EnabledAt(rule string) (time.Time, bool) {
+	t, ok := e[rule]
+	return t, ok
+}
+
+func TestConsoleRulesFromConfigAndEngine(t *testing.T) {
+	off := false
+	since := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	cfg := &config.File{
+		Destinations: []rules.Destination{{Name: "meta", Type: rules.TypeMetaCAPI}},
+		Rules: []rules.Rule{
+			{Name: "leads", When: rules.When{Event: "form_submitted", Events: []string{"signed_up"}},
+				Forward: rules.Forward{To: "meta", EventName: "Lead", MirrorInBrowser: true}},
+			{Name: "stages", Enabled: &off, When: rules.When{Event: "stage_changed"},
+				Forward: rules.Forward{To: "meta", EventNameFrom: &rules.EventNameFrom{Property: "stage"}}},
+		},
+	}
+	got := consoleRules(cfg, enabledAt{"leads": since})
+	if len(got) != 2 {
+		t.Fatalf("%d rules; want 2", len(got))
+	}
+	l, s := got[0], got[1]
+	if !l.Enabled || !l.EnabledAt.Equal(since) || l.DestinationType != rules.TypeMetaCAPI || !l.Mirror || l.ForwardedName != "Lead" ||
+		len(l.Events) != 2 || l.Events[0] != "form_submitted" || l.Events[1] != "signed_up" {
+		t.Errorf("leads = %+v; want enabled since %v, meta_capi, mirrored, Lead, both events", l, since)
+	}
+	if s.Enabled || s.ForwardedName != "from stage" {
+		t.Errorf("stages = %+v; want disabled, its name from the stage property", s)
+	}
+}
