@@ -144,3 +144,12 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestTokenScopes(t *testing.T) {
+	src := `api_tokens:
+  - {name: ops, token: ops-token-0123456789, scopes: [console, read]}
+  - {name: bad, token: bad-token-0123456789, scopes: [admin]}
+`
+	_, ps := Parse("t.yaml", []byte(src), env(nil))
+	checkProblems(t, ps, []string{`t.yaml:3:55: scope "admin" is not send, read, erase, replay or console`})
+}
