@@ -172,9 +172,11 @@ func (c *Console) page(name string, read func(r *http.Request, problem func(erro
 }
 
 // readCtx bounds a page's reads: a slow ClickHouse makes a page with a note,
-// not one that never comes.
-func readCtx(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), 10*time.Second)
+// not one that never comes. It does not derive from the request's context:
+// behind fiber's adaptor that is fasthttp's RequestCtx, whose Done races
+// with the listener's shutdown.
+func readCtx(*http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
 }
 
 func (c *Console) live(*http.Request, func(error)) any {
