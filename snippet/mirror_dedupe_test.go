@@ -39,12 +39,19 @@ func TestMirrorDedupe(t *testing.T) {
     return {id: id, name: 'form_submitted', ts: ts, props: {form_id: form}, traits: {email: email}, consent: {ads: true}};
   };
   var t0 = 1767225600000;
-  [ev('e1', t0, 'Jane@Example.com', 'contact'), ev('e2', t0 + 1000, 'jane@example.com ', 'Contact'),
+  var evs = [ev('e1', t0, 'Jane@Example.com', 'contact'), ev('e2', t0 + 1000, 'jane@example.com ', 'Contact'),
    ev('e3', t0 + 2000, 'john@example.com', 'contact'), ev('e1', t0, 'Jane@Example.com', 'contact'),
-   ev('e4', t0 + 600000, 'jane@example.com', 'contact')].forEach(function (e) { tallyMirror.mirror(rules, e, null); });
-  return calls.join(' ') + '|' + localStorage.getItem('tally_md');
+   ev('e4', t0 + 600000, 'jane@example.com', 'contact')];
+  evs.forEach(function (e) { tallyMirror.mirror(rules, e, null); });
+  return calls.join(' ') + '|' + localStorage.getItem('tally_md') + '|' +
+    evs.map(function (e) { return e.id + ':' + e.mirror.lead; }).join(' ');
 })(`+dedupeRule+`)`)
-	calls, memo, _ := strings.Cut(got, "|")
+	parts := strings.SplitN(got, "|", 3)
+	calls, memo, reports := parts[0], parts[1], parts[2]
+	// Each completion reports what the mirror did for the rule.
+	if want := "e1:sent e2:duplicate e3:sent e1:sent e4:sent"; reports != want {
+		t.Errorf("mirror reports %q; want %q", reports, want)
+	}
 	if calls != "e1 e3 e1 e4" {
 		t.Errorf("pixel fired for %q; want e1 e3 e1 e4 (e2 repeats e1 within 10 minutes)", calls)
 	}
