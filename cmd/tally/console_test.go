@@ -142,12 +142,27 @@ return [...document.querySelectorAll('#live tr.completion')].filter(r => !r.hidd
 		shoot(t, console, shots, "rules")
 	})
 
+	// A lead from a browser with Global Privacy Control: neither the
+	// pixel nor the server event, and the snippet says why.
+	gpc := newBrowser(t)
+	do(t, gpc, chromedp.Navigate(f.page("/p/gpc", `<script>Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true});</script>`, "")))
+	loaded(t, gpc)
+	eval[chromedp.Void](t, gpc, `tally('track', 'form_submitted', {form_id: 'contact', deal_amount: 30});`)
+	eventually(t, "the GPC lead skipped", func() (bool, string) {
+		n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE rule = 'contact_form_lead' AND status = 'skipped_consent'")
+		return n == 1, fmt.Sprint(n, " rows")
+	})
+
 	t.Run("deduplication", func(t *testing.T) {
 		do(t, console, chromedp.Navigate(admin+"/console/dedup"))
 		share := eval[string](t, console, `document.querySelector('#dedup-contact_form_lead .share strong').textContent`)
 		counts := eval[string](t, console, `[...document.querySelectorAll('#dedup-contact_form_lead .counts td')].map(c => c.textContent).join(' ')`)
-		if share != "100.0%" || counts != "1 0 0 0" {
-			t.Errorf("dedup share %s, counts (both, server only, browser only, neither) %s; want 100.0%%, 1 0 0 0", share, counts)
+		if share != "100.0%" || counts != "1 0 0 1" {
+			t.Errorf("dedup share %s, counts (both, server only, browser only, neither) %s; want 100.0%%, 1 0 0 1", share, counts)
+		}
+		why := eval[string](t, console, `[...document.querySelectorAll('#dedup-contact_form_lead .reasons td')].map(c => c.textContent).join(' ')`)
+		if why != "neither Global Privacy Control 1" {
+			t.Errorf("reasons %q; want the GPC lead as neither, for Global Privacy Control", why)
 		}
 		shoot(t, console, shots, "dedup")
 	})
@@ -155,8 +170,8 @@ return [...document.querySelectorAll('#live tr.completion')].filter(r => !r.hidd
 	t.Run("events", func(t *testing.T) {
 		do(t, console, chromedp.Navigate(admin+"/console/events"))
 		got := eval[string](t, console, `[...document.querySelectorAll('#events tbody tr')].filter(r => r.cells[0].textContent == 'form_submitted').map(r => r.cells[4].textContent + ' ' + r.cells[5].textContent).join()`)
-		if got != "1 1" {
-			t.Errorf("form_submitted counts (hour, day) %q; want 1 1", got)
+		if got != "2 2" {
+			t.Errorf("form_submitted counts (hour, day) %q; want 2 2 (the lead and the GPC lead)", got)
 		}
 		shoot(t, console, shots, "events")
 	})
