@@ -106,6 +106,13 @@ return [...document.querySelectorAll('#live tr.completion')].filter(r => !r.hidd
 		if visible != "api" {
 			t.Errorf("rows shown with source api: %q; want the one API completion", visible)
 		}
+		// The filter is in the address: the page opened at it filters the same.
+		if u := eval[string](t, console, `location.pathname + location.search`); u != "/console?source=api" {
+			t.Errorf("address with the source filter %q; want /console?source=api", u)
+		}
+		do(t, console, chromedp.Navigate(admin+"/console?debug=1&event=form_submitted"))
+		waitFor(t, console, "the debug-only, form_submitted view", `(() => { const rows = [...document.querySelectorAll('#live tr.completion')];
+return rows.length >= 2 && rows.filter(r => !r.hidden).map(r => r.cells[2].textContent).join() == 'form_submitted debug'; })()`)
 	})
 
 	// The lead reaches the stand-in and its outcome the deliveries table.

@@ -135,8 +135,28 @@
     }
   }
 
-  form.addEventListener('input', filter);
-  form.addEventListener('change', filter);
+  // The filters live in the address too, so a filtered view can be
+  // bookmarked or linked (/console?event=form_submitted&debug=1).
+  var params = new URLSearchParams(location.search);
+  ['site', 'event', 'who', 'source', 'debug'].forEach(function (k) {
+    var el = form.elements[k];
+    if (!params.has(k)) return;
+    if (el.type == 'checkbox') el.checked = params.get(k) == '1';
+    else el.value = params.get(k);
+  });
+
+  function remember() {
+    var q = new URLSearchParams();
+    ['site', 'event', 'who', 'source'].forEach(function (k) {
+      if (form.elements[k].value) q.set(k, form.elements[k].value);
+    });
+    if (form.elements.debug.checked) q.set('debug', '1');
+    history.replaceState(null, '', location.pathname + (q.toString() ? '?' + q : ''));
+    filter();
+  }
+
+  form.addEventListener('input', remember);
+  form.addEventListener('change', remember);
 
   var stream = new EventSource('/console/stream');
   stream.onopen = function () {
