@@ -43,6 +43,7 @@ func compare(ctx context.Context, o options, dsn string, out io.Writer) error {
 	fmt.Fprintln(out, "== 1. single-completion requests: no-op fiber handler")
 	noop := single
 	noop.base = "http://" + ln.Addr().String()
+	noop.pid = 0 // tally is idle meanwhile
 	base, err := load(ctx, noop, out)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@
 //
 //	tally-load -url http://127.0.0.1:8080 -token T -event viewed_car -n 200000 -batch 100 -c 8
 //	tally-load -path browser -site demo -url http://127.0.0.1:8080 -n 50000
+//	tally-load -compare clickhouse://127.0.0.1:PORT -pid $(pgrep -f "tally serve") -c 64
 //
 // All requests come from one address, so for the browser path set
 // collector.rate_limit_per_minute: -1 in the config of the tally under
@@ -41,7 +42,7 @@ func main() {
 
 type options struct {
 	base, path, token, event, site string
-	n, batch, conc                 int
+	n, batch, conc, pid            int
 	maxTime                        time.Duration
 }
 
@@ -57,6 +58,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.batch, "batch", 100, "completions per request")
 	fs.IntVar(&o.conc, "c", 8, "concurrent requests")
 	fs.DurationVar(&o.maxTime, "max-time", 2*time.Minute, "stop after this long even if -n is not reached")
+	fs.IntVar(&o.pid, "pid", 0, "process id of the tally under test: print its peak resident memory (VmHWM) after each load, counted from the load's start")
 	compareDSN := fs.String("compare", "", "ClickHouse DSN of the tally under test: measure no-op fiber vs tally single requests and raw inserts vs tally batches of 500, in one run")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -108,6 +110,11 @@ func load(ctx context.Context, o options, out io.Writer) (result, error) {
 	statuses := map[int]int{}
 	var sent atomic.Int64
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.conc}, Timeout: 30 * time.Second}
+	if o.pid > 0 {
+		if err := resetPeakRSS(o.pid); err != nil {
+			return result{}, err
+		}
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < o.conc; w++ {
@@ -157,6 +164,13 @@ func load(ctx context.Context, o options, out io.Writer) (result, error) {
 		sent.Load(), len(latencies), elapsed.Seconds(), float64(sent.Load())/elapsed.Seconds(), float64(len(latencies))/elapsed.Seconds())
 	fmt.Fprintf(out, "request latency: p50 %v  p90 %v  p99 %v  max %v\n",
 		pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
+	if o.pid > 0 {
+		peak, err := peakRSS(o.pid)
+		if err != nil {
+			return result{}, err
+		}
+		fmt.Fprintf(out, "tally (pid %d) peak RSS during the load: %.1f MB\n", o.pid, float64(peak)/1e6)
+	}
 	codes := make([]int, 0, len(statuses))
 	for c := range statuses {
 		codes = append(codes, c)
