@@ -158,3 +158,20 @@ func BenchmarkInsertEvents(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch.Len())/b.Elapsed().Seconds(), "rows/s")
 }
+
+// An INSERT larger than insertBlockRows is sent in blocks; the server
+// gathers them into one part, as it would one block.
+func TestInsertBlocksMakeOnePart(t *testing.T) {
+	conn, db := migrated(t)
+	var b EventBatch
+	b.Encode(benchCompletions(5*insertBlockRows + 7))
+	if err := NewInserter(conn, db).InsertEvents(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, conn, "SELECT count() FROM "+db+".events"); n != 5*insertBlockRows+7 {
+		t.Errorf("rows = %d; want %d", n, 5*insertBlockRows+7)
+	}
+	if n := countRows(t, conn, "SELECT count() FROM system.parts WHERE database = '"+db+"' AND table = 'events' AND active"); n != 1 {
+		t.Errorf("active parts = %d; want 1", n)
+	}
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -100,8 +101,12 @@ const maxDeliveryError = 4096
 // keeps any real one whole while a runaway one cannot bloat the table.
 const maxDeliveryPayload = 16 << 10
 
-// insert appends whole columns (not rows) to one prepared INSERT: the
-// driver copies each column slice once, without reflection per row.
+// insert sends rows to table as one INSERT, its columns appended whole
+// (the driver copies a column slice at once, without reflection per row),
+// in blocks of insertBlockRows: the driver holds a copy of one block, not
+// of the whole batch, and reuses it for the next. The server gathers the
+// blocks of one INSERT into one part (min_insert_block_size_rows;
+// TestInsertBlocksMakeOnePart).
 func (in *Inserter) insert(ctx context.Context, table string, columns []string, rows int, values []any) error {
 	if rows == 0 {
 		return nil
@@ -114,22 +119,50 @@ func (in *Inserter) insert(ctx context.Context, table string, columns []string, 
 		return fmt.Errorf("insert %d rows into %s: prepare: %w", rows, table, err)
 	}
 	defer batch.Close()
-	for i, v := range values {
-		col := batch.Column(i)
-		var err error
-		if arrays, ok := v.([][]string); ok {
-			err = appendArrays(col, arrays)
-		} else {
-			err = col.Append(v)
+	for from := 0; from < rows; from += insertBlockRows {
+		to := min(rows, from+insertBlockRows)
+		for i, v := range values {
+			col := batch.Column(i)
+			var err error
+			if arrays, ok := v.([][]string); ok {
+				err = appendArrays(col, arrays[from:to])
+			} else {
+				err = col.Append(rowsOf(v, from, to))
+			}
+			if err != nil {
+				return fmt.Errorf("insert %d rows into %s: column %s: %w", rows, table, columns[i], err)
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("insert %d rows into %s: column %s: %w", rows, table, columns[i], err)
+		if to < rows {
+			if err := batch.Flush(); err != nil {
+				return fmt.Errorf("insert %d rows into %s: %w", rows, table, err)
+			}
 		}
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("insert %d rows into %s: %w", rows, table, err)
 	}
 	return nil
+}
+
+// insertBlockRows is the most rows sent in one block of an INSERT.
+const insertBlockRows = 2000
+
+// rowsOf is rows from to to of a column's values.
+func rowsOf(v any, from, to int) any {
+	switch v := v.(type) {
+	case []string:
+		return v[from:to]
+	case []time.Time:
+		return v[from:to]
+	case []uint16:
+		return v[from:to]
+	case []uint8:
+		return v[from:to]
+	case []uint32:
+		return v[from:to]
+	}
+	return reflect.ValueOf(v).Slice(from, to).Interface()
 }
 
 // appendArrays appends the rows of an Array(String) column. The driver's
