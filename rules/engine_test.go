@@ -29,7 +29,8 @@ type fakeForwarder struct {
 
 type enqueued struct {
 	dest, rule string
-	ev         capi.Event
+	ev         capi.Event // the item decoded as a Meta event
+	it         deliver.Item
 }
 
 func (f *fakeForwarder) Enqueue(_ context.Context, dest string, o deliver.Origin, it deliver.Item) error {
@@ -41,7 +42,7 @@ func (f *fakeForwarder) Enqueue(_ context.Context, dest string, o deliver.Origin
 	if err := f.fail[rule]; err != nil {
 		return err
 	}
-	f.sent = append(f.sent, enqueued{dest, rule, ev})
+	f.sent = append(f.sent, enqueued{dest, rule, ev, it})
 	return nil
 }
 
