@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -23,48 +22,16 @@ import (
 	"github.com/tally-analytics/tally/rules/capi"
 	"github.com/tally-analytics/tally/rules/capi/capitest"
 	"github.com/tally-analytics/tally/rules/deliver"
+	"github.com/tally-analytics/tally/rules/deliver/delivertest"
 	"github.com/tally-analytics/tally/store/spool"
 )
-
-// memLog is a DeliveryLog that keeps everything and can signal a count.
-type memLog struct {
-	mu   sync.Mutex
-	ds   []deliver.Delivery
-	sent chan struct{}
-}
-
-func (l *memLog) Record(ds []deliver.Delivery) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.ds = append(l.ds, ds...)
-	for _, d := range ds {
-		if d.Status == deliver.StatusSent && l.sent != nil {
-			l.sent <- struct{}{}
-		}
-	}
-}
-
-func (l *memLog) all() []deliver.Delivery {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.ds)
-}
-
-// outcomes summarises deliveries as "id:status/attempts" in order.
-func (l *memLog) outcomes() []string {
-	var out []string
-	for _, d := range l.all() {
-		out = append(out, fmt.Sprintf("%s:%s/%d", d.EventID, d.Status, d.Attempts))
-	}
-	return out
-}
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 type env struct {
 	srv *capitest.Server
 	fwd *deliver.Forwarder
-	log *memLog
+	log *delivertest.Log
 }
 
 // start builds a forwarder whose one destination, "meta", talks to srv
@@ -77,7 +44,7 @@ func start(t *testing.T, dir string, srv *capitest.Server, cfg deliver.Config) e
 		t.Fatal(err)
 	}
 	cfg.Dir = dir
-	l := &memLog{}
+	l := &delivertest.Log{}
 	f, err := deliver.NewForwarder(cfg, []deliver.Destination{capi.Destination("meta", client)}, l, quiet(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +105,7 @@ func TestForwarderRetries5xxThenSends(t *testing.T) {
 		synctest.Wait()
 
 		want(t, "received", receivedIDs(srv), []string{"e1", "e2", "e3"})
-		want(t, "deliveries", e.log.outcomes(), []string{
+		want(t, "deliveries", e.log.Outcomes(), []string{
 			"e1:retrying/1", "e2:retrying/1", "e3:retrying/1",
 			"e1:retrying/2", "e2:retrying/2", "e3:retrying/2",
 			"e1:sent/3", "e2:sent/3", "e3:sent/3",
@@ -154,7 +121,7 @@ func TestForwarderRetries5xxThenSends(t *testing.T) {
 		if d := times[2].Sub(times[1]); d < 5*time.Second || d > 11*time.Second {
 			t.Errorf("second retry after %v; want 5s..11s", d)
 		}
-		ds := e.log.all()
+		ds := e.log.All()
 		if ds[0].HTTPStatus != 503 || ds[0].TraceID == "" || !strings.Contains(ds[0].Message, "code 2") {
 			t.Errorf("retrying delivery = %+v; want HTTP 503, a fbtrace_id and Meta's code", ds[0])
 		}
@@ -179,14 +146,14 @@ func TestForwarderHonoursRetryAfter(t *testing.T) {
 		synctest.Wait()
 
 		want(t, "received", receivedIDs(srv), []string{"e1"})
-		want(t, "deliveries", e.log.outcomes(), []string{"e1:retrying/1", "e1:sent/2"})
+		want(t, "deliveries", e.log.Outcomes(), []string{"e1:retrying/1", "e1:sent/2"})
 		if len(times) != 2 {
 			t.Fatalf("%d requests; want 2", len(times))
 		}
 		if d := times[1].Sub(times[0]); d < 2*time.Minute {
 			t.Errorf("retried after %v; want at least Retry-After's 2m", d)
 		}
-		if d := e.log.all()[0]; d.HTTPStatus != 429 {
+		if d := e.log.All()[0]; d.HTTPStatus != 429 {
 			t.Errorf("throttled delivery HTTP status = %d; want 429", d.HTTPStatus)
 		}
 	})
@@ -214,8 +181,8 @@ func TestForwarderPermanentErrors(t *testing.T) {
 				if n := len(srv.Requests()); n != 1 {
 					t.Errorf("%d requests; want 1 (no retry)", n)
 				}
-				want(t, "deliveries", e.log.outcomes(), []string{"e1:failed/1"})
-				if d := e.log.all()[0]; d.HTTPStatus != tt.status || d.Message == "" {
+				want(t, "deliveries", e.log.Outcomes(), []string{"e1:failed/1"})
+				if d := e.log.All()[0]; d.HTTPStatus != tt.status || d.Message == "" {
 					t.Errorf("delivery = %+v; want HTTP %d and Meta's message", d, tt.status)
 				}
 			})
@@ -242,7 +209,7 @@ func TestForwarderPausesOnInvalidTokenAndResumesOnReload(t *testing.T) {
 		time.Sleep(2 * time.Hour)
 		synctest.Wait()
 
-		for _, d := range e.log.all() {
+		for _, d := range e.log.All() {
 			if d.Status != deliver.StatusPaused || d.Attempts != 0 {
 				t.Fatalf("delivery %+v; want only paused rows, no attempt counted", d)
 			}
@@ -309,7 +276,7 @@ func TestForwarderBisectsRejectedBatch(t *testing.T) {
 		slices.Sort(got)
 		want(t, "received", got, slices.Delete(slices.Clone(ids), 5, 6))
 		var failed []deliver.Delivery
-		for _, d := range e.log.all() {
+		for _, d := range e.log.All() {
 			if d.Status != deliver.StatusSent {
 				failed = append(failed, d)
 			}
@@ -342,7 +309,7 @@ func TestForwarderExpiresOldEvents(t *testing.T) {
 		if n := len(srv.Requests()); n != 1 {
 			t.Errorf("%d requests; want 1", n)
 		}
-		got := e.log.outcomes()
+		got := e.log.Outcomes()
 		slices.Sort(got)
 		want(t, "deliveries", got, []string{"new1:sent/1", "new2:sent/1", "no-ua:failed/0", "old:expired/0"})
 	})
@@ -369,7 +336,7 @@ func TestForwarderWaitsForFutureEventTime(t *testing.T) {
 		if d := times[0].Sub(at); d < -capi.MaxEventSkew || d > 0 {
 			t.Errorf("sent %v after its event_time; want within the minute before it", d)
 		}
-		out := e.log.outcomes()
+		out := e.log.Outcomes()
 		slices.Sort(out)
 		want(t, "deliveries", out, []string{"far:failed/0", "fast:sent/1"})
 	})
@@ -397,9 +364,9 @@ func TestForwarderStopsRetryingBeforeSevenDays(t *testing.T) {
 				}
 			}
 		}
-		ds := e.log.all()
+		ds := e.log.All()
 		if len(ds) < 2 || ds[len(ds)-1].Status != deliver.StatusExpired {
-			t.Fatalf("deliveries = %q; want retries ending expired", e.log.outcomes())
+			t.Fatalf("deliveries = %q; want retries ending expired", e.log.Outcomes())
 		}
 		for _, d := range ds[:len(ds)-1] {
 			if d.Status != deliver.StatusRetrying {
@@ -438,8 +405,8 @@ func TestForwarderCloseDrainsAndHardStopKeepsEvents(t *testing.T) {
 			t.Errorf("Close with Meta hanging = %v; want deadline exceeded", err)
 		}
 		cancel()
-		if len(e2.log.all()) != 0 {
-			t.Errorf("deliveries = %q; want none for an aborted request", e2.log.outcomes())
+		if len(e2.log.All()) != 0 {
+			t.Errorf("deliveries = %q; want none for an aborted request", e2.log.Outcomes())
 		}
 
 		e3 := start(t, dir, srv2, deliver.Config{})
@@ -447,7 +414,7 @@ func TestForwarderCloseDrainsAndHardStopKeepsEvents(t *testing.T) {
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		want(t, "received after restart", receivedIDs(srv2), []string{"h1", "h2"})
-		want(t, "deliveries after restart", e3.log.outcomes(), []string{"h1:sent/1", "h2:sent/1"})
+		want(t, "deliveries after restart", e3.log.Outcomes(), []string{"h1:sent/1", "h2:sent/1"})
 	})
 }
 
@@ -463,7 +430,7 @@ func TestForwarderCrashChild(t *testing.T) {
 		os.Exit(2)
 	}
 	f, err := deliver.NewForwarder(deliver.Config{Dir: dir, Linger: 10 * time.Millisecond},
-		[]deliver.Destination{capi.Destination("meta", client)}, &memLog{}, quiet(), nil)
+		[]deliver.Destination{capi.Destination("meta", client)}, &delivertest.Log{}, quiet(), nil)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
@@ -532,7 +499,7 @@ func TestForwarderSurvivesKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &memLog{sent: make(chan struct{}, 100)}
+	l := &delivertest.Log{Sent: make(chan struct{}, 100)}
 	f, err := deliver.NewForwarder(deliver.Config{Dir: dir, Linger: 10 * time.Millisecond},
 		[]deliver.Destination{capi.Destination("meta", client)}, l, quiet(), nil)
 	if err != nil {
@@ -541,7 +508,7 @@ func TestForwarderSurvivesKill(t *testing.T) {
 	timeout := time.After(30 * time.Second)
 	for range 50 {
 		select {
-		case <-l.sent:
+		case <-l.Sent:
 		case <-timeout:
 			t.Fatalf("after restart %d of 50 events sent within 30s", len(srv.Received()))
 		}
@@ -593,7 +560,7 @@ func TestDeliveryNamesTheSourceEvent(t *testing.T) {
 		e.enqueue(t, websiteEvent("s1", time.Now()))
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		ds := e.log.all()
+		ds := e.log.All()
 		if len(ds) != 1 || ds[0].Status != deliver.StatusSent || ds[0].SourceEvent != "form_submitted" || ds[0].Rule != "lead_rule" ||
 			ds[0].QueuedAt.IsZero() || ds[0].QueuedAt.After(ds[0].At) {
 			t.Errorf("deliveries = %+v; want one sent, from form_submitted by lead_rule, queued before it was sent", ds)
@@ -612,9 +579,9 @@ func TestDeliveriesKeepPayloadAndAnswer(t *testing.T) {
 		e.enqueue(t, ev)
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		ds := e.log.all()
+		ds := e.log.All()
 		if len(ds) != 2 {
-			t.Fatalf("deliveries = %v; want retrying then sent", e.log.outcomes())
+			t.Fatalf("deliveries = %v; want retrying then sent", e.log.Outcomes())
 		}
 		sent, _ := json.Marshal(ev)
 		for _, d := range ds {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tally-analytics/tally/rules/deliver"
+	"github.com/tally-analytics/tally/rules/deliver/delivertest"
 )
 
 // script is a Sender that answers each request with the next scripted
@@ -40,29 +41,8 @@ func (s *script) Send(_ context.Context, items []deliver.Item) []deliver.Result 
 	return a
 }
 
-type memLog struct {
-	mu sync.Mutex
-	ds []deliver.Delivery
-}
-
-func (l *memLog) Record(ds []deliver.Delivery) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.ds = append(l.ds, ds...)
-}
-
-func (l *memLog) outcomes() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, d := range l.ds {
-		out = append(out, fmt.Sprintf("%s:%s/%d", d.EventID, d.Status, d.Attempts))
-	}
-	return out
-}
-
-func start(t *testing.T, s *script, horizon time.Duration) (*deliver.Forwarder, *memLog) {
-	l := &memLog{}
+func start(t *testing.T, s *script, horizon time.Duration) (*deliver.Forwarder, *delivertest.Log) {
+	l := &delivertest.Log{}
 	d := deliver.Destination{Name: "d", Type: "test", Sender: s, MaxBatch: 10}
 	if horizon > 0 {
 		d.Horizon = func(deliver.Item) time.Duration { return horizon }
@@ -101,7 +81,7 @@ func TestPerItemResultsAndRetryAfter(t *testing.T) {
 		}
 		time.Sleep(time.Hour)
 		synctest.Wait()
-		if got, want := l.outcomes(), []string{"a:sent/1", "b:skipped_no_contact/1", "c:retrying/1", "c:sent/2"}; !slices.Equal(got, want) {
+		if got, want := l.Outcomes(), []string{"a:sent/1", "b:skipped_no_contact/1", "c:retrying/1", "c:sent/2"}; !slices.Equal(got, want) {
 			t.Errorf("deliveries = %q; want %q", got, want)
 		}
 		if d := s.at[1].Sub(s.at[0]); d < time.Hour {
@@ -122,7 +102,7 @@ func TestHorizon(t *testing.T) {
 		enqueue(t, f, "a")
 		time.Sleep(time.Hour)
 		synctest.Wait()
-		out := l.outcomes()
+		out := l.Outcomes()
 		if len(out) < 2 || out[len(out)-1] != fmt.Sprintf("a:expired/%d", len(out)) {
 			t.Errorf("deliveries = %q; want retries ending expired", out)
 		}
@@ -143,7 +123,7 @@ func TestWrongResultCountRetries(t *testing.T) {
 		enqueue(t, f, "a")
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if got := l.outcomes(); !slices.Equal(got, []string{"a:retrying/1", "a:sent/2"}) {
+		if got := l.Outcomes(); !slices.Equal(got, []string{"a:retrying/1", "a:sent/2"}) {
 			t.Errorf("deliveries = %q; want retrying, then sent", got)
 		}
 	})

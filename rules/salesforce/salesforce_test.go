@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/rules/deliver"
+	"github.com/tally-analytics/tally/rules/deliver/delivertest"
 	"github.com/tally-analytics/tally/rules/salesforce"
 	"github.com/tally-analytics/tally/rules/salesforce/sftest"
 )
@@ -41,44 +41,16 @@ func newClient(t *testing.T, srv *sftest.Server, refresh string) *salesforce.Cli
 	return c
 }
 
-// memLog keeps every delivery row.
-type memLog struct {
-	mu sync.Mutex
-	ds []deliver.Delivery
-}
-
-func (l *memLog) Record(ds []deliver.Delivery) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.ds = append(l.ds, ds...)
-}
-
-func (l *memLog) outcomes() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, d := range l.ds {
-		out = append(out, fmt.Sprintf("%s:%s/%d", d.EventID, d.Status, d.Attempts))
-	}
-	return out
-}
-
-func (l *memLog) all() []deliver.Delivery {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.ds)
-}
-
 type env struct {
 	srv *sftest.Server
 	fwd *deliver.Forwarder
-	log *memLog
+	log *delivertest.Log
 	m   *salesforce.Mapping
 }
 
 func start(t *testing.T, srv *sftest.Server, task salesforce.Task) env {
 	t.Helper()
-	l := &memLog{}
+	l := &delivertest.Log{}
 	f, err := deliver.NewForwarder(deliver.Config{Dir: t.TempDir()}, []deliver.Destination{salesforce.Destination("crm", newClient(t, srv, ""))},
 		l, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -162,12 +134,12 @@ func TestTasksGoToTheNewestContactElseLead(t *testing.T) {
 		if who := tasks["ev-lead"].Fields["WhoId"]; who != lead {
 			t.Errorf("task ev-lead WhoId = %v; want the lead %s", who, lead)
 		}
-		got := e.log.outcomes()
+		got := e.log.Outcomes()
 		slices.Sort(got)
 		if w := []string{"ev-ada:sent/1", "ev-conv:skipped_no_contact/1", "ev-lead:sent/1", "ev-none:skipped_no_contact/1"}; !slices.Equal(got, w) {
 			t.Errorf("deliveries = %q; want %q", got, w)
 		}
-		for _, d := range e.log.all() {
+		for _, d := range e.log.All() {
 			if d.Status == deliver.StatusSent && (!strings.HasPrefix(d.TraceID, "00T") || len(d.TraceID) != 18 || d.ForwardedName != "Task") {
 				t.Errorf("sent delivery %+v; want the task's 18-character 00T id as trace id", d)
 			}
@@ -204,16 +176,16 @@ func TestRetryNeverCreatesASecondTask(t *testing.T) {
 		if len(tasks) != 1 || tasks["ev-1"].Updates < 1 {
 			t.Fatalf("tasks = %+v; want one task, updated by the retry", tasks)
 		}
-		out := e.log.outcomes()
+		out := e.log.Outcomes()
 		if len(out) < 3 || out[len(out)-1] != fmt.Sprintf("ev-1:sent/%d", len(out)) {
 			t.Errorf("deliveries = %q; want retries, then sent", out)
 		}
-		for _, d := range e.log.all()[:2] {
+		for _, d := range e.log.All()[:2] {
 			if d.Status != deliver.StatusRetrying || !strings.Contains(d.Message, "REQUEST_LIMIT_EXCEEDED") || d.HTTPStatus != 403 {
 				t.Errorf("delivery %+v; want retrying on REQUEST_LIMIT_EXCEEDED (403)", d)
 			}
 		}
-		if last := e.log.all()[len(out)-1]; !strings.Contains(last.Message, "updated") {
+		if last := e.log.All()[len(out)-1]; !strings.Contains(last.Message, "updated") {
 			t.Errorf("final delivery %+v; want the update of the task the lost answer created", last)
 		}
 	})
@@ -233,7 +205,7 @@ func TestSessionsAndCredentials(t *testing.T) {
 		e.enqueue(t, completion("ev-2", "ada@example.com", time.Now()))
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if got := e.log.outcomes(); !slices.Equal(got, []string{"ev-1:sent/1", "ev-2:sent/1"}) {
+		if got := e.log.Outcomes(); !slices.Equal(got, []string{"ev-1:sent/1", "ev-2:sent/1"}) {
 			t.Fatalf("deliveries = %q; want both sent, the expired session renewed", got)
 		}
 		n401 := 0

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/rules/deliver"
+	"github.com/tally-analytics/tally/rules/deliver/delivertest"
 	"github.com/tally-analytics/tally/rules/webhook"
 )
 
@@ -121,30 +122,7 @@ func (rc *receiver) delivered() []string {
 	return ids
 }
 
-type memLog struct {
-	mu sync.Mutex
-	ds []deliver.Delivery
-}
-
-func (l *memLog) Record(ds []deliver.Delivery) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.ds = append(l.ds, ds...)
-}
-
-func (l *memLog) count(status string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, d := range l.ds {
-		if d.Status == status {
-			n++
-		}
-	}
-	return n
-}
-
-func start(t *testing.T, rc *receiver, cfg webhook.Config) (*deliver.Forwarder, *memLog) {
+func start(t *testing.T, rc *receiver, cfg webhook.Config) (*deliver.Forwarder, *delivertest.Log) {
 	t.Helper()
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
@@ -153,7 +131,7 @@ func start(t *testing.T, rc *receiver, cfg webhook.Config) (*deliver.Forwarder, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &memLog{}
+	l := &delivertest.Log{}
 	f, err := deliver.NewForwarder(deliver.Config{Dir: t.TempDir(), Linger: 10 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
 		[]deliver.Destination{webhook.Destination("hooks", cfg, c)}, l, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -193,7 +171,7 @@ func TestSignedBatchesRetryWithTheSameID(t *testing.T) {
 	rc := &receiver{answers: []int{503}}
 	f, l := start(t, rc, webhook.Config{MaxBatch: 3})
 	enqueue(t, f, "e1", "e2", "e3", "e4", "e5")
-	waitFor(t, "five delivered", func() bool { return l.count(deliver.StatusSent) == 5 })
+	waitFor(t, "five delivered", func() bool { return l.Count(deliver.StatusSent) == 5 })
 	if got := rc.delivered(); !slices.Equal(got, []string{"e1", "e2", "e3", "e4", "e5"}) {
 		t.Errorf("delivered %q; want e1…e5 once each", got)
 	}
@@ -225,11 +203,11 @@ func TestBisectsARefusedBatch(t *testing.T) {
 	rc := &receiver{badEvent: "e5"}
 	f, l := start(t, rc, webhook.Config{})
 	enqueue(t, f, "e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8")
-	waitFor(t, "all settled", func() bool { return l.count(deliver.StatusSent)+l.count(deliver.StatusFailed) == 8 })
+	waitFor(t, "all settled", func() bool { return l.Count(deliver.StatusSent)+l.Count(deliver.StatusFailed) == 8 })
 	if got := rc.delivered(); !slices.Equal(got, []string{"e1", "e2", "e3", "e4", "e6", "e7", "e8"}) {
 		t.Errorf("delivered %q; want all but e5", got)
 	}
-	if n := l.count(deliver.StatusFailed); n != 1 {
+	if n := l.Count(deliver.StatusFailed); n != 1 {
 		t.Errorf("%d failed; want only e5", n)
 	}
 }
@@ -246,7 +224,7 @@ func TestWrongSecretPausesUntilReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &memLog{}
+	l := &delivertest.Log{}
 	f, err := deliver.NewForwarder(deliver.Config{Dir: t.TempDir(), Linger: 10 * time.Millisecond}, []deliver.Destination{webhook.Destination("hooks", cfg, c)}, l, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -254,15 +232,15 @@ func TestWrongSecretPausesUntilReload(t *testing.T) {
 	defer f.Close(context.Background())
 	enqueue(t, f, "p1", "p2")
 	waitFor(t, "paused", func() bool { return f.Health()[0].State == deliver.StatePaused })
-	if h := f.Health()[0]; h.Backlog != 2 || l.count(deliver.StatusFailed) != 0 {
-		t.Fatalf("Health = %+v, %d failed; want both completions kept", h, l.count(deliver.StatusFailed))
+	if h := f.Health()[0]; h.Backlog != 2 || l.Count(deliver.StatusFailed) != 0 {
+		t.Fatalf("Health = %+v, %d failed; want both completions kept", h, l.Count(deliver.StatusFailed))
 	}
 	cfg.Secret = secret
 	good, _ := webhook.NewClient(cfg, nil)
 	if err := f.SetDestinations([]deliver.Destination{webhook.Destination("hooks", cfg, good)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "delivered after reload", func() bool { return l.count(deliver.StatusSent) == 2 })
+	waitFor(t, "delivered after reload", func() bool { return l.Count(deliver.StatusSent) == 2 })
 }
 
 func TestSignMatchesTheSpecExample(t *testing.T) {
