@@ -214,6 +214,10 @@ func TestForwarderPausesOnInvalidTokenAndResumesOnReload(t *testing.T) {
 				t.Fatalf("delivery %+v; want only paused rows, no attempt counted", d)
 			}
 		}
+		// One paused row per event of the refused request, not one per probe.
+		if n, first := len(e.log.All()), len(srv.Requests()[0].Events); n != first {
+			t.Errorf("%d paused rows after 2h of probes; want %d, for the first refused request only", n, first)
+		}
 		h := e.fwd.Health()
 		if len(h) != 1 || h[0].State != deliver.StatePaused || h[0].Backlog != n || !strings.Contains(h[0].Reason, "code 190") {
 			t.Fatalf("Health = %+v; want meta paused for code 190 with all %d events kept", h, n)

@@ -24,8 +24,9 @@
 //     in ~2·log2(n) requests.
 //   - Pause: the destination refused tally's credentials. Every item stays
 //     in the outbox without counting an attempt, the destination is paused
-//     (Health, the tally_destination_paused metric, one log line), and it is
-//     probed again every MaxBackoff; a reload that gives it new credentials
+//     (Health, the tally_destination_paused metric, one log line, paused
+//     rows for the refused request's items), and it is probed again every
+//     MaxBackoff; a reload that gives it new credentials
 //     resumes it at once. Items still expire at their horizon.
 //
 // Every outcome is a store.Delivery given to the DeliveryLog.

@@ -272,7 +272,14 @@ func (w *worker) send(d *Destination, ps []pending, s *settle) {
 		w.send(d, ps[half:], s)
 		return
 	}
+	// A paused destination's probes that fail again record no rows: the
+	// first refusal said it, and a day's probes would repeat it ~100 times
+	// per event.
+	recordPause := true
 	if pause >= 0 {
+		w.hmu.Lock()
+		recordPause = w.health.State != StatePaused
+		w.hmu.Unlock()
 		w.pause(results[pause], now)
 	}
 	// One delay for the request's retries, from its most-tried item, so
@@ -295,7 +302,9 @@ func (w *worker) send(d *Destination, ps []pending, s *settle) {
 		case Pause:
 			// Kept without counting an attempt: the event is not at fault.
 			s.released = append(s.released, p.key)
-			s.ds = append(s.ds, w.outcome(p, r, now, false))
+			if recordPause {
+				s.ds = append(s.ds, w.outcome(p, r, now, false))
+			}
 		case Retry:
 			if at, ok := w.retryAt(d, p, delay, r.RetryAfter, now); ok {
 				s.retries = append(s.retries, spool.Retry{Key: p.key, NotBefore: at})
