@@ -58,7 +58,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.batch, "batch", 100, "completions per request")
 	fs.IntVar(&o.conc, "c", 8, "concurrent requests")
 	fs.DurationVar(&o.maxTime, "max-time", 2*time.Minute, "stop after this long even if -n is not reached")
-	fs.IntVar(&o.pid, "pid", 0, "process id of the tally under test: print its peak resident memory (VmHWM) after each load, counted from the load's start")
+	fs.IntVar(&o.pid, "pid", 0, "process id of the tally under test: print its peak resident memory (VmHWM) and the CPU time it used during each load")
 	compareDSN := fs.String("compare", "", "ClickHouse DSN of the tally under test: measure no-op fiber vs tally single requests and raw inserts vs tally batches of 500, in one run")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,8 +110,13 @@ func load(ctx context.Context, o options, out io.Writer) (result, error) {
 	statuses := map[int]int{}
 	var sent atomic.Int64
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.conc}, Timeout: 30 * time.Second}
+	var cpu0 time.Duration
 	if o.pid > 0 {
 		if err := resetPeakRSS(o.pid); err != nil {
+			return result{}, err
+		}
+		var err error
+		if cpu0, err = cpuTime(o.pid); err != nil {
 			return result{}, err
 		}
 	}
@@ -169,7 +174,12 @@ func load(ctx context.Context, o options, out io.Writer) (result, error) {
 		if err != nil {
 			return result{}, err
 		}
-		fmt.Fprintf(out, "tally (pid %d) peak RSS during the load: %.1f MB\n", o.pid, float64(peak)/1e6)
+		cpu1, err := cpuTime(o.pid)
+		if err != nil {
+			return result{}, err
+		}
+		fmt.Fprintf(out, "tally (pid %d) during the load: peak RSS %.1f MB; CPU %.2f s, %.1f µs per accepted completion\n",
+			o.pid, float64(peak)/1e6, (cpu1 - cpu0).Seconds(), float64((cpu1-cpu0).Microseconds())/float64(max(sent.Load(), 1)))
 	}
 	codes := make([]int, 0, len(statuses))
 	for c := range statuses {
