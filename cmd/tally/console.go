@@ -7,6 +7,7 @@ import (
 	"github.com/tally-analytics/tally/console"
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/rules/deliver"
+	"github.com/tally-analytics/tally/rules/salesforce"
 	"github.com/tally-analytics/tally/store"
 )
 
@@ -62,8 +63,11 @@ func consoleRules(cfg *config.File, engine interface {
 		if r.When.Event != "" {
 			cr.Events = append([]string{r.When.Event}, cr.Events...)
 		}
-		if r.Forward.EventNameFrom != nil {
+		switch {
+		case r.Forward.EventNameFrom != nil:
 			cr.ForwardedName = "from " + r.Forward.EventNameFrom.Property
+		case cr.DestinationType == salesforce.Type:
+			cr.ForwardedName = salesforce.ItemName
 		}
 		cr.EnabledAt, cr.Enabled = engine.EnabledAt(r.Name)
 		out = append(out, cr)

@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tally-analytics/tally/rules/deliver"
+	"github.com/tally-analytics/tally/rules/salesforce"
+	"github.com/tally-analytics/tally/rules/salesforce/sftest"
 )
 
 // mirroredLeadYAML is browserYAML with a Meta destination at the Graph
@@ -51,12 +53,22 @@ api_tokens:
 
 func TestConsoleInBrowser(t *testing.T) {
 	graph := capitestServer(t)
-	// A second destination whose token Meta refuses: it pauses.
+	// A second destination whose token Meta refuses: it pauses. And a
+	// Salesforce org, where each form becomes a task on the contact.
+	sf := sftest.Start(sftest.Config{ClientID: sfClientID, ClientSecret: sfSecret, APIVersion: salesforce.DefaultAPIVersion, ExternalIDField: sfExtField})
+	t.Cleanup(sf.Close)
+	sf.AddContact("lead@example.com", time.Now().Add(-time.Hour))
 	yaml := strings.Replace(mirroredLeadYAML(graph.URL()), "rules:\n", `  - {name: meta_refused, type: meta_capi, pixel_id: "1234567890", access_token: wrong-token, graph_url: `+graph.URL()+`}
+  - name: crm
+    type: salesforce
+    salesforce: {instance_url: `+sf.URL()+`, client_id: `+sfClientID+`, client_secret: `+sfSecret+`, external_id_field: `+sfExtField+`}
 rules:
   - name: refused_lead
     when: {event: form_submitted}
     forward: {to: meta_refused, event_name: Lead, share: [email, client_ip, user_agent]}
+  - name: form_tasks
+    when: {event: form_submitted}
+    forward: {to: crm, task: {subject: "{{label}}: {{form_id}}", type: Other}}
 `, 1)
 	tu := startBrowserTallyWith(t, yaml, serverOptions{Forwarder: deliver.Config{Linger: 10 * time.Millisecond}})
 	ts := tu.ts
@@ -131,6 +143,11 @@ return rows.length >= 2 && rows.filter(r => !r.hidden).map(r => r.cells[2].textC
 		return traceID != "", fmt.Sprint(len(graph.Received()), " events at the stand-in")
 	})
 
+	eventually(t, "the lead's task delivery stored", func() (bool, string) {
+		n := ts.count(t, "SELECT count() FROM DB.deliveries WHERE rule = 'form_tasks' AND status = 'sent'")
+		return n == 1, fmt.Sprint(n, " rows")
+	})
+
 	t.Run("rules and deliveries", func(t *testing.T) {
 		do(t, console, chromedp.Navigate(admin+"/console/rules"))
 		text := pageText(t, console)
@@ -145,6 +162,15 @@ return rows.length >= 2 && rows.filter(r => !r.hidden).map(r => r.cells[2].textC
 			if !strings.Contains(detail, want) {
 				t.Errorf("expanded delivery lacks %s:\n%s", want, detail)
 			}
+		}
+		// The Salesforce rule's delivery carries the task's id.
+		var task sftest.Task
+		for _, tk := range sf.Tasks() {
+			task = tk
+		}
+		sfRow := eval[string](t, console, `(() => { const r = document.querySelector('#rule-form_tasks .deliveries tr.expand'); return r ? r.cells[3].textContent + ' ' + r.cells[6].textContent : ''; })()`)
+		if task.ID == "" || sfRow != "sent "+task.ID {
+			t.Errorf("form_tasks delivery status and trace id %q; want sent with the Salesforce task id %q", sfRow, task.ID)
 		}
 		shoot(t, console, shots, "rules")
 	})
