@@ -319,6 +319,10 @@ type dedupView struct {
 	Dedup
 }
 
+// reportLookback is how much earlier than the window's deliveries their
+// completions are looked for.
+const reportLookback = 7 * 24 * time.Hour
+
 // dedupLimit bounds the outcomes one rule's deduplication reads: a day of
 // conversions on a busy site.
 const dedupLimit = 10_000
@@ -336,9 +340,11 @@ func (c *Console) dedup(r *http.Request, problem func(error)) any {
 		if c.cfg.Store != nil {
 			ds, err := c.cfg.Store.Deliveries(ctx, rule.Name, since, dedupLimit)
 			problem(err)
-			reports, err := c.cfg.Store.MirrorReports(ctx, rule.Events, since)
+			// The completions of the window's deliveries may have happened
+			// up to a week earlier (Meta takes events 7 days old).
+			reports, err := c.cfg.Store.MirrorReports(ctx, rule.Events, since.Add(-reportLookback))
 			problem(err)
-			v.Dedup = dedupOf(rule.Name, ds, reports)
+			v.Dedup = dedupOf(rule.Name, since, ds, reports)
 		}
 		out = append(out, v)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/store"
@@ -50,11 +51,12 @@ func (d Dedup) Share() float64 {
 // maxExamples bounds the examples a Dedup keeps.
 const maxExamples = 50
 
-// dedupOf joins a rule's delivery outcomes (newest first) with the
-// snippet's mirror reports of the same completions. A conversion is an
-// event id with an outcome for the rule or a report naming the rule; its
-// server side is its newest outcome, its browser side the report.
-func dedupOf(rule string, ds []store.Delivery, reports []store.MirrorReport) Dedup {
+// dedupOf joins a rule's delivery outcomes since the given time (newest
+// first) with the snippet's mirror reports of the same completions. A
+// conversion is an event id with an outcome for the rule, or a completion
+// received since then whose report names the rule; its server side is its
+// newest outcome, its browser side the report.
+func dedupOf(rule string, since time.Time, ds []store.Delivery, reports []store.MirrorReport) Dedup {
 	byID := make(map[string]*store.MirrorReport, len(reports))
 	for i := range reports {
 		byID[reports[i].EventID] = &reports[i]
@@ -68,7 +70,7 @@ func dedupOf(rule string, ds []store.Delivery, reports []store.MirrorReport) Ded
 		}
 	}
 	for _, r := range reports {
-		if _, ok := latest[r.EventID]; !ok && reportOf(r.Mirror, rule) != "" {
+		if _, ok := latest[r.EventID]; !ok && !r.ReceivedAt.Before(since) && reportOf(r.Mirror, rule) != "" {
 			ids = append(ids, r.EventID)
 		}
 	}

@@ -3,6 +3,7 @@ package console
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/store"
@@ -13,8 +14,9 @@ func TestDedupClassifiesEachConversion(t *testing.T) {
 	d := func(id, status string) store.Delivery {
 		return store.Delivery{EventID: id, Rule: rule, Status: status}
 	}
+	since := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	r := func(id string, src ingest.Source, mirror ...string) store.MirrorReport {
-		return store.MirrorReport{EventID: id, Source: src, Mirror: mirror}
+		return store.MirrorReport{EventID: id, Source: src, Mirror: mirror, ReceivedAt: since.Add(time.Hour)}
 	}
 	// Outcomes newest first: "retried" was retrying, then sent.
 	ds := []store.Delivery{d("both", "sent"), d("retried", "sent"), d("retried", "retrying"), d("api", "sent"), d("queued", "sent"),
@@ -24,8 +26,10 @@ func TestDedupClassifiesEachConversion(t *testing.T) {
 		r("api", ingest.SourceAPI), r("queued", ingest.SourceBrowser, "lead=queued"), r("nopixel", ingest.SourceBrowser, "lead=no_pixel"),
 		r("failed", ingest.SourceBrowser, "lead=sent"), r("gpc", ingest.SourceBrowser, "*=gpc"),
 		r("pending", ingest.SourceBrowser, "lead=sent"), r("unrelated", ingest.SourceBrowser, "other=sent"),
+		// Before the window: its outcome, if any, is too.
+		{EventID: "earlier", Source: ingest.SourceBrowser, Mirror: []string{"lead=sent"}, ReceivedAt: since.Add(-time.Hour)},
 	}
-	got := dedupOf(rule, ds, reports)
+	got := dedupOf(rule, since, ds, reports)
 	if got.Both != 2 || got.ServerOnly != 4 || got.BrowserOnly != 2 || got.Neither != 1 {
 		t.Errorf("both %d, server only %d, browser only %d, neither %d; want 2, 4, 2, 1", got.Both, got.ServerOnly, got.BrowserOnly, got.Neither)
 	}
@@ -51,6 +55,9 @@ func TestDedupClassifiesEachConversion(t *testing.T) {
 	}
 	if _, ok := why["unrelated"]; ok {
 		t.Error("a completion the rule neither forwarded nor mirrored is counted")
+	}
+	if _, ok := why["earlier"]; ok {
+		t.Error("a mirrored completion received before the window is counted")
 	}
 	var ns []int
 	for _, r := range got.Reasons {

@@ -42,17 +42,20 @@ func (r *ConsoleReader) Rejections(ctx context.Context, limit int) ([]ingest.Rej
 	return out, rows.Err()
 }
 
-// truncationWindow bounds the events a look for truncated completions
-// reads: the last day (the events table is partitioned and sorted by
-// site and event first, so an unbounded look would read every row).
+// The console's reads of events are bounded by occurred_at, which the
+// table is partitioned (by month) and sorted (after site and event name,
+// by day) on, so ClickHouse reads the days asked for, not the history.
+
+// truncationWindow: the truncated completions shown are those of the
+// last day.
 const truncationWindow = 24 * time.Hour
 
-// Truncated returns the newest completions of the last day that were
-// stored with a value cut or a property dropped, at most limit of them.
-// Each has its id, names, times, site, source and Truncated set.
+// Truncated returns the newest completions that happened in the last day
+// and were stored with a value cut or a property dropped, at most limit of
+// them. Each has its id, names, times, site, source and Truncated set.
 func (r *ConsoleReader) Truncated(ctx context.Context, now time.Time, limit int) ([]ingest.Completion, error) {
 	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT event_id, event_name, site, source, received_at, truncated FROM %s
-WHERE received_at >= ? AND notEmpty(truncated) ORDER BY received_at DESC LIMIT %d`, r.table("events"), limit), now.Add(-truncationWindow).UTC())
+WHERE occurred_at >= ? AND notEmpty(truncated) ORDER BY received_at DESC LIMIT %d`, r.table("events"), limit), now.Add(-truncationWindow).UTC())
 	if err != nil {
 		return nil, fmt.Errorf("read truncated completions: %w", err)
 	}
@@ -69,17 +72,17 @@ WHERE received_at >= ? AND notEmpty(truncated) ORDER BY received_at DESC LIMIT %
 	return out, rows.Err()
 }
 
-// EventCount is how many completions of one event were received in the
-// last hour and the last day.
+// EventCount is how many completions of one event happened in the last
+// hour and the last day.
 type EventCount struct {
 	Hour, Day uint64
 }
 
-// EventCounts counts the completions received in the day before now, by
-// event name.
+// EventCounts counts the completions that happened in the day before now,
+// by event name (an import of history adds to the days it happened on).
 func (r *ConsoleReader) EventCounts(ctx context.Context, now time.Time) (map[string]EventCount, error) {
-	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT event_name, countIf(received_at >= ?), count() FROM %s
-WHERE received_at >= ? GROUP BY event_name`, r.table("events")), now.Add(-time.Hour).UTC(), now.Add(-24*time.Hour).UTC())
+	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT event_name, countIf(occurred_at >= ?), count() FROM %s
+WHERE occurred_at >= ? GROUP BY event_name`, r.table("events")), now.Add(-time.Hour).UTC(), now.Add(-24*time.Hour).UTC())
 	if err != nil {
 		return nil, fmt.Errorf("count events: %w", err)
 	}
@@ -133,9 +136,10 @@ func (r *ConsoleReader) Deliveries(ctx context.Context, rule string, since time.
 // MirrorReport is what the snippet said its pixel mirror did with one
 // completion (ingest.Completion.Mirror).
 type MirrorReport struct {
-	EventID string
-	Source  ingest.Source
-	Mirror  []string
+	EventID    string
+	Source     ingest.Source
+	ReceivedAt time.Time
+	Mirror     []string
 }
 
 // maxMirrorReports bounds one read of mirror reports: a day of one rule's
@@ -143,7 +147,7 @@ type MirrorReport struct {
 const maxMirrorReports = 100_000
 
 // MirrorReports returns the mirror reports of the completions of the named
-// events received since the given time.
+// events that happened since the given time.
 func (r *ConsoleReader) MirrorReports(ctx context.Context, events []string, since time.Time) ([]MirrorReport, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -153,8 +157,8 @@ func (r *ConsoleReader) MirrorReports(ctx context.Context, events []string, sinc
 		args = append(args, e)
 	}
 	args = append(args, since.UTC())
-	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT event_id, source, mirror FROM %s
-WHERE event_name IN (?%s) AND received_at >= ? LIMIT %d`, r.table("events"), strings.Repeat(", ?", len(events)-1), maxMirrorReports), args...)
+	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT event_id, source, received_at, mirror FROM %s
+WHERE event_name IN (?%s) AND occurred_at >= ? LIMIT %d`, r.table("events"), strings.Repeat(", ?", len(events)-1), maxMirrorReports), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read mirror reports: %w", err)
 	}
@@ -162,7 +166,7 @@ WHERE event_name IN (?%s) AND received_at >= ? LIMIT %d`, r.table("events"), str
 	var out []MirrorReport
 	for rows.Next() {
 		var m MirrorReport
-		if err := rows.Scan(&m.EventID, (*string)(&m.Source), &m.Mirror); err != nil {
+		if err := rows.Scan(&m.EventID, (*string)(&m.Source), &m.ReceivedAt, &m.Mirror); err != nil {
 			return nil, fmt.Errorf("read mirror reports: %w", err)
 		}
 		out = append(out, m)
