@@ -532,6 +532,9 @@ func TestClusterTwoCollectors(t *testing.T) {
 		go func() { defer wg.Done(); children[i] = startChild(t, cfgs[i]) }()
 	}
 	wg.Wait()
+	if children[0] == nil || children[1] == nil {
+		t.FailNow() // startChild said why
+	}
 
 	l := newLoader()
 	ctx, cancel := context.WithCancel(context.Background())
