@@ -232,7 +232,7 @@ return rows.length >= 2 && rows.filter(r => !r.hidden).map(r => r.cells[2].textC
 		// destination's lead waits in its outbox: no outcome yet).
 		eval[chromedp.Void](t, site, `tally('track', 'form_submitted', {form_id: 'contact', deal_amount: 80});`)
 		waitFor(t, console, "the lead's outcomes beside it",
-			`[...document.querySelectorAll('#live tr.completion.debug')].some(r => /contact_form_lead: sent \(\w+\)/.test(r.cells[5].textContent))`)
+			`[...document.querySelectorAll('#live tr.completion.debug')].some(r => /contact_form_lead: pixel sent · server sent \(\w+\)/.test(r.cells[5].textContent))`)
 		shoot(t, console, shots, "live-outcomes")
 	})
 

@@ -110,15 +110,25 @@
   var outcomes = {};
   var outcomeCount = 0;
 
+  // A rule's entry says what each side did: the browser's pixel call as
+  // the snippet reported it, and the server's delivery once it is known.
   function rulesText(c) {
     var o = outcomes[c.event_id] || {};
+    var pixel = {};
+    (c.mirror || []).forEach(function (m) {
+      var i = m.lastIndexOf('=');
+      pixel[m.slice(0, i)] = m.slice(i + 1);
+    });
     var names = (c.rules || []).slice();
     Object.keys(o).forEach(function (r) {
       if (names.indexOf(r) < 0) names.push(r);
     });
     return names
       .map(function (r) {
-        return o[r] ? r + ': ' + o[r] : r;
+        var sides = [];
+        if (pixel[r]) sides.push('pixel ' + pixel[r]);
+        if (o[r]) sides.push('server ' + o[r]);
+        return sides.length ? r + ': ' + sides.join(' · ') : r;
       })
       .join(', ');
   }
