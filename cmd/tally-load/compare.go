@@ -48,15 +48,30 @@ func compare(ctx context.Context, o options, dsn string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	drain := func() error {
+		if o.metrics == "" {
+			return nil
+		}
+		return waitStored(ctx, o.metrics, 2*time.Minute, out)
+	}
+	if err := drain(); err != nil {
+		return err
+	}
 	fmt.Fprintln(out, "== 1. single-completion requests: tally (durable log)")
 	durable, err := load(ctx, single, out)
 	if err != nil {
 		return err
 	}
 
+	if err := drain(); err != nil {
+		return err
+	}
 	fmt.Fprintln(out, "== 2. clickhouse-go inserting event rows directly (10,000-row batches)")
 	raw, err := rawInsert(ctx, dsn, o.n, out)
 	if err != nil {
+		return err
+	}
+	if err := drain(); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "== 2. batches of 500: tally (durable log)")

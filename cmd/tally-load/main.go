@@ -5,7 +5,7 @@
 //
 //	tally-load -url http://127.0.0.1:8080 -token T -event viewed_car -n 200000 -batch 100 -c 8
 //	tally-load -path browser -site demo -url http://127.0.0.1:8080 -n 50000
-//	tally-load -compare clickhouse://127.0.0.1:PORT -pid $(pgrep -f "tally serve") -c 64
+//	tally-load -compare clickhouse://127.0.0.1:PORT -metrics http://127.0.0.1:9090/metrics -pid $(pgrep -f "tally serve") -c 64
 //
 // All requests come from one address, so for the browser path set
 // collector.rate_limit_per_minute: -1 in the config of the tally under
@@ -42,6 +42,7 @@ func main() {
 
 type options struct {
 	base, path, token, event, site string
+	metrics                        string
 	n, batch, conc, pid            int
 	maxTime                        time.Duration
 }
@@ -59,6 +60,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.conc, "c", 8, "concurrent requests")
 	fs.DurationVar(&o.maxTime, "max-time", 2*time.Minute, "stop after this long even if -n is not reached")
 	fs.IntVar(&o.pid, "pid", 0, "process id of the tally under test: print its peak resident memory (VmHWM) and the CPU time it used during each load")
+	fs.StringVar(&o.metrics, "metrics", "", "URL of the tally's /metrics (on its admin listener): with -compare, wait before each measurement until it has stored every completion it accepted")
 	compareDSN := fs.String("compare", "", "ClickHouse DSN of the tally under test: measure no-op fiber vs tally single requests and raw inserts vs tally batches of 500, in one run")
 	if err := fs.Parse(args); err != nil {
 		return err
