@@ -62,7 +62,7 @@ func TestOperatorEndpointsOffThePublicListener(t *testing.T) {
 	if code, body := get(public, "/readyz"); code != 503 || body != "not ready" {
 		t.Errorf("public GET /readyz = %d %q; want 503 \"not ready\" and no detail", code, body)
 	}
-	for _, path := range []string{"/metrics", "/demo", "/debug/pprof/"} {
+	for _, path := range []string{"/metrics", "/demo", "/debug/pprof/", "/console", "/console/stream"} {
 		if code, _ := get(public, path); code != 404 {
 			t.Errorf("public GET %s = %d; want 404", path, code)
 		}
