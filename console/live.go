@@ -3,6 +3,7 @@ package console
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +41,13 @@ type Live struct {
 
 	mu    sync.Mutex
 	subs  map[*subscriber]struct{}
-	debug [][]byte // the newest debugKeep debug frames, oldest first
+	debug []kept // the newest debugKeep debug completions, oldest first
+}
+
+// kept is a debug completion's frame, with its identifiers for Forget.
+type kept struct {
+	frame []byte
+	who   ingest.Completion // VisitorID, ObjectID, Identity.Email and ExternalID only
 }
 
 type subscriber struct {
@@ -69,7 +76,8 @@ func (l *Live) Observe(cs []ingest.Completion) {
 			if len(l.debug) == debugKeep {
 				l.debug = append(l.debug[:0], l.debug[1:]...)
 			}
-			l.debug = append(l.debug, frame)
+			l.debug = append(l.debug, kept{frame: frame, who: ingest.Completion{VisitorID: c.VisitorID, ObjectID: c.ObjectID,
+				Identity: ingest.Identity{Email: c.Identity.Email, ExternalID: c.Identity.ExternalID}}})
 		}
 		for s := range l.subs {
 			s.offer(frame)
@@ -102,8 +110,8 @@ func (s *subscriber) offer(frame []byte) {
 func (l *Live) Subscribe() (<-chan []byte, func()) {
 	s := &subscriber{ch: make(chan []byte, subscriberBuffer)}
 	l.mu.Lock()
-	for _, f := range l.debug {
-		s.offer(f)
+	for _, k := range l.debug {
+		s.offer(k.frame)
 	}
 	l.subs[s] = struct{}{}
 	l.watching.Add(1)
@@ -117,6 +125,17 @@ func (l *Live) Subscribe() (<-chan []byte, func()) {
 			l.mu.Unlock()
 		})
 	}
+}
+
+// Forget drops the kept debug completions of a person being erased (match
+// says whose) and returns how many it dropped; what watchers were already
+// sent is theirs.
+func (l *Live) Forget(match func(*ingest.Completion) bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.debug)
+	l.debug = slices.DeleteFunc(l.debug, func(k kept) bool { return match(&k.who) })
+	return n - len(l.debug)
 }
 
 // Record offers delivery outcomes to the watchers, so the live page shows

@@ -116,3 +116,21 @@ data: {"event_id":"e1","rule":"lead","destination":"meta","status":"sent","http_
 		t.Errorf("%d more frames; want none (the outcome before watching is not kept)", n)
 	}
 }
+
+func TestLiveForgetsAnErasedPersonsDebugCompletions(t *testing.T) {
+	l := NewLive(LiveConfig{})
+	ada, bob := completion("ada-1", true), completion("bob-1", true)
+	ada.Identity.Email, bob.VisitorID = "ada@example.com", "bob-visitor"
+	l.Observe([]ingest.Completion{ada, bob})
+	if n := l.Forget(func(c *ingest.Completion) bool { return c.Identity.Email == "ada@example.com" }); n != 1 {
+		t.Errorf("Forget dropped %d; want 1", n)
+	}
+	frames, stop := l.Subscribe()
+	defer stop()
+	if n := len(frames); n != 1 {
+		t.Fatalf("a new watcher got %d kept frames; want bob's only", n)
+	}
+	if e := entryOf(t, <-frames); e.EventID != "bob-1" {
+		t.Errorf("kept %s; want bob-1", e.EventID)
+	}
+}

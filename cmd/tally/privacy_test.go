@@ -34,7 +34,7 @@ func TestErasePerson(t *testing.T) {
 	// Browser: one completion identified, one anonymous, same visitor.
 	req, _ := http.NewRequest("POST", ts.url+"/e", strings.NewReader(`{"site":"shop","events":[
 		{"id":"b-1","name":"viewed_car","url":"https://shop.example.com/a","traits":{"email":"ada@example.com"}},
-		{"id":"b-2","name":"viewed_car","url":"https://shop.example.com/b"}]}`))
+		{"id":"b-2","name":"viewed_car","url":"https://shop.example.com/b","debug":true}]}`))
 	req.Header.Set("Origin", "https://shop.example.com")
 	req.Header.Set("Cookie", "_tally_id="+visitor)
 	req.Header.Set("User-Agent", ua)
@@ -82,9 +82,21 @@ func TestErasePerson(t *testing.T) {
 	if code, _ := erase(testAPIToken, `{"email":"ada@example.com"}`); code != 401 {
 		t.Errorf("erase with a send-only token: %d; want 401", code)
 	}
+	// Her anonymous debug completion is kept for the console's next watcher.
+	kept := func() int {
+		frames, stop := ts.live.Subscribe()
+		defer stop()
+		return len(frames)
+	}
+	if n := kept(); n != 1 {
+		t.Errorf("the console keeps %d debug completions before the erasure; want her 1", n)
+	}
 	code, got := erase("dpo-token-0123456789", `{"email":" ADA@example.com "}`)
 	if code != 200 {
 		t.Fatalf("erase: %d %v", code, got)
+	}
+	if n := kept(); n != 0 {
+		t.Errorf("the console keeps %d debug completions after the erasure; want none", n)
 	}
 	t.Logf("erase removed: %v", got)
 	for k, min := range map[string]float64{"events": 4, "rejections": 1, "deliveries": 1, "outbox": 1} {

@@ -661,8 +661,9 @@ const eraseWait = time.Minute
 // erase removes a person everywhere tally keeps them: the durable log (its
 // readers drop the person's completions it still holds), ClickHouse (events
 // through every visitor id their email was seen with, their deliveries,
-// rejections naming them, identity links) and the forwarding outbox. The
-// audit row and the log line name the person by a hash only.
+// rejections naming them, identity links), the forwarding outbox and the
+// debug completions the console keeps. The audit row and the log line name
+// the person by a hash only.
 func (s *server) erase(ctx context.Context, r ingest.EraseRequest) (any, error) {
 	p := store.Person{Emails: []string{r.Email}, VisitorIDs: []string{r.VisitorID}, ExternalIDs: []string{r.ExternalID}}.Normalize()
 	if p.Empty() {
@@ -716,6 +717,7 @@ func (s *server) erase(ctx context.Context, r ingest.EraseRequest) (any, error) 
 	s.identities.Forget(func(visitor string, id ingest.Identity) bool {
 		return p.Matches(&ingest.Completion{VisitorID: visitor, Identity: id})
 	})
+	s.live.Forget(p.Matches)
 	if err := s.eraser.Record(ctx, subject, counts); err != nil {
 		return nil, err
 	}
