@@ -151,7 +151,13 @@ func consoleAccess(tokens []Token) fiber.Handler {
 		}
 		if q := ctx.Query("token"); q != "" && validToken(tokens, q, ScopeConsole) {
 			ctx.Cookie(&fiber.Cookie{Name: consoleCookie, Value: q, Path: "/console", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode})
-			return ctx.Redirect(ctx.Path(), fiber.StatusSeeOther)
+			args := ctx.Context().QueryArgs()
+			args.Del("token")
+			to := ctx.Path()
+			if rest := string(args.QueryString()); rest != "" {
+				to += "?" + rest
+			}
+			return ctx.Redirect(to, fiber.StatusSeeOther)
 		}
 		if c := ctx.Cookies(consoleCookie); c != "" && validToken(tokens, c, ScopeConsole) {
 			return ctx.Next()

@@ -66,11 +66,11 @@ func TestConsoleNeedsATokenOffLoopback(t *testing.T) {
 			t.Errorf("%s: body %q; want the console's page", tt.name, body)
 		}
 	}
-	resp, _ := do("/console/dedup?token=console-secret", "", "")
+	resp, _ := do("/console/dedup?token=console-secret&rule=leads", "", "")
 	cookie := resp.Header.Get("Set-Cookie")
-	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/console/dedup" ||
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/console/dedup?rule=leads" ||
 		!strings.Contains(cookie, consoleCookie+"=console-secret") || !strings.Contains(strings.ToLower(cookie), "httponly") {
-		t.Errorf("?token= answered %d, Location %q, Set-Cookie %q; want 303 to /console/dedup with an HttpOnly cookie",
+		t.Errorf("?token= answered %d, Location %q, Set-Cookie %q; want 303 to /console/dedup?rule=leads with an HttpOnly cookie",
 			resp.StatusCode, resp.Header.Get("Location"), cookie)
 	}
 }
