@@ -83,6 +83,12 @@ tally('track', 'form_submitted', {form_id: 'newsletter'});`)
 tally('identify', {email: 'grace@example.com', external_id: 'crm-77'});`)
 		do(t, ctx, chromedp.Navigate(f.page("/p/identify-later", stub, "")))
 		loaded(t, ctx)
+		// The identify leaves with the first page (a beacon as it is left),
+		// and may reach tally after the later page's completion: wait for it.
+		eventually(t, "the identify at tally", func() (bool, string) {
+			n := f.passedWith("grace@example.com")
+			return n >= 1, fmt.Sprint(n, " requests")
+		})
 		before := len(graph.Received())
 		eval[chromedp.Void](t, ctx, `tally('track', 'form_submitted', {form_id: 'contact', deal_amount: 10});`)
 		eventually(t, "server event for the later page", func() (bool, string) {

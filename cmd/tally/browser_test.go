@@ -89,6 +89,7 @@ type front struct {
 	lose   int               // pass this many through, then cut before the answer
 	status []int             // answer the next requests with these statuses, not passing them on
 	posts  []string          // bodies of collection requests seen
+	passed []string          // bodies of those tally has answered
 }
 
 func newFront(t *testing.T, tallyURL string) *front {
@@ -130,11 +131,17 @@ func (f *front) set(refuse bool, lose int) {
 }
 
 // postsWith counts collection requests whose body contains s.
-func (f *front) postsWith(s string) int {
+func (f *front) postsWith(s string) int { return f.count(&f.posts, s) }
+
+// passedWith counts collection requests tally has answered whose body
+// contains s.
+func (f *front) passedWith(s string) int { return f.count(&f.passed, s) }
+
+func (f *front) count(bodies *[]string, s string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
-	for _, p := range f.posts {
+	for _, p := range *bodies {
 		if strings.Contains(p, s) {
 			n++
 		}
@@ -180,6 +187,9 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		f.proxy.ServeHTTP(w, r)
+		f.mu.Lock()
+		f.passed = append(f.passed, string(body))
+		f.mu.Unlock()
 	case r.URL.Path == "/e":
 		f.proxy.ServeHTTP(w, r)
 	default:
