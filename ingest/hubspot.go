@@ -170,10 +170,49 @@ func ParseAPIInput(cat *Catalog, raw []byte, path string, now time.Time, src Sou
 }
 
 // isEmailAddress reports whether s is a bare address ("a@b.com"), not a
-// display-name form that net/mail also accepts ("A <a@b.com>").
+// display-name form that net/mail also accepts ("A <a@b.com>"). The common
+// shape, letters, digits and ._%+- before the @ and dot-separated labels
+// after it, is taken without net/mail's full parse (FuzzPlainEmail holds
+// that net/mail agrees with every address it takes).
 func isEmailAddress(s string) bool {
+	if plainEmail(s) {
+		return true
+	}
 	a, err := mail.ParseAddress(s)
 	return err == nil && a.Address == s
+}
+
+// plainEmail reports whether s is local@domain with a dot-atom local part
+// of letters, digits and ._%+- and a domain of dot-separated labels of
+// letters, digits and hyphens, no label starting or ending with one.
+// Anything else is left to net/mail.
+func plainEmail(s string) bool {
+	at := strings.IndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 {
+		return false
+	}
+	local, domain := s[:at], s[at+1:]
+	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
+		return false
+	}
+	for i := 0; i < len(local); i++ {
+		c := local[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._%+-", c) >= 0) {
+			return false
+		}
+	}
+	for label := range strings.SplitSeq(domain, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func pathOr(path, alt string) string {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"net/mail"
 	"strings"
 	"testing"
 )
@@ -135,4 +136,21 @@ func TestHubSpotDefaultPropertiesMapOntoStandardFields(t *testing.T) {
 	if _, ok := c.Prop("hs_page_url"); ok {
 		t.Errorf("hs_page_url also stored as a property; want only the standard field")
 	}
+}
+
+// FuzzPlainEmail: every address plainEmail takes without net/mail, net/mail
+// takes too, as the same bare address.
+func FuzzPlainEmail(f *testing.F) {
+	for _, s := range []string{"ada@example.com", "a.b+c@x-y.example.org", "a..b@x.com", ".a@x.com", "a@-x.com", "a@x..com", "A <a@x.com>", "a@x", "%@x.y", "a@b@c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !plainEmail(s) {
+			return
+		}
+		a, err := mail.ParseAddress(s)
+		if err != nil || a.Address != s {
+			t.Fatalf("plainEmail takes %q; net/mail says %v, %v", s, a, err)
+		}
+	})
 }
