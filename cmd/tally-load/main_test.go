@@ -18,8 +18,8 @@ func TestAPIBodies(t *testing.T) {
 	var body struct {
 		Inputs []struct {
 			EventName, Email, UUID string
-			OccurredAt           int64
-			Properties           map[string]string
+			OccurredAt             int64
+			Properties             map[string]string
 		}
 	}
 	if err := json.NewDecoder(req.Body).Decode(&body); err != nil {
