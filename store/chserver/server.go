@@ -179,6 +179,11 @@ func start(ctx context.Context, log *slog.Logger, dir, bin string, args []string
 		if strings.Contains(tail, "Address already in use") {
 			err = fmt.Errorf("%w: %w", errPortTaken, err)
 		}
+		// The tail is mostly a stack trace; the reason is the last
+		// exception line before it.
+		if why := lastException(s.logTail(256 << 10)); why != "" {
+			err = fmt.Errorf("%w: %s", err, why)
+		}
 		return nil, fmt.Errorf("clickhouse server (%s, dir %s) did not become ready: %w\n--- tail of %s ---\n%s", bin, dir, err, logPath, tail)
 	}
 	log.Info("clickhouse server ready", "port", port, "took", time.Since(begin).Round(time.Millisecond))
@@ -292,6 +297,18 @@ func (s *Server) logTail(n int64) string {
 	}
 	b, _ := io.ReadAll(f)
 	return string(bytes.TrimSpace(b))
+}
+
+// lastException is the last line of log that carries a ClickHouse
+// exception's message, or "".
+func lastException(log string) string {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "DB::Exception: ") {
+			return strings.TrimSpace(lines[i])
+		}
+	}
+	return ""
 }
 
 func freePort() (int, error) {

@@ -194,3 +194,17 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// A server that does not start says why in the error's first line: the
+// last exception in its log, not only the stack trace that ends it.
+func TestLastException(t *testing.T) {
+	log := "2026.11.28 <Information> Application: starting\n" +
+		"2026.11.28 <Error> Application: DB::Exception: Replica /clickhouse/tables/01/events/replicas/r1 appears to be already active.\n" +
+		"0. clickhouse-server(StackTrace::StackTrace()+0x16)\n1. clickhouse-server(DB::Exception::Exception()+0x20)\n"
+	if got := lastException(log); !strings.Contains(got, "appears to be already active") {
+		t.Errorf("lastException = %q; want the exception's message line", got)
+	}
+	if got := lastException("0. frame\n1. frame\n"); got != "" {
+		t.Errorf("lastException of a log without one = %q; want empty", got)
+	}
+}
