@@ -17,38 +17,10 @@ import (
 // (@hubspot/api-client, basePath pointed at tally): its basic and batch send
 // must succeed, and its thrown error must carry tally's envelope.
 func TestHubSpotOfficialClient(t *testing.T) {
-	dir := filepath.Join("testdata", "hubspot-client")
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "@hubspot", "api-client"))
-	}
-	if err != nil {
-		msg := "HubSpot client not available (install Node.js and run: cd " + dir + " && npm ci): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	node := requireHubSpotClient(t)
 	h := newAPIHarness(t)
 	h.c.now = time.Now
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go h.c.App().Listener(ln)
-	t.Cleanup(func() { h.c.Shutdown(context.Background()) })
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "send.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TALLY_URL=http://"+ln.Addr().String(), "TALLY_TOKEN="+testToken)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node send.mjs: %v\n%s", err, stderr.String())
-	}
+	out := runHubSpotClient(t, h.c, node, "send.mjs", "TALLY_TOKEN="+testToken)
 	results := map[string]struct {
 		OK   bool            `json:"ok"`
 		Code int             `json:"code"`
@@ -98,4 +70,51 @@ func TestHubSpotOfficialClient(t *testing.T) {
 	if env.Errors[0].In != "inputs[0].properties.year" || env.Errors[1].In != "inputs[1].eventName" {
 		t.Errorf("error paths = %q, %q", env.Errors[0].In, env.Errors[1].In)
 	}
+}
+
+// hubspotClientDir holds HubSpot's Node client (npm ci) and the scripts
+// that drive it.
+var hubspotClientDir = filepath.Join("testdata", "hubspot-client")
+
+// requireHubSpotClient returns the node binary once Node.js and the
+// client's modules are there; without them the test fails under CI=true
+// and is skipped otherwise.
+func requireHubSpotClient(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(hubspotClientDir, "node_modules", "@hubspot", "api-client"))
+	}
+	if err != nil {
+		msg := "HubSpot client not available (install Node.js and run: cd " + hubspotClientDir + " && npm ci): " + err.Error()
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return node
+}
+
+// runHubSpotClient serves c on a loopback port and runs script with node,
+// TALLY_URL pointing at it and env added, and returns what it printed.
+func runHubSpotClient(t *testing.T, c *Collector, node, script string, env ...string) []byte {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.App().Listener(ln)
+	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, script)
+	cmd.Dir = hubspotClientDir
+	cmd.Env = append(append(os.Environ(), "TALLY_URL=http://"+ln.Addr().String()), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, stderr.String())
+	}
+	return out
 }

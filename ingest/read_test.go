@@ -5,11 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -270,36 +266,9 @@ func TestEmailsNormalised(t *testing.T) {
 // paging cursor leads through all of them, and a send-only token is
 // refused with the client's 403.
 func TestHubSpotClientReadsEvents(t *testing.T) {
-	dir := filepath.Join("testdata", "hubspot-client")
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "@hubspot", "api-client"))
-	}
-	if err != nil {
-		msg := "HubSpot client not available (install Node.js and run: cd " + dir + " && npm ci): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	node := requireHubSpotClient(t)
 	h, _ := newReadHarness(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go h.c.App().Listener(ln)
-	t.Cleanup(func() { h.c.Shutdown(context.Background()) })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "read.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TALLY_URL=http://"+ln.Addr().String(), "TALLY_TOKEN="+readToken, "TALLY_SEND_TOKEN="+testToken)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node read.mjs: %v\n%s", err, stderr.String())
-	}
+	out := runHubSpotClient(t, h.c, node, "read.mjs", "TALLY_TOKEN="+readToken, "TALLY_SEND_TOKEN="+testToken)
 	type result struct {
 		Call   string
 		OK     bool
