@@ -139,14 +139,7 @@ func (c *checker) block(path string, d *Destination, block string, present bool)
 		}
 	}
 	delete(set, block)
-	keys := make([]string, 0, len(set))
-	for k, v := range set {
-		if v {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range setKeys(set) {
 		c.add(path+"."+k, "UNEXPECTED_FIELD", "%s does not apply to a %s destination", k, d.Type)
 	}
 	if !present {
@@ -219,14 +212,7 @@ func (c *checker) checkForwardOf(path string, fw *Forward, dests map[string]Dest
 		"share": len(fw.Share) > 0 && !k.shares, "mirror_in_browser": fw.MirrorInBrowser, "lead_id": fw.LeadID != nil,
 		"custom_data": len(fw.CustomData) > 0, "action_source": fw.ActionSource != "",
 	}
-	keys := make([]string, 0, len(metaOnly))
-	for f, set := range metaOnly {
-		if set {
-			keys = append(keys, f)
-		}
-	}
-	slices.Sort(keys)
-	for _, f := range keys {
+	for _, f := range setKeys(metaOnly) {
 		c.add(path+"."+f, "UNEXPECTED_FIELD", "%s is for %s destinations; %q is %s", f, TypeMetaCAPI, dest.Name, dest.Type)
 	}
 	if fw.Task != nil && dest.Type != salesforce.Type {
@@ -285,4 +271,16 @@ func OpenDestinations(ds []Destination, hc *http.Client) ([]deliver.Destination,
 		out = append(out, dd)
 	}
 	return out, nil
+}
+
+// setKeys returns the keys of m whose value is true, sorted.
+func setKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		if v {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
