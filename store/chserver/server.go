@@ -175,13 +175,14 @@ func start(ctx context.Context, log *slog.Logger, dir, bin string, args []string
 		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = s.Stop(stopCtx)
-		tail := s.logTail(2048)
+		// The last 2 KB is mostly a stack trace; the reason is the last
+		// exception line before it, looked for further back.
+		logText := s.logTail(256 << 10)
+		tail := logText[max(0, len(logText)-2048):]
 		if strings.Contains(tail, "Address already in use") {
 			err = fmt.Errorf("%w: %w", errPortTaken, err)
 		}
-		// The tail is mostly a stack trace; the reason is the last
-		// exception line before it.
-		if why := lastException(s.logTail(256 << 10)); why != "" {
+		if why := lastException(logText); why != "" {
 			err = fmt.Errorf("%w: %s", err, why)
 		}
 		return nil, fmt.Errorf("clickhouse server (%s, dir %s) did not become ready: %w\n--- tail of %s ---\n%s", bin, dir, err, logPath, tail)
