@@ -3,7 +3,6 @@ package ingest
 import (
 	"bufio"
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -80,12 +79,7 @@ func TestConsoleNeedsATokenOffLoopback(t *testing.T) {
 func TestConsoleStreamOnLoopback(t *testing.T) {
 	stream := &fakeStream{frames: make(chan []byte, 1), stopped: make(chan struct{})}
 	a := consoleAdmin(stream)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go a.App().Listener(ln)
-	base := "http://" + ln.Addr().String()
+	base := "http://" + serveOnLoopback(t, a.App())
 	resp, err := http.Get(base + "/console")
 	if err != nil {
 		t.Fatal(err)

@@ -98,12 +98,7 @@ func TestCompressedBodies(t *testing.T) {
 // first-party cookie: a 12 KB jar, over a real connection, is served.
 func TestLargeCookieJar(t *testing.T) {
 	h := newBrowserHarness(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go h.c.App().Listener(ln)
-	defer h.c.App().Shutdown()
+	addr := serveOnLoopback(t, h.c.App())
 	var jar strings.Builder
 	for i := 0; jar.Len() < 40<<10; i++ {
 		fmt.Fprintf(&jar, "_ga_%d=GA1.1.%d.%d; ", i, 1234567890+i, 1700000000+i)
@@ -111,7 +106,7 @@ func TestLargeCookieJar(t *testing.T) {
 	// Up to 16 KiB of cookies are served; past the 32 KiB of headers the
 	// answer is a 431, as Envoy gives, never a reset connection.
 	for _, tt := range []struct{ n, want int }{{3990, 204}, {4000, 204}, {8 << 10, 204}, {12 << 10, 204}, {16 << 10, 204}, {40 << 10, 431}} {
-		req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/e", strings.NewReader(shopBatch))
+		req, _ := http.NewRequest("POST", "http://"+addr+"/e", strings.NewReader(shopBatch))
 		req.Header.Set("Origin", "https://shop.example.com")
 		req.Header.Set("Content-Type", "text/plain")
 		req.Header.Set("Cookie", jar.String()[:tt.n])
@@ -403,30 +398,20 @@ func TestUserDataControlCharacters(t *testing.T) {
 // few bytes and gets its 413 without sending the rest.
 func TestBodyRefusedBeforeItIsRead(t *testing.T) {
 	h := newBrowserHarness(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go h.c.App().Listener(ln)
-	defer h.c.App().Shutdown()
+	addr := serveOnLoopback(t, h.c.App())
 	moved := newBrowserHarnessConfig(t, func(cfg *Config) { cfg.EventPath = "/events/collect" })
-	ln2, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go moved.c.App().Listener(ln2)
-	defer moved.c.App().Shutdown()
+	movedAddr := serveOnLoopback(t, moved.c.App())
 	for _, tt := range []struct {
 		path, origin string
 		length       int
 		addr         string
 	}{
 		{"/e", "https://shop.example.com", 4 << 20, ""},
-		{"/events/collect", "https://shop.example.com", 4 << 20, ln2.Addr().String()},
+		{"/events/collect", "https://shop.example.com", 4 << 20, movedAddr},
 		{"/e", "https://evil.example.net", 4 << 20, ""},
 		{"/events/v3/send/batch", "", 17 << 20, ""},
 	} {
-		addr := cmp.Or(tt.addr, ln.Addr().String())
+		addr := cmp.Or(tt.addr, addr)
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,17 +98,12 @@ func requireHubSpotClient(t *testing.T) string {
 // TALLY_URL pointing at it and env added, and returns what it printed.
 func runHubSpotClient(t *testing.T, c *Collector, node, script string, env ...string) []byte {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go c.App().Listener(ln)
-	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	addr := serveOnLoopback(t, c.App())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, script)
 	cmd.Dir = hubspotClientDir
-	cmd.Env = append(append(os.Environ(), "TALLY_URL=http://"+ln.Addr().String()), env...)
+	cmd.Env = append(append(os.Environ(), "TALLY_URL=http://"+addr), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

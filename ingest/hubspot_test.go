@@ -181,15 +181,10 @@ func TestSendBodyTooLarge(t *testing.T) {
 	h := newAPIHarness(t)
 	// The body limit is enforced by the server's reader, so this test goes
 	// over a real loopback connection rather than app.Test.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go h.c.App().Listener(ln)
-	t.Cleanup(func() { h.c.Shutdown(context.Background()) })
+	addr := serveOnLoopback(t, h.c.App())
 	// Announce a body over the limit and send only the headers: the server
 	// must refuse from Content-Length alone, before reading any of it.
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
