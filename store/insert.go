@@ -148,20 +148,8 @@ func (in *Inserter) insert(ctx context.Context, table string, columns []string, 
 // insertBlockRows is the most rows sent in one block of an INSERT.
 const insertBlockRows = 2000
 
-// rowsOf is rows from to to of a column's values.
+// rowsOf is rows from to to of a column's values (a slice of any type).
 func rowsOf(v any, from, to int) any {
-	switch v := v.(type) {
-	case []string:
-		return v[from:to]
-	case []time.Time:
-		return v[from:to]
-	case []uint16:
-		return v[from:to]
-	case []uint8:
-		return v[from:to]
-	case []uint32:
-		return v[from:to]
-	}
 	return reflect.ValueOf(v).Slice(from, to).Interface()
 }
 
