@@ -329,9 +329,12 @@ tally('track', 'form_submitted', {form_id: 'third', deal_amount: 12.5});
 		ctx := newBrowser(t)
 		do(t, ctx, chromedp.Navigate(f.page("/p/spa", "", "")))
 		loaded(t, ctx)
-		eval[chromedp.Void](t, ctx, `history.pushState({}, '', '/p/spa/two');
-history.replaceState({scroll: 1}, '', '/p/spa/two');
-history.pushState({}, '', '/p/spa/three#top');
+		// The rows are ordered by their occurred time in milliseconds: each
+		// navigation waits for the clock to move on, so no two share one.
+		eval[chromedp.Void](t, ctx, `const tick = () => { const t = Date.now(); while (Date.now() === t) {} };
+history.pushState({}, '', '/p/spa/two'); tick();
+history.replaceState({scroll: 1}, '', '/p/spa/two'); tick();
+history.pushState({}, '', '/p/spa/three#top'); tick();
 history.back();`)
 		rows := waitRows(t, tu, "/p/spa", atLeast("page_view", 4))
 		var paths []string
