@@ -180,26 +180,71 @@ func runImport(ctx context.Context, opt importOptions, in io.ReadSeeker) (ingest
 		return sum, fmt.Errorf("read %s: header row: %w", opt.Name, err)
 	}
 	head = slices.Clone(head)
-	var body bytes.Buffer
-	w := csv.NewWriter(&body)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Up to importParallel parts are in flight, so tally checks, appends
+	// and fsyncs one part while the next is read and sent; their answers
+	// are taken in file order, so errors print in line order.
+	var inflight []*importPart
+	var free []*bytes.Buffer
+	collect := func() error {
+		p := inflight[0]
+		inflight = inflight[1:]
+		<-p.done
+		free = append(free, p.body)
+		if p.err != nil {
+			// The parts after it are left to finish, so the summary
+			// counts what they imported.
+			for _, q := range inflight {
+				if <-q.done; q.err == nil {
+					sum.Add(q.sum)
+				}
+			}
+			inflight = nil
+			return p.err
+		}
+		for _, e := range p.sum.Errors {
+			fmt.Fprintf(opt.Log, "%s:%d: %s: %s (%s)\n", opt.Name, e.Line, e.In, e.Message, e.Code)
+		}
+		sum.Add(p.sum)
+		opt.Progress.update(p.read, sum.Imported+sum.Duplicates+sum.Rejected)
+		return nil
+	}
+	collectAll := func() error {
+		for len(inflight) > 0 {
+			if err := collect(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	body := new(bytes.Buffer)
+	w := csv.NewWriter(body)
 	rows, firstRow, firstLine := 0, 1, 2
 	send := func() error {
 		if rows == 0 {
 			return nil
 		}
 		w.Flush()
-		part, err := postImport(ctx, client, opt, hash, firstRow, firstLine, body.Bytes())
-		if err != nil {
-			return err
+		if len(inflight) == importParallel {
+			if err := collect(); err != nil {
+				return err
+			}
 		}
-		for _, e := range part.Errors {
-			fmt.Fprintf(opt.Log, "%s:%d: %s: %s (%s)\n", opt.Name, e.Line, e.In, e.Message, e.Code)
-		}
-		sum.Add(part)
-		opt.Progress.update(counted.n, sum.Imported+sum.Duplicates+sum.Rejected)
+		p := &importPart{body: body, read: counted.n, done: make(chan struct{})}
+		inflight = append(inflight, p)
+		go func(row, line int) {
+			defer close(p.done)
+			p.sum, p.err = postImport(ctx, client, opt, hash, row, line, p.body.Bytes())
+		}(firstRow, firstLine)
 		firstRow += rows
 		rows = 0
-		body.Reset()
+		if n := len(free); n > 0 {
+			body, free = free[n-1], free[:n-1]
+		} else {
+			body = new(bytes.Buffer)
+		}
+		w = csv.NewWriter(body)
 		return nil
 	}
 	startChunk := func() {
@@ -224,7 +269,10 @@ func runImport(ctx context.Context, opt importOptions, in io.ReadSeeker) (ingest
 			if !errors.As(err, &pe) {
 				return sum, fmt.Errorf("read %s: %w", opt.Name, err)
 			}
-			if err := send(); err != nil {
+			if err := send(); err == nil {
+				err = collectAll() // the rows before it print before it
+			}
+			if err != nil {
 				return sum, err
 			}
 			startChunk()
@@ -257,7 +305,22 @@ func runImport(ctx context.Context, opt importOptions, in io.ReadSeeker) (ingest
 			startChunk()
 		}
 	}
-	return sum, send()
+	if err := send(); err != nil {
+		return sum, err
+	}
+	return sum, collectAll()
+}
+
+// importParallel parts of an import are in flight at once.
+const importParallel = 3
+
+// importPart is one part sent and its answer.
+type importPart struct {
+	body *bytes.Buffer
+	read int64 // bytes of the file read when it was sent
+	done chan struct{}
+	sum  ingest.ImportSummary
+	err  error
 }
 
 // postImport sends one part, retrying while tally answers 503 (its log is

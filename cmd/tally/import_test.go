@@ -96,3 +96,55 @@ rules:
 		t.Errorf("import with tally down = %d: %s", code, errOut)
 	}
 }
+
+// TestImportPartsInFlight imports a file of several parts, which the
+// client sends importParallel at a time: the rejected rows are reported
+// in line order, each row is counted once, and every good row is stored
+// once.
+func TestImportPartsInFlight(t *testing.T) {
+	ts := startTestServer(t, serveYAML, serverOptions{})
+	rows := 4*importChunkRows + 7
+	var file strings.Builder
+	file.WriteString("email,occurred_at,make\n")
+	t0 := time.Now().Add(-48 * time.Hour).UnixMilli()
+	var bad []int // lines
+	for i := range rows {
+		at := fmt.Sprint(t0 + int64(i))
+		if i%3001 == 7 {
+			at = "2099-01-01T00:00:00Z"
+			bad = append(bad, i+2)
+		}
+		fmt.Fprintf(&file, "p%d@example.com,%s,volvo\n", i, at)
+	}
+	var log bytes.Buffer
+	opt := importOptions{Event: "viewed_car", URL: ts.url, Token: testAPIToken, Name: "parts.csv", Log: &log}
+	sum, err := runImport(context.Background(), opt, strings.NewReader(file.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Imported != rows-len(bad) || sum.Rejected != len(bad) || sum.Duplicates != 0 {
+		t.Fatalf("summary %+v; want %d imported, %d rejected", sum, rows-len(bad), len(bad))
+	}
+	var lines []int
+	for _, l := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+		var n int
+		if _, err := fmt.Sscanf(l, "parts.csv:%d:", &n); err != nil {
+			t.Fatalf("report line %q: %v", l, err)
+		}
+		lines = append(lines, n)
+	}
+	if fmt.Sprint(lines) != fmt.Sprint(bad) {
+		t.Errorf("rejected rows reported at lines %v; want %v, in that order", lines, bad)
+	}
+	eventually(t, "imported rows stored", func() (bool, string) {
+		n := ts.count(t, "SELECT count() FROM DB.events WHERE source = 'import'")
+		return n == uint64(sum.Imported), fmt.Sprint(n, " rows")
+	})
+	if n := ts.count(t, "SELECT count() FROM (SELECT event_id FROM DB.events WHERE source = 'import' GROUP BY event_id HAVING count() > 1)"); n != 0 {
+		t.Errorf("%d event ids stored more than once", n)
+	}
+	again, err := runImport(context.Background(), opt, strings.NewReader(file.String()))
+	if err != nil || again.Imported != 0 || again.Duplicates != sum.Imported {
+		t.Errorf("second run: %+v, %v; want %d duplicates", again, err, sum.Imported)
+	}
+}
