@@ -1,11 +1,15 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/store/chtest"
@@ -173,5 +177,57 @@ func TestInsertBlocksMakeOnePart(t *testing.T) {
 	}
 	if n := countRows(t, conn, "SELECT count() FROM system.parts WHERE database = '"+db+"' AND table = 'events' AND active"); n != 1 {
 		t.Errorf("active parts = %d; want 1", n)
+	}
+}
+
+// InsertCompletions, which encodes one block at a time, stores every
+// column of every row as InsertEvents of the whole batch does; two calls
+// at once each use their own block.
+func TestInsertCompletionsMatchesWholeBatch(t *testing.T) {
+	connA, dbA := migrated(t)
+	connB, dbB := migrated(t)
+	cs := benchCompletions(3*insertBlockRows + 5)
+	for i := range cs {
+		cs[i].Props = cs[i].Props[:i%7] // rows of different widths, so a misplaced block shows
+	}
+	var b EventBatch
+	b.Encode(cs)
+	if err := NewInserter(connA, dbA).InsertEvents(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	in := NewInserter(connB, dbB)
+	half := len(cs) / 2
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() { errs[0] = in.InsertCompletions(t.Context(), cs[:half]) })
+	wg.Go(func() { errs[1] = in.InsertCompletions(t.Context(), cs[half:]) })
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	rows := func(conn driver.Conn, db string) []string {
+		r, err := conn.Query(t.Context(), "SELECT event_id, toString(cityHash64("+strings.Join(eventColumns, ", ")+")) FROM "+db+".events ORDER BY event_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out []string
+		for r.Next() {
+			var id, h string
+			if err := r.Scan(&id, &h); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, id+" "+h)
+		}
+		return out
+	}
+	a, bb := rows(connA, dbA), rows(connB, dbB)
+	if len(a) != len(cs) || len(bb) != len(cs) {
+		t.Fatalf("rows: %d whole, %d by block; want %d", len(a), len(bb), len(cs))
+	}
+	for i := range a {
+		if a[i] != bb[i] {
+			t.Fatalf("row %d differs: whole batch %s, by block %s", i, a[i], bb[i])
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -16,8 +17,9 @@ import (
 // the insert functions the writers take, and InsertDeliveries is what the
 // rules engine records forward outcomes with.
 type Inserter struct {
-	conn Conn
-	db   string
+	conn    Conn
+	db      string
+	scratch sync.Pool // of *EventBatch, for InsertCompletions
 }
 
 // NewInserter returns an Inserter for database (already migrated).
@@ -28,6 +30,27 @@ func NewInserter(conn Conn, database string) *Inserter {
 // InsertEvents sends one batch to events in a single INSERT.
 func (in *Inserter) InsertEvents(ctx context.Context, b *EventBatch) error {
 	return in.insert(ctx, "events", eventColumns, b.Len(), b.columns())
+}
+
+// InsertCompletions sends completions to events in a single INSERT,
+// encoding them one block (insertBlockRows) at a time into one reused
+// EventBatch, so the columns of the whole batch are never held at once:
+// a row's column form costs about as much memory as its Completion.
+// Calls may run concurrently.
+func (in *Inserter) InsertCompletions(ctx context.Context, cs []ingest.Completion) error {
+	b, _ := in.scratch.Get().(*EventBatch)
+	if b == nil {
+		b = new(EventBatch)
+	}
+	defer func() {
+		b.Reset()
+		in.scratch.Put(b)
+	}()
+	return in.insertBlocks(ctx, "events", eventColumns, len(cs), func(from, to int) []any {
+		b.Reset()
+		b.Encode(cs[from:to])
+		return b.columns()
+	})
 }
 
 // InsertRejections sends one batch to rejections in a single INSERT.
@@ -108,6 +131,24 @@ const maxDeliveryPayload = 16 << 10
 // blocks of one INSERT into one part (min_insert_block_size_rows;
 // TestInsertBlocksMakeOnePart).
 func (in *Inserter) insert(ctx context.Context, table string, columns []string, rows int, values []any) error {
+	return in.insertBlocks(ctx, table, columns, rows, func(from, to int) []any {
+		block := make([]any, len(values))
+		for i, v := range values {
+			if arrays, ok := v.([][]string); ok {
+				block[i] = arrays[from:to]
+			} else {
+				block[i] = rowsOf(v, from, to)
+			}
+		}
+		return block
+	})
+}
+
+// insertBlocks sends rows rows in one INSERT, in blocks of at most
+// insertBlockRows: block returns the column values of rows [from, to), a
+// slice per column ([][]string for Array(String)), valid until the next
+// call.
+func (in *Inserter) insertBlocks(ctx context.Context, table string, columns []string, rows int, block func(from, to int) []any) error {
 	if rows == 0 {
 		return nil
 	}
@@ -121,13 +162,13 @@ func (in *Inserter) insert(ctx context.Context, table string, columns []string, 
 	defer batch.Close()
 	for from := 0; from < rows; from += insertBlockRows {
 		to := min(rows, from+insertBlockRows)
-		for i, v := range values {
+		for i, v := range block(from, to) {
 			col := batch.Column(i)
 			var err error
 			if arrays, ok := v.([][]string); ok {
-				err = appendArrays(col, arrays[from:to])
+				err = appendArrays(col, arrays)
 			} else {
-				err = col.Append(rowsOf(v, from, to))
+				err = col.Append(v)
 			}
 			if err != nil {
 				return fmt.Errorf("insert %d rows into %s: column %s: %w", rows, table, columns[i], err)

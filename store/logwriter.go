@@ -52,6 +52,10 @@ type LogWriterConfig struct {
 	StorageIP func(string) string
 }
 
+// CompletionInsertFunc stores completions in the events table in one
+// INSERT, such as (*Inserter).InsertCompletions.
+type CompletionInsertFunc func(ctx context.Context, cs []ingest.Completion) error
+
 // ExistingFunc reports which of the completions are already in the events
 // table, as keys made by eventKey. LogWriter asks it only for the records a
 // crash may have left inserted but not committed.
@@ -75,7 +79,7 @@ type LogWriter struct {
 // NewLogWriter starts a writer reading r; lastIndex is the log's last index
 // at start (wal.Log.LastIndex), the end of what a crash may have left
 // half-done. Close stops it. reg may be nil.
-func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert EventInsertFunc, existing ExistingFunc,
+func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert CompletionInsertFunc, existing ExistingFunc,
 	log *slog.Logger, reg prometheus.Registerer) *LogWriter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -88,7 +92,6 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert E
 	}
 	cfg.FlushRows = orDefault(cfg.FlushRows, 20_000)
 	cfg.FlushBytes = orDefault(cfg.FlushBytes, 8<<20)
-	var batch EventBatch // owned by the follower's goroutine, reused every flush
 	recovered := lastIndex == 0 || existing == nil
 	handle := func(ctx context.Context, cs []ingest.Completion, through uint64) error {
 		if cfg.StorageIP != nil {
@@ -122,15 +125,13 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert E
 			}
 			cs = kept
 		}
-		batch.Reset()
-		batch.Encode(cs)
 		start := time.Now()
 		var perr error
 		var wg sync.WaitGroup
 		if persons != nil {
 			wg.Go(func() { perr = persons(ctx, cs) })
 		}
-		err := insert(ctx, &batch)
+		err := insert(ctx, cs)
 		wg.Wait()
 		m.flushDuration.Observe(time.Since(start).Seconds())
 		if err = cmp.Or(err, perr); err != nil {
@@ -143,7 +144,7 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert E
 			}
 			return err
 		}
-		m.written.Add(float64(batch.Len()))
+		m.written.Add(float64(len(cs)))
 		recovered = recovered || through >= lastIndex
 		return nil
 	}

@@ -52,7 +52,7 @@ func startLogWriter(t *testing.T, l *wal.Log, conn driver.Conn, db string, cfg L
 		t.Fatal(err)
 	}
 	in := NewInserter(conn, db)
-	return NewLogWriter(cfg, r, l.LastIndex(), in.InsertEvents, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
+	return NewLogWriter(cfg, r, l.LastIndex(), in.InsertCompletions, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
 }
 
 func closeLogWriter(t *testing.T, w *LogWriter, within time.Duration) {
@@ -126,8 +126,8 @@ func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 	}
 	in := NewInserter(conn, db)
 	var inserts, personWrites atomic.Int32
-	storedThenFailed := func(ctx context.Context, b *EventBatch) error {
-		if err := in.InsertEvents(ctx, b); err != nil {
+	storedThenFailed := func(ctx context.Context, cs []ingest.Completion) error {
+		if err := in.InsertCompletions(ctx, cs); err != nil {
 			return err
 		}
 		if inserts.Add(1) == 1 {
@@ -168,7 +168,7 @@ func TestLogWriterKeepsRecordsThroughFailures(t *testing.T) {
 	appendRecords(t, l, manyCompletions(0, 10), manyCompletions(10, 10))
 	r, _ := l.Reader("clickhouse")
 	var attempts atomic.Int32
-	failing := func(context.Context, *EventBatch) error {
+	failing := func(context.Context, []ingest.Completion) error {
 		attempts.Add(1)
 		return errors.New("connection refused")
 	}
