@@ -20,8 +20,13 @@ func newAdmission() *semaphore.Weighted { return semaphore.NewWeighted(maxBodies
 // admit holds a request until its body fits within maxBodiesInFlight, so
 // the memory of requests in progress is bounded in bytes, not in requests.
 func (c *Collector) admit(ctx *fiber.Ctx) error {
-	n := int64(len(ctx.Request().Body())) + 512 // headers and bookkeeping
-	n = min(n, maxBodiesInFlight)
+	// The body is not read yet (the collector streams bodies): its size is
+	// its Content-Length, and a chunked body, whose size is unknown until
+	// read, takes the whole allowance.
+	n := int64(maxBodiesInFlight)
+	if cl := ctx.Request().Header.ContentLength(); cl >= 0 {
+		n = min(int64(cl)+512, maxBodiesInFlight) // headers and bookkeeping
+	}
 	if err := c.inflight.Acquire(ctx.UserContext(), n); err != nil {
 		return err
 	}

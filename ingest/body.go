@@ -33,18 +33,71 @@ func (e *errBody) Error() string { return e.Reason }
 // *errBody. The result may alias fiber's buffer (identity encoding): copy
 // what must outlive the handler.
 func readBody(ctx *fiber.Ctx, limit int) ([]byte, error) {
-	raw := ctx.Request().Body()
 	enc := strings.ToLower(strings.TrimSpace(ctx.Get(fiber.HeaderContentEncoding)))
-	if enc == "" || enc == "identity" {
-		if len(raw) > limit {
-			return nil, &errBody{fiber.StatusRequestEntityTooLarge, fmt.Sprintf("body is %d bytes; the limit is %d", len(raw), limit)}
-		}
+	identity := enc == "" || enc == "identity"
+	wire := limit // what the body may be on the wire
+	if !identity {
+		wire = maxWireBody(limit)
+	}
+	raw, err := wireBody(ctx, wire)
+	if err != nil {
+		return nil, err
+	}
+	if identity {
 		if raw == nil {
 			raw = []byte{} // an empty body is still a body: nil means refused
 		}
 		return raw, nil
 	}
 	return inflate(raw, enc, limit)
+}
+
+// maxWireBody is how long a compressed body of at most limit bytes may be
+// on the wire: 1% and 1 KiB more, for the framing a gzip of incompressible
+// data adds.
+func maxWireBody(limit int) int { return limit + limit/100 + 1024 }
+
+// wireBody reads the body as sent, at most limit bytes. The collector
+// streams request bodies (see NewCollector): a body longer than the limit
+// by its Content-Length is refused unread, and a chunked one as soon as it
+// passes the limit; either way the connection is closed after the answer,
+// since the rest of the body is still on it.
+func wireBody(ctx *fiber.Ctx, limit int) ([]byte, error) {
+	req := ctx.Request()
+	tooLarge := func(n string) error {
+		ctx.Context().SetConnectionClose()
+		return &errBody{fiber.StatusRequestEntityTooLarge, fmt.Sprintf("body is %s bytes; the limit is %d", n, limit)}
+	}
+	if cl := req.Header.ContentLength(); cl > limit {
+		return nil, tooLarge(fmt.Sprint(cl))
+	}
+	if !req.IsBodyStream() {
+		raw := req.Body()
+		if len(raw) > limit {
+			return nil, tooLarge(fmt.Sprint(len(raw)))
+		}
+		return raw, nil
+	}
+	if cl := req.Header.ContentLength(); cl >= 0 {
+		raw := req.Body() // reads the rest of the stream into fasthttp's pooled buffer
+		if len(raw) != cl {
+			// fasthttp puts a read error's text in place of the body
+			ctx.Context().SetConnectionClose()
+			return nil, &errBody{fiber.StatusBadRequest, fmt.Sprintf("body ended after %d of its %d bytes", len(raw), cl)}
+		}
+		return raw, nil
+	}
+	// Chunked: read through a bound.
+	raw, err := io.ReadAll(io.LimitReader(req.BodyStream(), int64(limit)+1))
+	if err != nil {
+		ctx.Context().SetConnectionClose()
+		return nil, &errBody{fiber.StatusBadRequest, "body could not be read: " + err.Error()}
+	}
+	if len(raw) > limit {
+		return nil, tooLarge("more than " + fmt.Sprint(limit))
+	}
+	req.SetBodyRaw(raw) // the stream is read: the connection can serve the next request
+	return raw, nil
 }
 
 // inflate decodes raw in the one encoding enc, reading at most limit+1

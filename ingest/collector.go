@@ -143,28 +143,32 @@ func NewCollector(cfg Config) (*Collector, error) {
 		ReadBufferSize:    maxHeaderBytes,
 		ReduceMemoryUsage: true,
 		BodyLimit:         max(apiBody, cfg.MaxBodyBytes),
+		// Bodies are read by the handlers, not before them: a request
+		// waiting for admission (admit) holds its headers and at most the
+		// first 8 KiB of its body, so hundreds of connections sending
+		// batches at once do not hold hundreds of bodies. readBody applies
+		// each path's limit, refusing a body longer than it by its
+		// Content-Length without reading it.
+		StreamRequestBody: true,
 		ErrorHandler:      c.errorHandler,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	})
-	// fasthttp reads a whole body before any handler runs, up to BodyLimit,
-	// the API's 16 MiB, whatever the path. Like nginx's client_max_body_size
-	// per location, each path gets its own limit once its headers are in,
-	// so a body the path could never take is refused from its
-	// Content-Length (or as soon as a chunked one passes it) without being
-	// read: the snippet path's limit, plus 1% and 1 KiB for a compressed
-	// body's framing (a gzip of incompressible data is that much longer
-	// than the data). readBody then applies the exact limit.
+	// Like nginx's client_max_body_size per location, each path has its
+	// own limit on the body as sent: the API's 16 MiB on its send and
+	// import paths, the snippet path's own (plus the allowance for a
+	// compressed body's framing) everywhere else. A body the path could
+	// never take is refused from its Content-Length, before it is read
+	// (closeUnreadBody); readBody then applies the exact limit.
 	c.app.Server().HeaderReceived = c.requestConfig
 	c.routes()
 	return c, nil
 }
 
-// requestConfig is the per-request body limit: the API's 16 MiB on its
-// send and import paths, the snippet path's own limit everywhere else.
-func (c *Collector) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	path := h.RequestURI()
+// wireLimit is the most a request to uri may send as its body.
+func (c *Collector) wireLimit(uri []byte) int {
+	path := uri
 	if i := bytes.Index(path, []byte("://")); i >= 0 { // absolute form
 		path = path[i+3:]
 		path = path[max(bytes.IndexByte(path, '/'), 0):]
@@ -173,9 +177,43 @@ func (c *Collector) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestCon
 		path = path[:i]
 	}
 	if string(path) != c.cfg.EventPath && (bytes.HasPrefix(path, []byte("/events/")) || string(path) == "/imports") {
-		return fasthttp.RequestConfig{} // BodyLimit
+		return max(apiBody, c.cfg.MaxBodyBytes)
 	}
-	return fasthttp.RequestConfig{MaxRequestBodySize: c.cfg.MaxBodyBytes + c.cfg.MaxBodyBytes/100 + 1024}
+	return maxWireBody(c.cfg.MaxBodyBytes)
+}
+
+// requestConfig makes fasthttp read no more than one byte of a body longer
+// than its path allows (it reads up to 8 KiB of a body with the headers,
+// and would wait for them), so the handlers answer 413 at once.
+func (c *Collector) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() > c.wireLimit(h.RequestURI()) {
+		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
+	}
+	return fasthttp.RequestConfig{}
+}
+
+// prefetchedBody is how much of a streamed body fasthttp reads with the
+// headers: a body this long or shorter is on hand whatever the handler does.
+const prefetchedBody = 8 << 10
+
+// closeUnreadBody refuses a body longer than its path allows from its
+// Content-Length, and closes the connection after an answer given without
+// reading a longer body (that one, an auth failure, a full log, an unknown
+// path): the rest of that body is still on the connection, where the next
+// request would be read from.
+func (c *Collector) closeUnreadBody(ctx *fiber.Ctx) error {
+	var err error
+	if ctx.Request().Header.ContentLength() > c.wireLimit(ctx.Request().Header.RequestURI()) {
+		err = fiber.ErrRequestEntityTooLarge
+	} else {
+		err = ctx.Next()
+	}
+	if req := ctx.Request(); req.IsBodyStream() {
+		if cl := req.Header.ContentLength(); cl < 0 || cl > prefetchedBody {
+			ctx.Context().SetConnectionClose()
+		}
+	}
+	return err
 }
 
 func newCollectorMetrics(reg prometheus.Registerer) *collectorMetrics {
@@ -192,6 +230,7 @@ func newCollectorMetrics(reg prometheus.Registerer) *collectorMetrics {
 
 func (c *Collector) routes() {
 	app := c.app
+	app.Use(c.closeUnreadBody)
 	app.Get("/healthz", func(ctx *fiber.Ctx) error { return ctx.SendString("ok") })
 	app.Get("/readyz", c.readyz)
 	api := app.Group("/events/v3", c.requireToken)
