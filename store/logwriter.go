@@ -16,18 +16,20 @@ import (
 
 // LogWriterConfig tunes the events writer. Zero values mean the defaults.
 type LogWriterConfig struct {
-	// FlushRows is the most rows in one INSERT; 0 means 20,000. ClickHouse
+	// FlushRows is the most rows in one INSERT; 0 means 10,000. ClickHouse
 	// wants few, large inserts: each makes a part per partition it touches,
 	// two files per column (the events table has some 40 columns), which
 	// are merged and deleted later. On this project's 2-core ext4 test
-	// machine, creating those files was most of ClickHouse's CPU during an
-	// import (perf: ext4 inode allocation); 20,000-row INSERTs cost the
-	// server 7–10 s of CPU per million imported rows, 10,000-row ones
-	// 10–16 s.
-	// Live traffic rarely fills a batch: at 10,000 completions/s one flushes
-	// by FlushAge.
+	// machine, creating those files was at times most of ClickHouse's CPU
+	// during an import (perf: ext4 inode allocation), and 20,000-row
+	// INSERTs cost the server 7–10 s of CPU per million imported rows where
+	// 10,000-row ones cost 10–16 s. But a batch is held in memory as
+	// decoded completions (about 1.7 KB a row), and with 20,000 rows,
+	// serve under its 120 MB soft memory limit ran its GC nearly
+	// continuously at 512 connections sending batches (peak RSS 157 MB,
+	// 132,000 completions/s, against 140 MB and 213,000 with 10,000).
 	FlushRows int
-	// FlushBytes bounds the log records behind one INSERT; 0 means 8 MiB
+	// FlushBytes bounds the log records behind one INSERT; 0 means 4 MiB
 	// (see FollowConfig.MaxBytes).
 	FlushBytes int
 	// FlushAge is the longest a row waits for its batch to fill; 0 means 1 s,
@@ -90,8 +92,6 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 	if reg != nil {
 		_ = reg.Register(corrupt)
 	}
-	cfg.FlushRows = orDefault(cfg.FlushRows, 20_000)
-	cfg.FlushBytes = orDefault(cfg.FlushBytes, 8<<20)
 	recovered := lastIndex == 0 || existing == nil
 	handle := func(ctx context.Context, cs []ingest.Completion, through uint64) error {
 		if cfg.StorageIP != nil {
