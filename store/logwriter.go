@@ -21,9 +21,9 @@ type LogWriterConfig struct {
 	// two files per column (the events table has some 40 columns), which
 	// are merged and deleted later. On this project's 2-core ext4 test
 	// machine, creating those files was at times most of ClickHouse's CPU
-	// during an import (perf: ext4 inode allocation), and 20,000-row
-	// INSERTs cost the server 7–10 s of CPU per million imported rows where
-	// 10,000-row ones cost 10–16 s. But a batch is held in memory as
+	// during an import (perf: ext4 inode allocation); 20,000-row INSERTs
+	// cost the server 7.0–9.7 s of CPU per million imported rows in three
+	// runs, 10,000-row ones 6.8–15.8 s in four. But a batch is held in memory as
 	// decoded completions (about 1.7 KB a row), and with 20,000 rows,
 	// serve under its 120 MB soft memory limit ran its GC nearly
 	// continuously at 512 connections sending batches (peak RSS 157 MB,
