@@ -177,7 +177,7 @@ func start(ctx context.Context, log *slog.Logger, dir, bin string, args []string
 		_ = s.Stop(stopCtx)
 		// The last 2 KB is mostly a stack trace; the reason is the last
 		// exception line before it, looked for further back.
-		logText := s.logTail(256 << 10)
+		logText := s.LogTail(256 << 10)
 		tail := logText[max(0, len(logText)-2048):]
 		if strings.Contains(tail, "Address already in use") {
 			err = fmt.Errorf("%w: %w", errPortTaken, err)
@@ -286,8 +286,8 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 }
 
-// logTail returns the last n bytes of the server's log.
-func (s *Server) logTail(n int64) string {
+// LogTail returns the last n bytes of the server's log (warnings and errors).
+func (s *Server) LogTail(n int64) string {
 	f, err := os.Open(s.logPath)
 	if err != nil {
 		return fmt.Sprintf("(cannot read log: %v)", err)

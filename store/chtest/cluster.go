@@ -135,6 +135,16 @@ func (c *Cluster) Kill(i int) {
 }
 
 func (c *Cluster) stopAll() {
+	if c.t.Failed() {
+		// What the replicas logged (warnings and errors) is the only trace
+		// of a distributed DDL or replication that hung; their directories
+		// go with the test.
+		for i, s := range c.servers {
+			if s != nil {
+				c.t.Logf("clickhouse replica %d, end of its log:\n%s", i, s.LogTail(16<<10))
+			}
+		}
+	}
 	for i, s := range c.servers {
 		if s != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
