@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"context"
+
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/sync/semaphore"
 )
@@ -27,9 +29,37 @@ func (c *Collector) admit(ctx *fiber.Ctx) error {
 	if cl := ctx.Request().Header.ContentLength(); cl >= 0 {
 		n = min(int64(cl)+512, maxBodiesInFlight) // headers and bookkeeping
 	}
-	if err := c.inflight.Acquire(ctx.UserContext(), n); err != nil {
+	a := &admission{sem: c.inflight, n: n}
+	if err := a.acquire(ctx.UserContext()); err != nil {
 		return err
 	}
-	defer c.inflight.Release(n)
+	defer a.release()
+	ctx.Locals(admissionKey{}, a) // readBody gives it back while a slow body arrives
 	return ctx.Next()
+}
+
+// admissionKey is the ctx.Locals key of a request's *admission.
+type admissionKey struct{}
+
+// admission is one request's share of maxBodiesInFlight. It is used by the
+// request's goroutine only.
+type admission struct {
+	sem  *semaphore.Weighted
+	n    int64
+	held bool
+}
+
+func (a *admission) acquire(ctx context.Context) error {
+	if err := a.sem.Acquire(ctx, a.n); err != nil {
+		return err
+	}
+	a.held = true
+	return nil
+}
+
+func (a *admission) release() {
+	if a.held {
+		a.sem.Release(a.n)
+		a.held = false
+	}
 }

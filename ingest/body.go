@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -78,17 +80,25 @@ func wireBody(ctx *fiber.Ctx, limit int) ([]byte, error) {
 		}
 		return raw, nil
 	}
-	if cl := req.Header.ContentLength(); cl >= 0 {
-		raw := req.Body() // reads the rest of the stream into fasthttp's pooled buffer
-		if len(raw) != cl {
-			// fasthttp puts a read error's text in place of the body
-			ctx.Context().SetConnectionClose()
-			return nil, &errBody{fiber.StatusBadRequest, fmt.Sprintf("body ended after %d of its %d bytes", len(raw), cl)}
-		}
-		return raw, nil
+	cl := req.Header.ContentLength()
+	if cl >= 0 && cl <= prefetchedBody {
+		return req.Body(), nil // read with the headers
 	}
-	// Chunked: read through a bound.
-	raw, err := io.ReadAll(io.LimitReader(req.BodyStream(), int64(limit)+1))
+	body := newPatientBody(ctx)
+	var raw []byte
+	var err error
+	if cl >= 0 {
+		raw = make([]byte, cl)
+		var n int
+		if n, err = io.ReadFull(body, raw); err != nil {
+			err = fmt.Errorf("body ended after %d of its %d bytes: %w", n, cl, err)
+		}
+	} else { // chunked: read through a bound
+		raw, err = io.ReadAll(io.LimitReader(body, int64(limit)+1))
+	}
+	if err == nil {
+		err = body.admitAgain()
+	}
 	if err != nil {
 		ctx.Context().SetConnectionClose()
 		return nil, &errBody{fiber.StatusBadRequest, "body could not be read: " + err.Error()}
@@ -139,6 +149,60 @@ func inflate(raw []byte, enc string, limit int) ([]byte, error) {
 		return nil, &errBody{fiber.StatusBadRequest, fmt.Sprintf("body is not valid %s: %v", enc, err)}
 	}
 	return out, nil
+}
+
+// admittedBodyWait is how long a request that holds its admission (admit)
+// may take to send the rest of its body before it gives its place back; it
+// then has slowBodyTimeout to send it, and waits its turn again. A client
+// that announces a large body and sends it slowly would otherwise hold the
+// allowance every other request waits for.
+const (
+	admittedBodyWait = time.Second
+	slowBodyTimeout  = 30 * time.Second
+)
+
+// patientBody reads a streamed request body, giving the request's
+// admission back when the body does not arrive within admittedBodyWait.
+type patientBody struct {
+	ctx  *fiber.Ctx
+	r    io.Reader
+	a    *admission // nil: the path is not admitted (admin bodies)
+	lost bool       // a was given back while the body arrived
+}
+
+func newPatientBody(ctx *fiber.Ctx) *patientBody {
+	p := &patientBody{ctx: ctx, r: ctx.Request().BodyStream()}
+	if a, ok := ctx.Locals(admissionKey{}).(*admission); ok && a.held {
+		p.a = a
+		_ = ctx.Context().Conn().SetReadDeadline(time.Now().Add(admittedBodyWait))
+	}
+	return p
+}
+
+func (p *patientBody) Read(b []byte) (int, error) {
+	for {
+		n, err := p.r.Read(b)
+		var ne net.Error
+		if err == nil || p.a == nil || p.lost || !errors.As(err, &ne) || !ne.Timeout() {
+			return n, err
+		}
+		p.a.release()
+		p.lost = true
+		if err := p.ctx.Context().Conn().SetReadDeadline(time.Now().Add(slowBodyTimeout)); err != nil {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// admitAgain waits for the admission a slow body gave back.
+func (p *patientBody) admitAgain() error {
+	if !p.lost {
+		return nil
+	}
+	return p.a.acquire(p.ctx.UserContext())
 }
 
 // isZlibHeader reports whether b starts with a zlib header (RFC 1950):

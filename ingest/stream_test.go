@@ -112,3 +112,51 @@ func TestUnreadBodyClosesConnection(t *testing.T) {
 		conn.Close()
 	}
 }
+
+// A client that announces a large body and sends it slowly gives its
+// admission back after admittedBodyWait: the requests behind it are
+// served meanwhile, and its own body is still taken once it has come.
+func TestSlowBodyDoesNotHoldAdmission(t *testing.T) {
+	h := newAPIHarness(t)
+	addr := serveOnLoopback(t, h.c.App())
+	slow := paddedBatch(500, 1000)
+	slow += strings.Repeat(" ", maxBodiesInFlight-len(slow)) // the whole admission allowance
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintf(conn, "POST /events/v3/send/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		testToken, len(slow), slow[:20<<10])
+	time.Sleep(200 * time.Millisecond) // its handler runs and takes the allowance
+
+	client := &http.Client{Timeout: 10 * time.Second} // the slow body would hold it for 30 s
+	req, _ := http.NewRequest("POST", "http://"+addr+"/events/v3/send", strings.NewReader(`{"eventName":"viewed_car","utk":"b","uuid":"behind","properties":{}}`))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("a request behind the slow body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("a request behind the slow body: %d; want 204", resp.StatusCode)
+	}
+
+	if _, err := io.WriteString(conn, slow[20<<10:]); err != nil {
+		t.Fatal(err)
+	}
+	sresp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := io.ReadAll(sresp.Body)
+	sresp.Body.Close()
+	if sresp.StatusCode != 204 {
+		t.Errorf("the slow body once sent: %d %s; want 204", sresp.StatusCode, sb)
+	}
+	if n := len(h.sink.got); n != 501 {
+		t.Errorf("stored %d completions; want 501", n)
+	}
+}
