@@ -70,7 +70,8 @@ func wireBody(ctx *fiber.Ctx, limit int) ([]byte, error) {
 		ctx.Context().SetConnectionClose()
 		return &errBody{fiber.StatusRequestEntityTooLarge, fmt.Sprintf("body is %s bytes; the limit is %d", n, limit)}
 	}
-	if cl := req.Header.ContentLength(); cl > limit {
+	cl := req.Header.ContentLength()
+	if cl > limit {
 		return nil, tooLarge(fmt.Sprint(cl))
 	}
 	if !req.IsBodyStream() {
@@ -80,7 +81,6 @@ func wireBody(ctx *fiber.Ctx, limit int) ([]byte, error) {
 		}
 		return raw, nil
 	}
-	cl := req.Header.ContentLength()
 	if cl >= 0 && cl <= prefetchedBody {
 		return req.Body(), nil // read with the headers
 	}
@@ -158,7 +158,7 @@ func inflate(raw []byte, enc string, limit int) ([]byte, error) {
 // allowance every other request waits for.
 const (
 	admittedBodyWait = time.Second
-	slowBodyTimeout  = 30 * time.Second
+	slowBodyTimeout  = readTimeout
 )
 
 // patientBody reads a streamed request body, giving the request's

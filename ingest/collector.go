@@ -92,6 +92,9 @@ const (
 	apiBody = 16 << 20
 )
 
+// readTimeout bounds the reading of one request, headers and body.
+const readTimeout = 30 * time.Second
+
 // maxHeaderBytes bounds a request's line and headers (ReadBufferSize).
 const maxHeaderBytes = 32 << 10
 
@@ -151,7 +154,7 @@ func NewCollector(cfg Config) (*Collector, error) {
 		// Content-Length without reading it.
 		StreamRequestBody: true,
 		ErrorHandler:      c.errorHandler,
-		ReadTimeout:       30 * time.Second,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	})
@@ -164,6 +167,12 @@ func NewCollector(cfg Config) (*Collector, error) {
 	c.app.Server().HeaderReceived = c.requestConfig
 	c.routes()
 	return c, nil
+}
+
+// bodyTooLong reports whether a request announces a body longer than its
+// path allows.
+func (c *Collector) bodyTooLong(h *fasthttp.RequestHeader) bool {
+	return h.ContentLength() > c.wireLimit(h.RequestURI())
 }
 
 // wireLimit is the most a request to uri may send as its body.
@@ -186,7 +195,7 @@ func (c *Collector) wireLimit(uri []byte) int {
 // than its path allows (it reads up to 8 KiB of a body with the headers,
 // and would wait for them), so the handlers answer 413 at once.
 func (c *Collector) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	if h.ContentLength() > c.wireLimit(h.RequestURI()) {
+	if c.bodyTooLong(h) {
 		return fasthttp.RequestConfig{MaxRequestBodySize: 1}
 	}
 	return fasthttp.RequestConfig{}
@@ -203,7 +212,7 @@ const prefetchedBody = 8 << 10
 // request would be read from.
 func (c *Collector) closeUnreadBody(ctx *fiber.Ctx) error {
 	var err error
-	if ctx.Request().Header.ContentLength() > c.wireLimit(ctx.Request().Header.RequestURI()) {
+	if c.bodyTooLong(&ctx.Request().Header) {
 		err = fiber.ErrRequestEntityTooLarge
 	} else {
 		err = ctx.Next()
