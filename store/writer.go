@@ -18,10 +18,6 @@ func orDefault[T int | time.Duration](v, def T) T {
 	return v
 }
 
-// EventInsertFunc sends one encoded batch to the events table, such as
-// (*Inserter).InsertEvents.
-type EventInsertFunc func(ctx context.Context, b *EventBatch) error
-
 // RejectionWriterConfig tunes the rejections writer. Zero values mean the
 // defaults.
 type RejectionWriterConfig struct {

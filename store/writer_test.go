@@ -434,6 +434,10 @@ type Writer struct {
 	q *queue[ingest.Completion]
 }
 
+// EventInsertFunc sends one encoded batch to the events table, such as
+// (*Inserter).InsertEvents.
+type EventInsertFunc func(ctx context.Context, b *EventBatch) error
+
 // NewWriter starts a writer; Close stops it. reg may be nil.
 func NewWriter(cfg WriterConfig, insert EventInsertFunc, log *slog.Logger, reg prometheus.Registerer) *Writer {
 	cfg = cfg.withDefaults()
