@@ -24,7 +24,7 @@ type LogWriterConfig struct {
 	// during an import (perf: ext4 inode allocation); 20,000-row INSERTs
 	// cost the server 7.0–9.7 s of CPU per million imported rows in three
 	// runs, 10,000-row ones 6.8–15.8 s in four. But a batch is held in memory as
-	// decoded completions (about 1.7 KB a row), and with 20,000 rows,
+	// decoded completions (about 1.7 KB a row, by estimate), and with 20,000 rows,
 	// serve under its 120 MB soft memory limit ran its GC nearly
 	// continuously at 512 connections sending batches (peak RSS 157 MB,
 	// 132,000 completions/s, against 140 MB and 213,000 with 10,000).

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // resetPeakRSS starts pid's peak resident set size afresh (Linux: writing 5
@@ -21,45 +20,27 @@ func resetPeakRSS(pid int) error {
 // peakRSS is pid's peak resident set size in bytes since its start or the
 // last resetPeakRSS (VmHWM in /proc/PID/status).
 func peakRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, fmt.Errorf("read the peak RSS of pid %d: %w", pid, err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("VmHWM of pid %d: %w", pid, err)
-			}
-			return kb * 1024, nil
-		}
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0, fmt.Errorf("read the peak RSS of pid %d: %w", pid, err)
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	return int64(st.VmHWM), nil
 }
 
 // cpuTime is the CPU time pid has used, user and system (utime and stime
-// in /proc/PID/stat, in clock ticks of 1/100 s on Linux).
+// in /proc/PID/stat).
 func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, fmt.Errorf("read the CPU time of pid %d: %w", pid, err)
 	}
-	// The command name (field 2) is in parentheses and may hold spaces:
-	// the fields counted from 3 start after its closing one.
-	i := strings.LastIndexByte(string(b), ')')
-	fields := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	st, err := p.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("read the CPU time of pid %d: %w", pid, err)
 	}
-	var ticks int64
-	for _, f := range fields[11:13] { // utime, stime (fields 14 and 15)
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond, nil
+	return time.Duration(st.CPUTime() * float64(time.Second)), nil
 }
