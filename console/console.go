@@ -104,7 +104,7 @@ func New(cfg Config) *Console {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
-	funcs := template.FuncMap{"ago": c.ago, "pct": pct, "ts": ts, "join": strings.Join}
+	funcs := template.FuncMap{"pct": pct, "ts": ts, "join": strings.Join}
 	for _, p := range pageNames {
 		file := p.path
 		if file == "" {
@@ -349,22 +349,6 @@ func (c *Console) dedup(r *http.Request, problem func(error)) any {
 		out = append(out, v)
 	}
 	return out
-}
-
-// ago says how long before now t was, roughly ("3m ago"); "" for zero.
-func (c *Console) ago(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	d := c.cfg.Now().Sub(t)
-	switch {
-	case d < time.Minute:
-		return d.Round(time.Second).String() + " ago"
-	case d < time.Hour:
-		return d.Round(time.Minute).String() + " ago"
-	default:
-		return d.Round(time.Hour).String() + " ago"
-	}
 }
 
 func pct(f float64) string { return fmt.Sprintf("%.1f%%", f*100) }
