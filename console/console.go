@@ -175,7 +175,7 @@ func (c *Console) page(name string, read func(r *http.Request, problem func(erro
 // not one that never comes. It does not derive from the request's context:
 // behind fiber's adaptor that is fasthttp's RequestCtx, whose Done races
 // with the listener's shutdown.
-func readCtx(*http.Request) (context.Context, context.CancelFunc) {
+func readCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }
 
@@ -192,8 +192,8 @@ const (
 	deliveryLimit = 10
 )
 
-func (c *Console) rejections(r *http.Request, problem func(error)) any {
-	ctx, cancel := readCtx(r)
+func (c *Console) rejections(_ *http.Request, problem func(error)) any {
+	ctx, cancel := readCtx()
 	defer cancel()
 	var (
 		rejs   []ingest.Rejection
@@ -222,8 +222,8 @@ type eventRow struct {
 	Hour, Day uint64
 }
 
-func (c *Console) events(r *http.Request, problem func(error)) any {
-	ctx, cancel := readCtx(r)
+func (c *Console) events(_ *http.Request, problem func(error)) any {
+	ctx, cancel := readCtx()
 	defer cancel()
 	counts := map[string]store.EventCount{}
 	if c.cfg.Store != nil {
@@ -258,7 +258,7 @@ type outcomeCount struct {
 const window = 24 * time.Hour
 
 func (c *Console) rules(r *http.Request, problem func(error)) any {
-	ctx, cancel := readCtx(r)
+	ctx, cancel := readCtx()
 	defer cancel()
 	only := r.URL.Query().Get("rule")
 	limit := deliveryLimit
@@ -299,7 +299,7 @@ func (c *Console) ruleList() []Rule {
 	return c.cfg.Rules()
 }
 
-func (c *Console) destinations(r *http.Request, _ func(error)) any {
+func (c *Console) destinations(*http.Request, func(error)) any {
 	var (
 		health []deliver.Health
 		state  LogState
@@ -327,8 +327,8 @@ const reportLookback = 7 * 24 * time.Hour
 // conversions on a busy site.
 const dedupLimit = 10_000
 
-func (c *Console) dedup(r *http.Request, problem func(error)) any {
-	ctx, cancel := readCtx(r)
+func (c *Console) dedup(_ *http.Request, problem func(error)) any {
+	ctx, cancel := readCtx()
 	defer cancel()
 	since := c.cfg.Now().Add(-window)
 	var out []dedupView
