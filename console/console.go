@@ -129,15 +129,14 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.Serv
 // while reading it (ClickHouse down shows as a note, not a broken page).
 type view struct {
 	Title, Active string
-	Nav           []struct{ path, title string }
 	Problems      []string
 	Data          any
 }
 
 // NavItems lists the navigation for the layout.
 func (v view) NavItems() []map[string]any {
-	out := make([]map[string]any, len(v.Nav))
-	for i, n := range v.Nav {
+	out := make([]map[string]any, len(pageNames))
+	for i, n := range pageNames {
 		href := "/console"
 		if n.path != "" {
 			href += "/" + n.path
@@ -157,7 +156,7 @@ func (c *Console) page(name string, read func(r *http.Request, problem func(erro
 		}
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		v := view{Title: title, Active: name, Nav: pageNames}
+		v := view{Title: title, Active: name}
 		v.Data = read(r, func(err error) {
 			if err != nil {
 				v.Problems = append(v.Problems, err.Error())
