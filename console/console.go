@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/rules"
 	"github.com/tally-analytics/tally/rules/deliver"
 	"github.com/tally-analytics/tally/store"
 )
@@ -332,7 +333,7 @@ func (c *Console) dedup(_ *http.Request, problem func(error)) any {
 	since := c.cfg.Now().Add(-window)
 	var out []dedupView
 	for _, rule := range c.ruleList() {
-		if rule.DestinationType != "meta_capi" {
+		if rule.DestinationType != rules.TypeMetaCAPI {
 			continue
 		}
 		v := dedupView{Rule: rule}
