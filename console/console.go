@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/rules"
 	"github.com/tally-analytics/tally/rules/deliver"
 	"github.com/tally-analytics/tally/store"
 )
@@ -104,7 +105,7 @@ func New(cfg Config) *Console {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	c := &Console{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
-	funcs := template.FuncMap{"ago": c.ago, "pct": pct, "ts": ts, "join": strings.Join}
+	funcs := template.FuncMap{"pct": pct, "ts": ts, "join": strings.Join}
 	for _, p := range pageNames {
 		file := p.path
 		if file == "" {
@@ -129,15 +130,14 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.Serv
 // while reading it (ClickHouse down shows as a note, not a broken page).
 type view struct {
 	Title, Active string
-	Nav           []struct{ path, title string }
 	Problems      []string
 	Data          any
 }
 
 // NavItems lists the navigation for the layout.
 func (v view) NavItems() []map[string]any {
-	out := make([]map[string]any, len(v.Nav))
-	for i, n := range v.Nav {
+	out := make([]map[string]any, len(pageNames))
+	for i, n := range pageNames {
 		href := "/console"
 		if n.path != "" {
 			href += "/" + n.path
@@ -157,7 +157,7 @@ func (c *Console) page(name string, read func(r *http.Request, problem func(erro
 		}
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		v := view{Title: title, Active: name, Nav: pageNames}
+		v := view{Title: title, Active: name}
 		v.Data = read(r, func(err error) {
 			if err != nil {
 				v.Problems = append(v.Problems, err.Error())
@@ -175,7 +175,7 @@ func (c *Console) page(name string, read func(r *http.Request, problem func(erro
 // not one that never comes. It does not derive from the request's context:
 // behind fiber's adaptor that is fasthttp's RequestCtx, whose Done races
 // with the listener's shutdown.
-func readCtx(*http.Request) (context.Context, context.CancelFunc) {
+func readCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }
 
@@ -192,8 +192,8 @@ const (
 	deliveryLimit = 10
 )
 
-func (c *Console) rejections(r *http.Request, problem func(error)) any {
-	ctx, cancel := readCtx(r)
+func (c *Console) rejections(_ *http.Request, problem func(error)) any {
+	ctx, cancel := readCtx()
 	defer cancel()
 	var (
 		rejs   []ingest.Rejection
@@ -222,8 +222,8 @@ type eventRow struct {
 	Hour, Day uint64
 }
 
-func (c *Console) events(r *http.Request, problem func(error)) any {
-	ctx, cancel := readCtx(r)
+func (c *Console) events(_ *http.Request, problem func(error)) any {
+	ctx, cancel := readCtx()
 	defer cancel()
 	counts := map[string]store.EventCount{}
 	if c.cfg.Store != nil {
@@ -258,7 +258,7 @@ type outcomeCount struct {
 const window = 24 * time.Hour
 
 func (c *Console) rules(r *http.Request, problem func(error)) any {
-	ctx, cancel := readCtx(r)
+	ctx, cancel := readCtx()
 	defer cancel()
 	only := r.URL.Query().Get("rule")
 	limit := deliveryLimit
@@ -299,7 +299,7 @@ func (c *Console) ruleList() []Rule {
 	return c.cfg.Rules()
 }
 
-func (c *Console) destinations(r *http.Request, _ func(error)) any {
+func (c *Console) destinations(*http.Request, func(error)) any {
 	var (
 		health []deliver.Health
 		state  LogState
@@ -327,13 +327,13 @@ const reportLookback = 7 * 24 * time.Hour
 // conversions on a busy site.
 const dedupLimit = 10_000
 
-func (c *Console) dedup(r *http.Request, problem func(error)) any {
-	ctx, cancel := readCtx(r)
+func (c *Console) dedup(_ *http.Request, problem func(error)) any {
+	ctx, cancel := readCtx()
 	defer cancel()
 	since := c.cfg.Now().Add(-window)
 	var out []dedupView
 	for _, rule := range c.ruleList() {
-		if rule.DestinationType != "meta_capi" {
+		if rule.DestinationType != rules.TypeMetaCAPI {
 			continue
 		}
 		v := dedupView{Rule: rule}
@@ -349,22 +349,6 @@ func (c *Console) dedup(r *http.Request, problem func(error)) any {
 		out = append(out, v)
 	}
 	return out
-}
-
-// ago says how long before now t was, roughly ("3m ago"); "" for zero.
-func (c *Console) ago(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	d := c.cfg.Now().Sub(t)
-	switch {
-	case d < time.Minute:
-		return d.Round(time.Second).String() + " ago"
-	case d < time.Hour:
-		return d.Round(time.Minute).String() + " ago"
-	default:
-		return d.Round(time.Hour).String() + " ago"
-	}
 }
 
 func pct(f float64) string { return fmt.Sprintf("%.1f%%", f*100) }

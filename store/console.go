@@ -54,22 +54,14 @@ const truncationWindow = 24 * time.Hour
 // and were stored with a value cut or a property dropped, at most limit of
 // them. Each has its id, names, times, site, source and Truncated set.
 func (r *ConsoleReader) Truncated(ctx context.Context, now time.Time, limit int) ([]ingest.Completion, error) {
-	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT event_id, event_name, site, source, received_at, truncated FROM %s
-WHERE occurred_at >= ? AND notEmpty(truncated) ORDER BY received_at DESC LIMIT %d`, r.table("events"), limit), now.Add(-truncationWindow).UTC())
+	cols := []string{"event_id", "event_name", "site", "source", "received_at", "truncated"}
+	out, err := NewReader(r.conn, r.database).query(ctx, fmt.Sprintf(`SELECT %s FROM %s
+WHERE occurred_at >= toDateTime(%d) AND notEmpty(truncated) ORDER BY received_at DESC LIMIT %d`,
+		strings.Join(cols, ", "), r.table("events"), now.Add(-truncationWindow).Unix(), limit), cols)
 	if err != nil {
 		return nil, fmt.Errorf("read truncated completions: %w", err)
 	}
-	defer rows.Close()
-	var out []ingest.Completion
-	for rows.Next() {
-		var c ingest.Completion
-		if err := rows.Scan(&c.EventID, &c.EventName, &c.Site, (*string)(&c.Source), &c.ReceivedAt, &c.Truncated); err != nil {
-			return nil, fmt.Errorf("read truncated completions: %w", err)
-		}
-		c.ReceivedAt = c.ReceivedAt.UTC()
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // EventCount is how many completions of one event happened in the last

@@ -42,11 +42,7 @@ func (s *server) newConsole() *console.Console {
 }
 
 // config is the config in force.
-func (s *server) config() *config.File {
-	s.reloads.mu.Lock()
-	defer s.reloads.mu.Unlock()
-	return s.reloads.cfg
-}
+func (s *server) config() *config.File { return s.reloads.cfg.Load() }
 
 // consoleRules lists the configured rules with their state in the engine.
 func consoleRules(cfg *config.File, engine interface {

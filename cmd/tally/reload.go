@@ -82,10 +82,10 @@ type scriptSwitch struct {
 func (s *scriptSwitch) Script(site string) (ingest.Script, bool) { return s.b.Load().Script(site) }
 
 // reloader re-applies a config to a running server. Reloads run one at a
-// time.
+// time; the config in force is read without waiting for one.
 type reloader struct {
 	mu  sync.Mutex
-	cfg *config.File // in force
+	cfg atomic.Pointer[config.File] // in force
 }
 
 // reload re-reads the config at path and applies it to s; an error means
@@ -98,7 +98,7 @@ func (s *server) reload(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	cur := s.reloads.cfg
+	cur := s.reloads.cfg.Load()
 	var senders []deliver.Destination
 	if !reflect.DeepEqual(next.Destinations, cur.Destinations) {
 		if senders, err = rules.OpenDestinations(next.Destinations, s.httpClient); err != nil {
@@ -142,7 +142,7 @@ func (s *server) reload(ctx context.Context, path string) error {
 	s.scripts.b.Store(scripts)
 	applied := *cur
 	applied.Events, applied.Rules, applied.Destinations = next.Events, next.Rules, next.Destinations
-	s.reloads.cfg = &applied
+	s.reloads.cfg.Store(&applied)
 	if s.ch != nil {
 		next.ClickHouse.DSN = cur.ClickHouse.DSN // the managed server's, set at start
 	}

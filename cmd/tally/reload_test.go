@@ -130,7 +130,7 @@ func TestReloadAppliesOrKeeps(t *testing.T) {
 	if err := srv.forwarder.Enqueue(context.Background(), "meta_shop", deliver.Origin{Rule: "lead"}, capi.Item(ev)); err == nil {
 		t.Error("enqueue to the removed destination succeeded")
 	}
-	if _, err := os.Stat(filepath.Join(srv.reloads.cfg.DataPath("outbox"), "meta_shop.spool")); err != nil {
+	if _, err := os.Stat(filepath.Join(srv.config().DataPath("outbox"), "meta_shop.spool")); err != nil {
 		t.Errorf("the removed destination's outbox file is gone: %v", err)
 	}
 }

@@ -361,7 +361,8 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 	if err != nil {
 		return nil, err
 	}
-	s.engine, s.reloads.cfg, s.httpClient = engine, cfg, opt.HTTPClient
+	s.engine, s.httpClient = engine, opt.HTTPClient
+	s.reloads.cfg.Store(cfg)
 	s.scripts.b.Store(scripts)
 
 	// The log's readers: ClickHouse and the rules engine, each at its own

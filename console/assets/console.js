@@ -48,16 +48,19 @@
     );
   }
 
+  var nShown = 0; // completion rows the filters leave visible
+
+  // filter applies the filters to every row anew (they changed).
   function filter() {
-    var n = 0;
+    nShown = 0;
     for (var i = 0; i < body.rows.length; i += 2) {
       var row = body.rows[i];
       var ok = matches(row.completion);
       row.hidden = !ok;
       if (!ok) body.rows[i + 1].hidden = true;
-      if (ok) n++;
+      if (ok) nShown++;
     }
-    shown.textContent = n;
+    shown.textContent = nShown;
   }
 
   var seen = {}; // event name and id of the completions on the page
@@ -95,14 +98,17 @@
     td.append(pre);
     body.insertBefore(detail, body.firstChild);
     body.insertBefore(tr, detail);
+    tr.hidden = !matches(c);
+    if (!tr.hidden) nShown++;
     while (body.rows.length > 2 * MAX_ROWS) {
-      var old = body.rows[body.rows.length - 2].completion;
+      var oldRow = body.rows[body.rows.length - 2];
+      var old = oldRow.completion;
       delete seen[old.event_name + ' ' + old.event_id];
+      if (!oldRow.hidden) nShown--;
       body.deleteRow(-1);
       body.deleteRow(-1);
     }
-    tr.hidden = !matches(c);
-    filter();
+    shown.textContent = nShown;
   }
 
   // What each rule did with a completion, as delivery outcomes arrive:
