@@ -249,11 +249,7 @@ func (w *worker) send(d *Destination, ps []pending, s *settle) {
 		return
 	}
 	if len(results) != len(ps) {
-		r := Result{Class: Retry, Message: fmt.Sprintf("destination answered %d results for %d events", len(results), len(ps))}
-		results = make([]Result, len(ps))
-		for i := range results {
-			results[i] = r
-		}
+		results = Same(len(ps), Result{Class: Retry, Message: fmt.Sprintf("destination answered %d results for %d events", len(results), len(ps))})
 	}
 	split, pause, retry := 0, -1, -1
 	for i, r := range results {
