@@ -266,11 +266,13 @@ func quoteAll(vs []string) string {
 	return b.String()
 }
 
+// soqlEscapes escapes what a SOQL string literal cannot hold as it is.
+var soqlEscapes = strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\r", `\r`, "\t", `\t`, "\b", `\b`, "\f", `\f`, `"`, `\"`)
+
 // QuoteSOQL is v as a SOQL string literal: quotes and backslashes escaped,
 // and the control characters SOQL names.
 func QuoteSOQL(v string) string {
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\r", `\r`, "\t", `\t`, "\b", `\b`, "\f", `\f`, `"`, `\"`)
-	return "'" + r.Replace(v) + "'"
+	return "'" + soqlEscapes.Replace(v) + "'"
 }
 
 // query runs a SOQL query and follows nextRecordsUrl to the end.
