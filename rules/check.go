@@ -173,9 +173,6 @@ func (c *checker) checkDestinations(dests []Destination) map[string]Destination 
 			c.add(path+".type", "UNKNOWN_DESTINATION_TYPE", "unknown destination type %q; use one of %s", d.Type, strings.Join(kindNames(), ", "))
 		} else {
 			k.checkDest(c, path, &d)
-			if k.ads {
-				c.block(path, &d, "", true)
-			}
 		}
 		if d.Name != "" {
 			if _, dup := byName[d.Name]; !dup {
@@ -186,7 +183,8 @@ func (c *checker) checkDestinations(dests []Destination) map[string]Destination 
 	return byName
 }
 
-// checkMetaDestination checks a meta_capi destination's fields.
+// checkMetaDestination checks a meta_capi destination's fields, and that it
+// has no other type's block.
 func (c *checker) checkMetaDestination(path string, d *Destination) {
 	if !pixelIDPattern.MatchString(d.PixelID) {
 		c.add(path+".pixel_id", "INVALID_PIXEL_ID", "pixel_id %q must be the pixel's (or dataset's) numeric id, quoted", d.PixelID)
@@ -215,6 +213,7 @@ func (c *checker) checkMetaDestination(path string, d *Destination) {
 	default:
 		c.add(path+".mode", "INVALID_MODE", "unknown mode %q; use %s or %s", d.Mode, ModeWebsite, ModeConversionLeads)
 	}
+	c.block(path, d, "", true)
 }
 
 // checkMirrorFields refuses, on a mirrored rule, filters on the fields
