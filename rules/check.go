@@ -77,6 +77,15 @@ func (c *checker) add(path, code, format string, args ...any) {
 	c.errs = append(c.errs, ingest.FieldError{Path: path, Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
+// addAll adds the problems a destination package found in its block, their
+// paths under prefix.
+func (c *checker) addAll(prefix string, errs []ingest.FieldError) {
+	for _, fe := range errs {
+		fe.Path = prefix + fe.Path
+		c.errs = append(c.errs, fe)
+	}
+}
+
 func (c *checker) addProblem(base string, p *fieldProblem) {
 	c.add(base+"."+p.field, p.code, "%s", p.msg)
 }
