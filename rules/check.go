@@ -77,6 +77,15 @@ func (c *checker) add(path, code, format string, args ...any) {
 	c.errs = append(c.errs, ingest.FieldError{Path: path, Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
+// addAll adds the problems a destination package found in its block, their
+// paths under prefix.
+func (c *checker) addAll(prefix string, errs []ingest.FieldError) {
+	for _, fe := range errs {
+		fe.Path = prefix + fe.Path
+		c.errs = append(c.errs, fe)
+	}
+}
+
 func (c *checker) addProblem(base string, p *fieldProblem) {
 	c.add(base+"."+p.field, p.code, "%s", p.msg)
 }
@@ -173,9 +182,6 @@ func (c *checker) checkDestinations(dests []Destination) map[string]Destination 
 			c.add(path+".type", "UNKNOWN_DESTINATION_TYPE", "unknown destination type %q; use one of %s", d.Type, strings.Join(kindNames(), ", "))
 		} else {
 			k.checkDest(c, path, &d)
-			if k.ads {
-				c.block(path, &d, "", true)
-			}
 		}
 		if d.Name != "" {
 			if _, dup := byName[d.Name]; !dup {
@@ -186,7 +192,8 @@ func (c *checker) checkDestinations(dests []Destination) map[string]Destination 
 	return byName
 }
 
-// checkMetaDestination checks a meta_capi destination's fields.
+// checkMetaDestination checks a meta_capi destination's fields, and that it
+// has no other type's block.
 func (c *checker) checkMetaDestination(path string, d *Destination) {
 	if !pixelIDPattern.MatchString(d.PixelID) {
 		c.add(path+".pixel_id", "INVALID_PIXEL_ID", "pixel_id %q must be the pixel's (or dataset's) numeric id, quoted", d.PixelID)
@@ -215,6 +222,7 @@ func (c *checker) checkMetaDestination(path string, d *Destination) {
 	default:
 		c.add(path+".mode", "INVALID_MODE", "unknown mode %q; use %s or %s", d.Mode, ModeWebsite, ModeConversionLeads)
 	}
+	c.block(path, d, "", true)
 }
 
 // checkMirrorFields refuses, on a mirrored rule, filters on the fields

@@ -105,9 +105,7 @@ func checkWebhook(c *checker, path string, d *Destination) {
 	if !c.block(path, d, "webhook", d.Webhook != nil) {
 		return
 	}
-	for _, fe := range d.Webhook.Check() {
-		c.add(path+".webhook."+fe.Path, fe.Code, "%s", fe.Message)
-	}
+	c.addAll(path+".webhook.", d.Webhook.Check())
 }
 
 // sharedIdentity is what the rule shares of c's identity, as it is.
@@ -152,9 +150,7 @@ func checkSalesforce(c *checker, path string, d *Destination) {
 	if !c.block(path, d, "salesforce", d.Salesforce != nil) {
 		return
 	}
-	for _, fe := range d.Salesforce.Check() {
-		c.add(path+".salesforce."+fe.Path, fe.Code, "%s", fe.Message)
-	}
+	c.addAll(path+".salesforce.", d.Salesforce.Check())
 }
 
 func checkTask(c *checker, path string, fw *Forward, _ Destination, defs []*ingest.Definition) any {
@@ -165,9 +161,7 @@ func checkTask(c *checker, path string, fw *Forward, _ Destination, defs []*inge
 	if fw.Task != nil {
 		t = *fw.Task
 	}
-	for _, fe := range t.Check(defs) {
-		c.add(path+".task."+fe.Path, fe.Code, "%s", fe.Message)
-	}
+	c.addAll(path+".task.", t.Check(defs))
 	labels := map[string]string{}
 	for _, d := range defs {
 		labels[d.Name] = d.Label

@@ -249,11 +249,7 @@ func (w *worker) send(d *Destination, ps []pending, s *settle) {
 		return
 	}
 	if len(results) != len(ps) {
-		r := Result{Class: Retry, Message: fmt.Sprintf("destination answered %d results for %d events", len(results), len(ps))}
-		results = make([]Result, len(ps))
-		for i := range results {
-			results[i] = r
-		}
+		results = Same(len(ps), Result{Class: Retry, Message: fmt.Sprintf("destination answered %d results for %d events", len(results), len(ps))})
 	}
 	split, pause, retry := 0, -1, -1
 	for i, r := range results {
@@ -277,10 +273,7 @@ func (w *worker) send(d *Destination, ps []pending, s *settle) {
 	// per event.
 	recordPause := true
 	if pause >= 0 {
-		w.hmu.Lock()
-		recordPause = w.health.State != StatePaused
-		w.hmu.Unlock()
-		w.pause(results[pause], now)
+		recordPause = w.pause(results[pause], now)
 	}
 	// One delay for the request's retries, from its most-tried item, so
 	// they retry together in one request rather than scattered by jitter.
@@ -379,8 +372,9 @@ func (w *worker) delivery(p pending, st string, now time.Time, msg string, attem
 }
 
 // pause stops sending until the probe time or a resume. It logs the state
-// change, not each refusal.
-func (w *worker) pause(r Result, now time.Time) {
+// change, not each refusal, and reports whether it is one (the destination
+// was not paused already).
+func (w *worker) pause(r Result, now time.Time) bool {
 	w.hmu.Lock()
 	w.pausedUntil = now.Add(w.f.cfg.MaxBackoff)
 	was := w.health.State
@@ -391,6 +385,7 @@ func (w *worker) pause(r Result, now time.Time) {
 			"destination", w.name, "err", r.Message, "probe_every", w.f.cfg.MaxBackoff)
 	}
 	w.setState(StatePaused, r.Message, now)
+	return was != StatePaused
 }
 
 // resume ends a pause (a reload with new settings).

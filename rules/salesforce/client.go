@@ -55,9 +55,7 @@ type Error struct {
 	Message    string
 	RetryAfter time.Duration
 	// Body is the answer as Salesforce sent it, bounded.
-	Body string
-	// token: the token endpoint refused the credentials.
-	token   bool
+	Body    string
 	network bool
 }
 
@@ -113,7 +111,7 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil {
-			e := &Error{HTTPStatus: re.Response.StatusCode, Code: re.ErrorCode, Message: "token: " + re.ErrorDescription, Body: bounded(re.Body), token: true}
+			e := &Error{HTTPStatus: re.Response.StatusCode, Code: re.ErrorCode, Message: "token: " + re.ErrorDescription, Body: bounded(re.Body)}
 			if e.Message == "token: " {
 				e.Message = "token: the token endpoint refused the credentials"
 			}
@@ -137,29 +135,29 @@ func (c *Client) dropToken(token string) {
 
 // call sends one API request and decodes a 2xx answer into out. A session
 // Salesforce refuses (401 INVALID_SESSION_ID: the token expired or was
-// revoked) is retried once with a new token. raw is the answer's body.
-func (c *Client) call(ctx context.Context, method, path string, body, out any) (raw string, err error) {
+// revoked) is retried once with a new token.
+func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
 	for try := 0; ; try++ {
 		token, err := c.accessToken(ctx)
 		if err != nil {
-			return "", err
+			return err
 		}
-		raw, err := c.once(ctx, token, method, path, body, out)
+		err = c.once(ctx, token, method, path, body, out)
 		var e *Error
 		if try == 0 && errors.As(err, &e) && e.HTTPStatus == http.StatusUnauthorized {
 			c.dropToken(token)
 			continue
 		}
-		return raw, err
+		return err
 	}
 }
 
-func (c *Client) once(ctx context.Context, token, method, path string, body, out any) (string, error) {
+func (c *Client) once(ctx context.Context, token, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return "", &Error{Message: err.Error()}
+			return &Error{Message: err.Error()}
 		}
 		rd = bytes.NewReader(b)
 	}
@@ -167,7 +165,7 @@ func (c *Client) once(ctx context.Context, token, method, path string, body, out
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return "", &Error{Message: err.Error()}
+		return &Error{Message: err.Error()}
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/json")
@@ -176,22 +174,22 @@ func (c *Client) once(ctx context.Context, token, method, path string, body, out
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return "", &Error{Message: redact(err.Error(), token), network: true}
+		return &Error{Message: redact(err.Error(), token), network: true}
 	}
 	defer resp.Body.Close()
 	// Answers are a few hundred bytes per record; 8 MiB bounds a
 	// misconfigured instance URL serving something else.
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return "", &Error{HTTPStatus: resp.StatusCode, Message: "read answer: " + err.Error(), network: true}
+		return &Error{HTTPStatus: resp.StatusCode, Message: "read answer: " + err.Error(), network: true}
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if out != nil {
 			if err := json.Unmarshal(b, out); err != nil {
-				return string(b), &Error{HTTPStatus: resp.StatusCode, Message: "decode answer: " + err.Error(), network: true}
+				return &Error{HTTPStatus: resp.StatusCode, Message: "decode answer: " + err.Error(), network: true}
 			}
 		}
-		return string(b), nil
+		return nil
 	}
 	e := &Error{HTTPStatus: resp.StatusCode, Body: bounded(b), RetryAfter: deliver.RetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	var errs []struct {
@@ -203,7 +201,7 @@ func (c *Client) once(ctx context.Context, token, method, path string, body, out
 	} else {
 		e.Message = strings.TrimSpace(bounded(b))
 	}
-	return string(b), e
+	return e
 }
 
 // Who is a contact or lead found by email.
@@ -268,11 +266,13 @@ func quoteAll(vs []string) string {
 	return b.String()
 }
 
+// soqlEscapes escapes what a SOQL string literal cannot hold as it is.
+var soqlEscapes = strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\r", `\r`, "\t", `\t`, "\b", `\b`, "\f", `\f`, `"`, `\"`)
+
 // QuoteSOQL is v as a SOQL string literal: quotes and backslashes escaped,
 // and the control characters SOQL names.
 func QuoteSOQL(v string) string {
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\r", `\r`, "\t", `\t`, "\b", `\b`, "\f", `\f`, `"`, `\"`)
-	return "'" + r.Replace(v) + "'"
+	return "'" + soqlEscapes.Replace(v) + "'"
 }
 
 // query runs a SOQL query and follows nextRecordsUrl to the end.
@@ -285,7 +285,7 @@ func (c *Client) query(ctx context.Context, soql string) ([]Who, error) {
 			NextRecordsURL string `json:"nextRecordsUrl"`
 			Records        []Who  `json:"records"`
 		}
-		if _, err := c.call(ctx, http.MethodGet, path, nil, &page); err != nil {
+		if err := c.call(ctx, http.MethodGet, path, nil, &page); err != nil {
 			return nil, err
 		}
 		out = append(out, page.Records...)
@@ -326,7 +326,7 @@ func (c *Client) UpsertTasks(ctx context.Context, records []map[string]any) ([]U
 		r["attributes"] = map[string]string{"type": "Task"}
 	}
 	var out []UpsertResult
-	_, err := c.call(ctx, http.MethodPatch, "/composite/sobjects/Task/"+c.cfg.ExternalIDField,
+	err := c.call(ctx, http.MethodPatch, "/composite/sobjects/Task/"+c.cfg.ExternalIDField,
 		map[string]any{"allOrNone": false, "records": records}, &out)
 	if err != nil {
 		return nil, err

@@ -113,25 +113,25 @@ func Map(c *ingest.Completion, rule string, identity map[string]string) deliver.
 	for _, p := range c.Props {
 		w.Properties[p.Name] = p.Value
 	}
-	utm := map[string]string{"source": c.Enrichment.UTMSource, "medium": c.Enrichment.UTMMedium, "campaign": c.Enrichment.UTMCampaign, "term": c.Enrichment.UTMTerm, "content": c.Enrichment.UTMContent}
-	for k, v := range utm {
-		if v != "" {
-			if w.UTM == nil {
-				w.UTM = map[string]string{}
-			}
-			w.UTM[k] = v
-		}
-	}
-	for k, v := range identity {
-		if v != "" {
-			if w.Identity == nil {
-				w.Identity = map[string]string{}
-			}
-			w.Identity[k] = v
-		}
-	}
+	w.UTM = nonEmpty(map[string]string{"source": c.Enrichment.UTMSource, "medium": c.Enrichment.UTMMedium, "campaign": c.Enrichment.UTMCampaign, "term": c.Enrichment.UTMTerm, "content": c.Enrichment.UTMContent})
+	w.Identity = nonEmpty(identity)
 	b, _ := json.Marshal(w) // strings and times: cannot fail
 	return deliver.Item{ID: c.EventID, Name: c.EventName, Time: c.OccurredAt, Payload: b}
+}
+
+// nonEmpty is the entries of m with a value; nil when there are none, so
+// the field is left out.
+func nonEmpty(m map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if v != "" {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // Client posts signed batches to one URL.

@@ -34,7 +34,6 @@ const (
 	Pass      Failure = iota // answer normally (to place failures later in a sequence)
 	Fail5xx                  // 503 Service Unavailable
 	FailLimit                // 403 REQUEST_LIMIT_EXCEEDED: the org's daily API limit
-	FailHang                 // no answer until ClearFailures or Close
 	// FailLostAnswer does the work, then answers 503, as when the answer is
 	// lost on its way back.
 	FailLostAnswer
@@ -66,17 +65,16 @@ type Server struct {
 	cfg Config
 	srv *httptest.Server
 
-	mu        sync.Mutex
-	seq       int
-	tokens    map[string]bool
-	refused   bool // the token endpoint refuses the credentials
-	contacts  []person
-	leads     []person
-	tasks     map[string]*Task // by external id
-	requests  []Request
-	failures  []Failure
-	hang      chan struct{}
-	onRequest func(r Request)
+	mu       sync.Mutex
+	seq      int
+	tokens   map[string]bool
+	refused  bool // the token endpoint refuses the credentials
+	contacts []person
+	leads    []person
+	tasks    map[string]*Task // by external id
+	requests []Request
+	failures []Failure
+	hang     chan struct{} // closed to release withheld answers
 	// withhold: upserts are done, and their answers withheld until
 	// ClearFailures or Close (a crash between Salesforce's work and the
 	// sender hearing of it).
@@ -175,7 +173,7 @@ func (s *Server) FailNext(n int, f Failure) {
 	}
 }
 
-// ClearFailures drops pending failures and releases hung requests.
+// ClearFailures drops pending failures and releases withheld answers.
 func (s *Server) ClearFailures() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -186,7 +184,7 @@ func (s *Server) ClearFailures() {
 	default:
 		close(s.hang)
 	}
-	s.hang = make(chan struct{}) // later hangs wait again
+	s.hang = make(chan struct{}) // later withheld answers wait again
 }
 
 // WithholdUpsertAnswers makes every upsert do its work and then answer
@@ -222,19 +220,11 @@ func (s *Server) RefuseCredentials(refuse bool) {
 	clear(s.tokens)
 }
 
-// OnRequest calls f after each request is recorded (nil: none).
-func (s *Server) OnRequest(f func(r Request)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onRequest = f
-}
-
 // newID makes a record id: the key prefix, a 12-character sequence, and
 // the 3-character case-safe suffix of an 18-character id.
 func (s *Server) newID(prefix string) string {
 	s.seq++
 	id15 := fmt.Sprintf("%s5g%010d", prefix, s.seq)
-	id15 = id15[:9] + strings.ToUpper(id15[9:10]) + id15[10:] // a digit: unchanged
 	return id15 + idSuffix(id15)
 }
 
@@ -273,12 +263,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec.Status = status
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
-	on := s.onRequest
 	s.mu.Unlock()
-	if on != nil {
-		on(rec)
-	}
-	if status == 0 { // hang
+	if status == 0 { // a withheld answer
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -312,7 +298,6 @@ func (s *Server) answer(r *http.Request, body []byte) (int, any) {
 	if valid && len(s.failures) > 0 {
 		f, s.failures = s.failures[0], s.failures[1:]
 	}
-	hang := s.hang
 	s.mu.Unlock()
 	if !valid {
 		return refuse(401, "INVALID_SESSION_ID", "Session expired or invalid")
@@ -325,12 +310,6 @@ func (s *Server) answer(r *http.Request, body []byte) (int, any) {
 	case FailLostAnswer:
 		s.route(r, rest, body)
 		return refuse(503, "SERVER_UNAVAILABLE", "Service temporarily unavailable")
-	case FailHang:
-		select {
-		case <-hang:
-		case <-r.Context().Done():
-		}
-		return 0, nil
 	}
 	return s.route(r, rest, body)
 }
