@@ -85,7 +85,7 @@ func compare(ctx context.Context, o options, dsn string, out io.Writer) error {
 	if err := drain(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "== 2. clickhouse-go inserting event rows directly (10,000-row batches)")
+	fmt.Fprintf(out, "== 2. clickhouse-go inserting event rows directly (%d-row batches)\n", store.DefaultFlushRows)
 	raw, err := rawInsert(ctx, dsn, o.n, out)
 	if err != nil {
 		return err
@@ -106,8 +106,8 @@ func compare(ctx context.Context, o options, dsn string, out io.Writer) error {
 }
 
 // rawInsert inserts n rows shaped like the load's completions into a
-// scratch database's events table, 10,000 per INSERT as tally's writer
-// does, and returns rows/s.
+// scratch database's events table, store.DefaultFlushRows per INSERT (the
+// most tally's events writer puts in one), and returns rows/s.
 func rawInsert(ctx context.Context, dsn string, n int, out io.Writer) (float64, error) {
 	conn, err := store.Open(ctx, dsn)
 	if err != nil {
@@ -122,7 +122,7 @@ func rawInsert(ctx context.Context, dsn string, n int, out io.Writer) (float64, 
 	in := store.NewInserter(conn, db)
 	now := time.Now().UTC()
 	makes := []string{"volvo", "saab", "audi", "fiat", "kia"}
-	cs := make([]ingest.Completion, 10_000)
+	cs := make([]ingest.Completion, store.DefaultFlushRows)
 	var b store.EventBatch
 	start := time.Now()
 	done := 0

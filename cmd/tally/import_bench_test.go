@@ -24,7 +24,7 @@ import (
 // (default 1,000,000: an email, a time, three properties and hs_page_url; ~90 bytes a row)
 // with tally import's client into a whole tally, and, in the same run,
 // inserts as many rows with clickhouse-go straight into an events table
-// (20,000-row batches, the rate the ClickHouse notes quote), once before
+// (store.DefaultFlushRows a batch, as tally's events writer), once before
 // the import and once after it, so the rates share the machine's state.
 // Each phase starts when the server has no merge running: an INSERT made
 // while the last phase's parts merge is measured slower. It reports:
@@ -152,7 +152,8 @@ func writeImportCSV(b *testing.B, path string, rows int) {
 }
 
 // rawInsertRate inserts rows completions like the benchmark's straight
-// into a fresh events table, in 20,000-row batches, and returns rows/s.
+// into a fresh events table, in batches of store.DefaultFlushRows (the
+// INSERTs tally's events writer makes at most), and returns rows/s.
 func rawInsertRate(b *testing.B, rows int) float64 {
 	dsn := chtest.DSN(b)
 	db := chtest.Database(b, dsn)
@@ -162,7 +163,7 @@ func rawInsertRate(b *testing.B, rows int) float64 {
 		b.Fatal(err)
 	}
 	in := store.NewInserter(conn, db)
-	const batchRows = 20_000
+	const batchRows = store.DefaultFlushRows
 	cs := make([]ingest.Completion, batchRows)
 	var batch store.EventBatch
 	start := time.Now()

@@ -1,0 +1,159 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/tally-analytics/tally/ingest"
+)
+
+// Blocks hands a batch's completions to fn in log order, at most n at a
+// time, and stops at fn's first error, which it returns. fn may modify a
+// block but not keep it or its completions past its return: the block is
+// reused. Blocks may be called more than once, also concurrently; every
+// call hands the same completions.
+type Blocks func(n int, fn func(cs []ingest.Completion) error) error
+
+// SliceBlocks hands cs as Blocks.
+func SliceBlocks(cs []ingest.Completion) Blocks {
+	return func(n int, fn func([]ingest.Completion) error) error {
+		for len(cs) > 0 {
+			k := min(n, len(cs))
+			if err := fn(cs[:k]); err != nil {
+				return err
+			}
+			cs = cs[k:]
+		}
+		return nil
+	}
+}
+
+// Records is a batch of durable log records as they were read, decoded
+// only a block at a time (Blocks). A completion costs its encoded size in
+// a record (300–600 bytes) until then, against about 1.7 KB decoded, so a
+// reader can hold batches large enough for few, large INSERTs.
+type Records struct {
+	data  []byte
+	spans []recordSpan
+	rows  int
+	// skip drops a completion as it is decoded (FollowConfig.Skip).
+	skip func(index uint64, c *ingest.Completion) bool
+	// corrupt is told once of each record that does not decode.
+	corrupt func(index uint64, err error)
+
+	mu       sync.Mutex
+	reported map[uint64]bool
+}
+
+type recordSpan struct {
+	index      uint64
+	start, end int
+}
+
+// Rows is the number of completions the records hold, as their headers
+// count them.
+func (r *Records) Rows() int { return r.rows }
+
+// Bytes is the size of the records held.
+func (r *Records) Bytes() int { return len(r.data) }
+
+// reset empties r, keeping its buffers.
+func (r *Records) reset() {
+	r.data, r.spans, r.rows = r.data[:0], r.spans[:0], 0
+	clear(r.reported)
+}
+
+// add copies a record into r and returns how many completions its header
+// counts, or an error (and keeps nothing) when the header does not read.
+func (r *Records) add(index uint64, data []byte) (int, error) {
+	if len(data) == 0 || data[0] != recordVersion {
+		return 0, fmt.Errorf("%w: version %v, want %d", errRecord, first(data), recordVersion)
+	}
+	count, n := binary.Uvarint(data[1:])
+	if n <= 0 || count > uint64(len(data)) {
+		return 0, fmt.Errorf("%w: bad completion count", errRecord)
+	}
+	start := len(r.data)
+	r.data = append(r.data, data...)
+	r.spans = append(r.spans, recordSpan{index: index, start: start, end: len(r.data)})
+	r.rows += int(count)
+	return int(count), nil
+}
+
+// blockPool holds decoded blocks, so a batch's passes reuse them.
+var blockPool sync.Pool // of *[]ingest.Completion
+
+// Blocks decodes the records n completions at a time (a record's
+// completions may straddle two blocks) and hands them to fn, leaving out
+// those skip drops. A record that does not decode is reported once and
+// passed over, keeping the completions before its damage, as DecodeRecord
+// does.
+func (r *Records) Blocks(n int, fn func(cs []ingest.Completion) error) error {
+	p, _ := blockPool.Get().(*[]ingest.Completion)
+	if p == nil {
+		p = new([]ingest.Completion)
+	}
+	defer func() {
+		clear(*p) // drop the strings before the pool keeps the slice
+		*p = (*p)[:0]
+		blockPool.Put(p)
+	}()
+	cs := (*p)[:0]
+	for _, s := range r.spans {
+		before := len(cs)
+		var err error
+		cs, err = DecodeRecord(cs, r.data[s.start:s.end])
+		if err != nil {
+			r.report(s.index, err)
+		}
+		if r.skip != nil {
+			kept := cs[:before]
+			for i := before; i < len(cs); i++ {
+				if !r.skip(s.index, &cs[i]) {
+					kept = append(kept, cs[i])
+				}
+			}
+			clear(cs[len(kept):])
+			cs = kept
+		}
+		for len(cs) >= n {
+			if err := fn(cs[:n]); err != nil {
+				*p = cs
+				return err
+			}
+			rest := copy(cs, cs[n:])
+			clear(cs[rest:])
+			cs = cs[:rest]
+		}
+	}
+	*p = cs
+	if len(cs) > 0 {
+		return fn(cs)
+	}
+	return nil
+}
+
+// All appends every completion of the records to cs.
+func (r *Records) All(cs []ingest.Completion) []ingest.Completion {
+	_ = r.Blocks(max(r.rows, 1), func(b []ingest.Completion) error {
+		cs = append(cs, b...)
+		return nil
+	})
+	return cs
+}
+
+func (r *Records) report(index uint64, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reported[index] {
+		return
+	}
+	if r.reported == nil {
+		r.reported = map[uint64]bool{}
+	}
+	r.reported[index] = true
+	if r.corrupt != nil {
+		r.corrupt(index, err)
+	}
+}
