@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,13 +37,6 @@ type FollowConfig struct {
 	// given the index of the log record the completion came from (the
 	// erasures of people whose completions the log still holds).
 	Skip func(index uint64, c *ingest.Completion) bool
-	// InFlight is how many batches may be handled at once; 0 means 1. With
-	// more, the next batch is read and handed while the last one is still
-	// being handled, on another goroutine; the cursor still moves in log
-	// order, past a batch only once it and every batch before it are done.
-	// The handler must then be safe for concurrent use, and the follower
-	// holds up to InFlight batches.
-	InFlight int
 	// Idle, when set and true, means the handler has nothing to do: records
 	// are passed over without being decoded (the rules engine with no rule
 	// enabled), and the cursor still moves.
@@ -134,50 +126,11 @@ func FollowRecords(cfg FollowConfig, r *wal.Reader, handle RecordsFunc, log *slo
 
 func (f *Follower) run() {
 	defer close(f.done)
-	inFlight := max(1, f.cfg.InFlight)
-	free := make(chan *Records, inFlight)
-	for range inFlight {
-		free <- &Records{skip: f.cfg.Skip, corrupt: func(index uint64, err error) {
-			f.corrupt.Inc()
-			f.log.Error("skipped a log record that does not decode", "index", index, "err", err)
-		}}
-	}
-	// The committer takes the batches in log order, waits for each to be
-	// handled and commits the cursor past it. Once one is given up (Close's
-	// deadline), nothing more is committed: the rest stays in the log.
-	type handled struct {
-		recs *Records
-		last uint64
-		done chan bool
-	}
-	queue := make(chan handled, inFlight)
-	var gaveUp atomic.Bool
-	committed := make(chan struct{})
-	go func() {
-		defer close(committed)
-		for h := range queue {
-			if ok := <-h.done; !ok {
-				gaveUp.Store(true)
-			}
-			if !gaveUp.Load() {
-				if err := f.r.Commit(h.last); err != nil {
-					// The batch is done; a restart hands it again, and
-					// handlers are idempotent by event id.
-					f.log.Error("commit durable log cursor", "err", err)
-				}
-			}
-			free <- h.recs
-		}
-	}()
-	defer func() {
-		close(queue)
-		<-committed
-	}()
+	recs := &Records{skip: f.cfg.Skip, corrupt: func(index uint64, err error) {
+		f.corrupt.Inc()
+		f.log.Error("skipped a log record that does not decode", "index", index, "err", err)
+	}}
 	for {
-		recs := <-free
-		if gaveUp.Load() {
-			return // Close's deadline passed; the records stay in the log
-		}
 		recs.reset()
 		if cap(recs.data) > 2*f.cfg.MaxBytes {
 			recs.data = nil // one oversized record must not pin its memory
@@ -187,25 +140,21 @@ func (f *Follower) run() {
 			return
 		}
 		if n == 0 {
-			free <- recs
 			continue
 		}
-		h := handled{recs: recs, last: last, done: make(chan bool, 1)}
-		switch {
-		case len(recs.spans) == 0:
-			h.done <- true // nothing to hand on; the cursor still moves
-		case inFlight == 1:
-			h.done <- f.handleUntilDone(recs, last)
-		default:
-			go func() { h.done <- f.handleUntilDone(recs, last) }()
+		if len(recs.spans) > 0 && !f.handleUntilDone(recs, last) {
+			return // Close's deadline passed; the records stay in the log
 		}
-		queue <- h
+		if err := f.r.Commit(last); err != nil {
+			// The batch is done; a restart hands it again, and handlers
+			// are idempotent by event id.
+			f.log.Error("commit durable log cursor", "err", err)
+		}
 	}
 }
 
 func (f *Follower) handleUntilDone(recs *Records, through uint64) bool {
 	for attempt := 0; ; attempt++ {
-		recs.attempt = attempt
 		err := f.handle(f.ctx, recs, through)
 		if err == nil {
 			if attempt > 0 {

@@ -60,12 +60,6 @@ const (
 	defaultFlushBytes = 16 << 20
 )
 
-// writerInFlight: the events writer sends the next batch while ClickHouse
-// is still writing the last one's parts, which it does after the INSERT's
-// last block arrives: with one batch at a time the writer waited idle for
-// that, and ClickHouse for the writer's decoding and encoding of the next.
-const writerInFlight = 2
-
 // CompletionInsertFunc stores completions in the events table in one
 // INSERT, such as (*Inserter).InsertBlocks.
 type CompletionInsertFunc func(ctx context.Context, blocks Blocks) error
@@ -78,9 +72,6 @@ type ExistingFunc func(ctx context.Context, cs []ingest.Completion) (map[string]
 // LogWriter copies the durable log into the events table: a Follower of
 // the log's "clickhouse" reader whose batches are INSERTs; the cursor moves
 // only after an INSERT succeeded.
-//
-// Up to two batches are handled at once (writerInFlight); the cursor moves
-// past a batch when it and every batch before it are stored.
 //
 // Exactly once: after a crash the records between the committed cursor and
 // the log's end at start may already be in ClickHouse (inserted, not yet
@@ -107,6 +98,7 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 	if reg != nil {
 		_ = reg.Register(corrupt)
 	}
+	recovered := lastIndex == 0 || existing == nil
 	handle := func(ctx context.Context, recs *Records, through uint64) error {
 		// The person rows are derived from every completion as read; the
 		// events rows store the IP as StorageIP makes it.
@@ -119,11 +111,9 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 			})
 		}
 		persons := cfg.Persons
-		// A batch may hold rows already stored when its records were
-		// there before a crash (up to lastIndex), or when an attempt at it
-		// failed: an INSERT can be stored whole and still answer an error,
-		// or the events INSERT can succeed while the person rows fail.
-		if existing != nil && (recs.Retry() || recs.First() <= lastIndex) {
+		if !recovered {
+			// Batches are handed in log order: every batch until the one
+			// reaching lastIndex may hold rows a crash left stored.
 			if persons != nil {
 				if err := persons(ctx, all); err != nil {
 					m.flushErrors.Inc()
@@ -160,14 +150,20 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 		m.flushDuration.Observe(time.Since(start).Seconds())
 		if err = cmp.Or(err, perr); err != nil {
 			m.flushErrors.Inc()
+			if existing != nil {
+				// Either INSERT may have been stored whole though it
+				// failed (or the other one did): the retry asks which rows
+				// are there, as after a crash.
+				recovered, lastIndex = false, max(lastIndex, through)
+			}
 			return err
 		}
 		m.written.Add(float64(written))
+		recovered = recovered || through >= lastIndex
 		return nil
 	}
 	f := FollowRecords(FollowConfig{Name: "events writer", MaxRows: orDefault(cfg.FlushRows, DefaultFlushRows),
-		MaxBytes: orDefault(cfg.FlushBytes, defaultFlushBytes), MaxAge: cfg.FlushAge, Backoff: cfg.Backoff, Skip: cfg.Skip,
-		InFlight: writerInFlight},
+		MaxBytes: orDefault(cfg.FlushBytes, defaultFlushBytes), MaxAge: cfg.FlushAge, Backoff: cfg.Backoff, Skip: cfg.Skip},
 		r, handle, log, corrupt)
 	return &LogWriter{Follower: f, corrupt: corrupt}
 }

@@ -41,8 +41,6 @@ type Records struct {
 	skip func(index uint64, c *ingest.Completion) bool
 	// corrupt is told once of each record that does not decode.
 	corrupt func(index uint64, err error)
-	// attempt counts the handler's earlier attempts at this batch.
-	attempt int
 
 	mu       sync.Mutex
 	reported map[uint64]bool
@@ -57,23 +55,12 @@ type recordSpan struct {
 // count them.
 func (r *Records) Rows() int { return r.rows }
 
-// First is the log index of the first record held; 0 when none is.
-func (r *Records) First() uint64 {
-	if len(r.spans) == 0 {
-		return 0
-	}
-	return r.spans[0].index
-}
-
-// Retry reports whether the handler has failed this batch before.
-func (r *Records) Retry() bool { return r.attempt > 0 }
-
 // Bytes is the size of the records held.
 func (r *Records) Bytes() int { return len(r.data) }
 
 // reset empties r, keeping its buffers.
 func (r *Records) reset() {
-	r.data, r.spans, r.rows, r.attempt = r.data[:0], r.spans[:0], 0, 0
+	r.data, r.spans, r.rows = r.data[:0], r.spans[:0], 0
 	clear(r.reported)
 }
 

@@ -1,12 +1,10 @@
 package store
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tally-analytics/tally/ingest"
 )
@@ -105,56 +103,5 @@ func TestRecordsBlocksStopsAtError(t *testing.T) {
 	err := recs.Blocks(3, func([]ingest.Completion) error { calls++; return fmt.Errorf("refused") })
 	if err == nil || calls != 1 {
 		t.Errorf("Blocks = %v after %d calls; want the error after 1", err, calls)
-	}
-}
-
-// With two batches in flight, the second is handed while the first is
-// still being handled, and the cursor does not pass the first until it is
-// done, though the second finished before it.
-func TestFollowerInFlightCommitsInOrder(t *testing.T) {
-	l := openLog(t, t.TempDir())
-	appendRecords(t, l, manyCompletions(0, 3))
-	r, err := l.Reader("clickhouse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	firstHanded := make(chan struct{})
-	release := make(chan struct{})
-	secondDone := make(chan struct{})
-	var mu sync.Mutex
-	var firsts []uint64
-	f := FollowRecords(FollowConfig{MaxRows: 3, MaxAge: time.Millisecond, InFlight: 2}, r,
-		func(ctx context.Context, recs *Records, through uint64) error {
-			mu.Lock()
-			firsts = append(firsts, recs.First())
-			mu.Unlock()
-			if recs.First() == 1 {
-				close(firstHanded)
-				<-release
-			} else {
-				close(secondDone)
-			}
-			return nil
-		}, nil, nil)
-	<-firstHanded
-	appendRecords(t, l, manyCompletions(3, 3))
-	select {
-	case <-secondDone:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the second batch was not handed while the first was being handled")
-	}
-	time.Sleep(50 * time.Millisecond) // a commit past batch 2 would land now
-	if p := r.Pending(); p != 2 {
-		t.Errorf("records pending while the first batch is handled = %d; want 2 (the cursor waits for it)", p)
-	}
-	close(release)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	f.Close(ctx)
-	if p := r.Pending(); p != 0 {
-		t.Errorf("records pending after both batches = %d; want 0", p)
-	}
-	if !slices.Equal(firsts, []uint64{1, 2}) {
-		t.Errorf("batches handed from records %v; want [1 2]", firsts)
 	}
 }
