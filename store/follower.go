@@ -94,6 +94,10 @@ func Follow(cfg FollowConfig, r *wal.Reader, handle HandleFunc, log *slog.Logger
 	}, log, corrupt)
 }
 
+// maxReadBytes bounds one Read of the log by a follower (FollowConfig.MaxBytes
+// bounds the batch).
+const maxReadBytes = 1 << 20
+
 // Default batch bounds of a follower.
 const (
 	defaultFollowRows  = 10_000
@@ -197,7 +201,9 @@ func (f *Follower) gather(recs *Records) (last uint64, n int, ok bool) {
 		case !deadline.IsZero():
 			ctx, cancel = context.WithDeadline(f.stopCtx, deadline)
 		}
-		es, err := f.r.Read(ctx, f.readChunk(f.cfg.MaxRows-recs.Rows(), recs.Rows(), len(recs.spans)), f.cfg.MaxBytes-recs.Bytes())
+		// At most maxReadBytes a Read: the reader stages what it reads in
+		// a buffer of its own, which keeps the size of the largest Read.
+		es, err := f.r.Read(ctx, f.readChunk(f.cfg.MaxRows-recs.Rows(), recs.Rows(), len(recs.spans)), min(f.cfg.MaxBytes-recs.Bytes(), maxReadBytes))
 		cancel()
 		if err != nil && !errors.Is(err, wal.ErrCorrupt) {
 			if f.ctx.Err() != nil || errors.Is(err, wal.ErrClosed) {
