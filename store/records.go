@@ -8,14 +8,14 @@ import (
 	"github.com/tally-analytics/tally/ingest"
 )
 
-// Blocks hands a batch's completions to fn in log order, at most n at a
+// Blocks hands a batch's completions to fn in log order, about n at a
 // time, and stops at fn's first error, which it returns. fn may modify a
 // block but not keep it or its completions past its return: the block is
 // reused. Blocks may be called more than once, also concurrently; every
 // call hands the same completions.
 type Blocks func(n int, fn func(cs []ingest.Completion) error) error
 
-// SliceBlocks hands cs as Blocks.
+// SliceBlocks hands cs as Blocks of at most n.
 func SliceBlocks(cs []ingest.Completion) Blocks {
 	return func(n int, fn func([]ingest.Completion) error) error {
 		for len(cs) > 0 {
@@ -44,6 +44,7 @@ type Records struct {
 
 	mu       sync.Mutex
 	reported map[uint64]bool
+	blocks   [][]ingest.Completion // decoded blocks for the next passes
 }
 
 type recordSpan struct {
@@ -81,53 +82,25 @@ func (r *Records) add(index uint64, data []byte) (int, error) {
 	return int(count), nil
 }
 
-// blockPool holds decoded blocks, so a batch's passes reuse them.
-var blockPool sync.Pool // of *[]ingest.Completion
-
-// Blocks decodes the records n completions at a time (a record's
-// completions may straddle two blocks) and hands them to fn, leaving out
-// those skip drops. A record that does not decode is reported once and
-// passed over, keeping the completions before its damage, as DecodeRecord
-// does.
+// Blocks decodes the records and hands their completions to fn in blocks
+// of whole records: a block ends with the record that brings it to n
+// completions or more (a record holds at most 500), and the last may be
+// smaller. Completions skip drops are left out. A record that does not
+// decode is reported once and passed over, keeping the completions before
+// its damage, as DecodeRecord does.
 func (r *Records) Blocks(n int, fn func(cs []ingest.Completion) error) error {
-	p, _ := blockPool.Get().(*[]ingest.Completion)
-	if p == nil {
-		p = new([]ingest.Completion)
-	}
-	defer func() {
-		clear(*p) // drop the strings before the pool keeps the slice
-		*p = (*p)[:0]
-		blockPool.Put(p)
-	}()
-	cs := (*p)[:0]
+	cs := r.takeBlock()
+	defer func() { r.giveBlock(cs) }()
 	for _, s := range r.spans {
-		before := len(cs)
-		var err error
-		cs, err = DecodeRecord(cs, r.data[s.start:s.end])
-		if err != nil {
-			r.report(s.index, err)
-		}
-		if r.skip != nil {
-			kept := cs[:before]
-			for i := before; i < len(cs); i++ {
-				if !r.skip(s.index, &cs[i]) {
-					kept = append(kept, cs[i])
-				}
-			}
-			clear(cs[len(kept):])
-			cs = kept
-		}
-		for len(cs) >= n {
-			if err := fn(cs[:n]); err != nil {
-				*p = cs
+		cs = r.decode(cs, s)
+		if len(cs) >= n {
+			if err := fn(cs); err != nil {
 				return err
 			}
-			rest := copy(cs, cs[n:])
-			clear(cs[rest:])
-			cs = cs[:rest]
+			clear(cs) // drop the strings before the next block
+			cs = cs[:0]
 		}
 	}
-	*p = cs
 	if len(cs) > 0 {
 		return fn(cs)
 	}
@@ -136,11 +109,58 @@ func (r *Records) Blocks(n int, fn func(cs []ingest.Completion) error) error {
 
 // All appends every completion of the records to cs.
 func (r *Records) All(cs []ingest.Completion) []ingest.Completion {
-	_ = r.Blocks(max(r.rows, 1), func(b []ingest.Completion) error {
-		cs = append(cs, b...)
-		return nil
-	})
+	for _, s := range r.spans {
+		cs = r.decode(cs, s)
+	}
 	return cs
+}
+
+// decode appends the completions of one record that skip keeps to cs.
+func (r *Records) decode(cs []ingest.Completion, s recordSpan) []ingest.Completion {
+	before := len(cs)
+	cs, err := DecodeRecord(cs, r.data[s.start:s.end])
+	if err != nil {
+		r.report(s.index, err)
+	}
+	if r.skip != nil {
+		kept := cs[:before]
+		for i := before; i < len(cs); i++ {
+			if !r.skip(s.index, &cs[i]) {
+				kept = append(kept, cs[i])
+			}
+		}
+		clear(cs[len(kept):])
+		cs = kept
+	}
+	return cs
+}
+
+// maxKeptBlock bounds the capacity of a decoded block a Records keeps for
+// its next pass: about 7 MB of completion structs.
+const maxKeptBlock = 8192
+
+// takeBlock returns an empty block to decode into. The blocks are kept by
+// r rather than a sync.Pool, which the GC empties: under the soft memory
+// limit it runs often, and each pass then grew a new block of megabytes.
+func (r *Records) takeBlock() []ingest.Completion {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if k := len(r.blocks); k > 0 {
+		b := r.blocks[k-1]
+		r.blocks = r.blocks[:k-1]
+		return b
+	}
+	return nil
+}
+
+func (r *Records) giveBlock(b []ingest.Completion) {
+	if cap(b) > maxKeptBlock {
+		return
+	}
+	clear(b)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blocks = append(r.blocks, b[:0])
 }
 
 func (r *Records) report(index uint64, err error) {

@@ -10,13 +10,14 @@ import (
 )
 
 // Blocks hands every completion of every record once, in log order, in
-// blocks of at most n, whichever record boundaries they cross; two passes
-// at once hand the same.
+// blocks of whole records that end with the record bringing the block to n
+// or more (the last may be smaller); two passes at once hand the same.
 func TestRecordsBlocks(t *testing.T) {
 	var recs Records
 	var want []string
+	sizes := []int{1, 500, 3, 1999, 2000, 7}
 	next := 0
-	for i, size := range []int{1, 500, 3, 1999, 2000, 7} {
+	for i, size := range sizes {
 		cs := manyCompletions(next, size)
 		next += size
 		for _, c := range cs {
@@ -29,29 +30,34 @@ func TestRecordsBlocks(t *testing.T) {
 	if recs.Rows() != len(want) {
 		t.Fatalf("Rows = %d; want %d", recs.Rows(), len(want))
 	}
-	for _, n := range []int{1, 7, 2000, 10_000} {
+	for n, wantBlocks := range map[int][]int{
+		1:      sizes,
+		600:    {1 + 500 + 3 + 1999, 2000, 7},
+		2000:   {1 + 500 + 3 + 1999, 2000, 7},
+		2001:   {1 + 500 + 3 + 1999, 2000 + 7},
+		10_000: {len(want)},
+	} {
 		var got [2][]string
+		var blocks [2][]int
 		var wg sync.WaitGroup
 		for p := range got {
 			wg.Go(func() {
-				err := recs.Blocks(n, func(cs []ingest.Completion) error {
-					if len(cs) == 0 || len(cs) > n {
-						return fmt.Errorf("block of %d; want 1..%d", len(cs), n)
-					}
+				recs.Blocks(n, func(cs []ingest.Completion) error {
+					blocks[p] = append(blocks[p], len(cs))
 					for _, c := range cs {
 						got[p] = append(got[p], c.EventID)
 					}
 					return nil
 				})
-				if err != nil {
-					t.Error(err)
-				}
 			})
 		}
 		wg.Wait()
 		for p := range got {
 			if !slices.Equal(got[p], want) {
 				t.Fatalf("n=%d pass %d: %d ids, first %v; want %d in log order", n, p, len(got[p]), got[p][:min(3, len(got[p]))], len(want))
+			}
+			if !slices.Equal(blocks[p], wantBlocks) {
+				t.Errorf("n=%d pass %d: blocks of %v; want %v", n, p, blocks[p], wantBlocks)
 			}
 		}
 	}
