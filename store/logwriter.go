@@ -173,16 +173,10 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 func mapBlocks(blocks Blocks, keep func(c *ingest.Completion) bool) Blocks {
 	return func(n int, fn func([]ingest.Completion) error) error {
 		return blocks(n, func(cs []ingest.Completion) error {
-			kept := cs[:0]
-			for i := range cs {
-				if keep(&cs[i]) {
-					kept = append(kept, cs[i])
-				}
+			if kept := compact(cs, keep); len(kept) > 0 {
+				return fn(kept)
 			}
-			if len(kept) == 0 {
-				return nil
-			}
-			return fn(kept)
+			return nil
 		})
 	}
 }

@@ -97,8 +97,7 @@ func (r *Records) Blocks(n int, fn func(cs []ingest.Completion) error) error {
 			if err := fn(cs); err != nil {
 				return err
 			}
-			clear(cs) // drop the strings before the next block
-			cs = cs[:0]
+			cs = cs[:0] // the next record's decoding overwrites each slot whole
 		}
 	}
 	if len(cs) > 0 {
@@ -123,16 +122,28 @@ func (r *Records) decode(cs []ingest.Completion, s recordSpan) []ingest.Completi
 		r.report(s.index, err)
 	}
 	if r.skip != nil {
-		kept := cs[:before]
-		for i := before; i < len(cs); i++ {
-			if !r.skip(s.index, &cs[i]) {
-				kept = append(kept, cs[i])
-			}
-		}
-		clear(cs[len(kept):])
-		cs = kept
+		kept := compact(cs[before:], func(c *ingest.Completion) bool { return !r.skip(s.index, c) })
+		clear(cs[before+len(kept):])
+		cs = cs[:before+len(kept)]
 	}
 	return cs
+}
+
+// compact moves the completions keep returns true for to the front of cs,
+// in order, and returns them. A completion is a large struct: one that
+// stays where it is is not copied.
+func compact(cs []ingest.Completion, keep func(c *ingest.Completion) bool) []ingest.Completion {
+	j := 0
+	for i := range cs {
+		if !keep(&cs[i]) {
+			continue
+		}
+		if j != i {
+			cs[j] = cs[i]
+		}
+		j++
+	}
+	return cs[:j]
 }
 
 // maxKeptBlock bounds the capacity of a decoded block a Records keeps for
@@ -157,7 +168,7 @@ func (r *Records) giveBlock(b []ingest.Completion) {
 	if cap(b) > maxKeptBlock {
 		return
 	}
-	clear(b)
+	clear(b[:cap(b)]) // the strings of every block this one held
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.blocks = append(r.blocks, b[:0])
