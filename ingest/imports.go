@@ -96,14 +96,18 @@ func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, reject func([]R
 		if err != nil {
 			return fmt.Errorf("check imported rows against stored ones: %w", err)
 		}
-		fresh := batch[:0]
+		n := 0
 		for i := range batch {
 			if known[i] {
 				sum.Duplicates++
 				continue
 			}
-			fresh = append(fresh, batch[i])
+			if n != i { // a Completion is large: the rows that stay are not copied
+				batch[n] = batch[i]
+			}
+			n++
 		}
+		fresh := batch[:n]
 		for len(fresh) > 0 {
 			rec := fresh[:min(len(fresh), importRecord)]
 			if err := cfg.Pipeline.Accept(ctx, rec); err != nil {

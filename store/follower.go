@@ -21,9 +21,11 @@ type FollowConfig struct {
 	// MaxRows bounds the completions of one batch; 0 means 10,000.
 	MaxRows int
 	// MaxBytes bounds the log records behind one batch; 0 means 4 MiB.
-	// With MaxRows it bounds the follower's memory: a decoded completion
-	// takes an ~850-byte struct plus its strings, a copy of its ~300–600
-	// byte record, so 10,000 rows hold about 15 MB.
+	// With MaxRows it bounds the follower's memory. FollowRecords holds a
+	// batch as its records (300–600 bytes a completion), so MaxBytes is
+	// about what it holds; Follow decodes the whole batch, and a decoded
+	// completion takes an ~850-byte struct plus a copy of its record, so
+	// 10,000 rows hold about 15 MB.
 	MaxBytes int
 	// MaxAge is the longest a completion waits for its batch to fill; 0
 	// means 1 s.
@@ -48,16 +50,20 @@ type FollowConfig struct {
 // modify cs. ctx ends when the follower is made to stop.
 type HandleFunc func(ctx context.Context, cs []ingest.Completion, through uint64) error
 
-// Follower reads the durable log from one reader's cursor, decodes records
-// into completions, hands them on in batches (by count, bytes or age) and
-// commits the cursor after each batch is handled. A batch the handler
-// fails is retried, with backoff, for as long as it takes: the log keeps
-// everything meanwhile, and refuses new completions once full (see package
-// wal). Records that do not decode are skipped, logged and counted.
+// RecordsFunc is a HandleFunc given the batch's records undecoded, for a
+// handler that decodes them a block at a time (Records.Blocks).
+type RecordsFunc func(ctx context.Context, recs *Records, through uint64) error
+
+// Follower reads the durable log from one reader's cursor, hands its
+// records on in batches (by completions, bytes or age) and commits the
+// cursor after each batch is handled. A batch the handler fails is
+// retried, with backoff, for as long as it takes: the log keeps everything
+// meanwhile, and refuses new completions once full (see package wal).
+// Records that do not decode are skipped, logged and counted.
 type Follower struct {
 	cfg     FollowConfig
 	r       *wal.Reader
-	handle  HandleFunc
+	handle  RecordsFunc
 	log     *slog.Logger
 	corrupt prometheus.Counter
 
@@ -70,11 +76,39 @@ type Follower struct {
 	perRecord int // completions per log record in the last batch read
 }
 
-// Follow starts a follower; Close stops it. corrupt counts undecodable
-// records and may be nil.
+// Follow starts a follower that hands each batch decoded; Close stops it.
+// corrupt counts undecodable records and may be nil.
 func Follow(cfg FollowConfig, r *wal.Reader, handle HandleFunc, log *slog.Logger, corrupt prometheus.Counter) *Follower {
-	cfg.MaxRows = orDefault(cfg.MaxRows, 10_000)
-	cfg.MaxBytes = orDefault(cfg.MaxBytes, 4<<20)
+	var cs []ingest.Completion
+	maxRows := orDefault(cfg.MaxRows, defaultFollowRows)
+	return FollowRecords(cfg, r, func(ctx context.Context, recs *Records, through uint64) error {
+		clear(cs) // drop the last batch's strings before decoding the next
+		cs = cs[:0]
+		if cap(cs) > 2*maxRows {
+			cs = nil // one oversized batch must not pin its memory
+		}
+		if cs = recs.All(cs); len(cs) == 0 {
+			return nil
+		}
+		return handle(ctx, cs, through)
+	}, log, corrupt)
+}
+
+// maxReadBytes bounds one Read of the log by a follower (FollowConfig.MaxBytes
+// bounds the batch).
+const maxReadBytes = 1 << 20
+
+// Default batch bounds of a follower.
+const (
+	defaultFollowRows  = 10_000
+	defaultFollowBytes = 4 << 20
+)
+
+// FollowRecords starts a follower that hands each batch as records;
+// Close stops it. corrupt counts undecodable records and may be nil.
+func FollowRecords(cfg FollowConfig, r *wal.Reader, handle RecordsFunc, log *slog.Logger, corrupt prometheus.Counter) *Follower {
+	cfg.MaxRows = orDefault(cfg.MaxRows, defaultFollowRows)
+	cfg.MaxBytes = orDefault(cfg.MaxBytes, defaultFollowBytes)
 	cfg.MaxAge = orDefault(cfg.MaxAge, time.Second)
 	cfg.Backoff = cfg.Backoff.WithDefaults(100*time.Millisecond, 10*time.Second)
 	if cfg.Name == "" {
@@ -96,21 +130,23 @@ func Follow(cfg FollowConfig, r *wal.Reader, handle HandleFunc, log *slog.Logger
 
 func (f *Follower) run() {
 	defer close(f.done)
-	cs := make([]ingest.Completion, 0, f.cfg.MaxRows)
+	recs := &Records{skip: f.cfg.Skip, corrupt: func(index uint64, err error) {
+		f.corrupt.Inc()
+		f.log.Error("skipped a log record that does not decode", "index", index, "err", err)
+	}}
 	for {
-		clear(cs) // drop the last batch's strings before reading the next
-		cs = cs[:0]
-		if cap(cs) > 2*f.cfg.MaxRows {
-			cs = make([]ingest.Completion, 0, f.cfg.MaxRows) // one oversized batch must not pin its memory
+		recs.reset()
+		if cap(recs.data) > 2*f.cfg.MaxBytes {
+			recs.data = nil // one oversized record must not pin its memory
 		}
-		last, n, ok := f.gather(&cs)
+		last, n, ok := f.gather(recs)
 		if !ok {
 			return
 		}
 		if n == 0 {
 			continue
 		}
-		if len(cs) > 0 && !f.handleUntilDone(cs, last) {
+		if len(recs.spans) > 0 && !f.handleUntilDone(recs, last) {
 			return // Close's deadline passed; the records stay in the log
 		}
 		if err := f.r.Commit(last); err != nil {
@@ -121,9 +157,9 @@ func (f *Follower) run() {
 	}
 }
 
-func (f *Follower) handleUntilDone(cs []ingest.Completion, through uint64) bool {
+func (f *Follower) handleUntilDone(recs *Records, through uint64) bool {
 	for attempt := 0; ; attempt++ {
-		err := f.handle(f.ctx, cs, through)
+		err := f.handle(f.ctx, recs, through)
 		if err == nil {
 			if attempt > 0 {
 				f.log.Info("durable log reader is moving again", "after_attempts", attempt+1)
@@ -136,7 +172,7 @@ func (f *Follower) handleUntilDone(cs []ingest.Completion, through uint64) bool 
 			return false
 		}
 		if attempt == 0 {
-			f.log.Warn("durable log reader: batch failed; its completions stay in the log and are retried", "rows", len(cs), "err", err)
+			f.log.Warn("durable log reader: batch failed; its completions stay in the log and are retried", "rows", recs.Rows(), "err", err)
 		}
 		t := time.NewTimer(f.cfg.Backoff.Delay(attempt))
 		select {
@@ -148,14 +184,13 @@ func (f *Follower) handleUntilDone(cs []ingest.Completion, through uint64) bool 
 	}
 }
 
-// gather reads records until a batch is full or FlushAge old, decoding them
-// into cs. It returns the index of the last record read and how many it
-// read; ok is false when the writer must stop. After Close it reads what is
-// left without waiting, and stops when nothing is.
-func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool) {
+// gather reads records until a batch is full or FlushAge old, into recs.
+// It returns the index of the last record read and how many it read; ok is
+// false when the writer must stop. After Close it reads what is left
+// without waiting, and stops when nothing is.
+func (f *Follower) gather(recs *Records) (last uint64, n int, ok bool) {
 	var deadline time.Time
-	bytes := 0
-	for len(*cs) < f.cfg.MaxRows && bytes < f.cfg.MaxBytes {
+	for recs.Rows() < f.cfg.MaxRows && recs.Bytes() < f.cfg.MaxBytes {
 		ctx, cancel := f.stopCtx, context.CancelFunc(func() {})
 		switch {
 		case f.stopCtx.Err() != nil:
@@ -166,7 +201,9 @@ func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool)
 		case !deadline.IsZero():
 			ctx, cancel = context.WithDeadline(f.stopCtx, deadline)
 		}
-		es, err := f.r.Read(ctx, f.readChunk(f.cfg.MaxRows-len(*cs), len(*cs), n), f.cfg.MaxBytes-bytes)
+		// At most maxReadBytes a Read: the reader stages what it reads in
+		// a buffer of its own, which keeps the size of the largest Read.
+		es, err := f.r.Read(ctx, f.readChunk(f.cfg.MaxRows-recs.Rows(), recs.Rows(), len(recs.spans)), min(f.cfg.MaxBytes-recs.Bytes(), maxReadBytes))
 		cancel()
 		if err != nil && !errors.Is(err, wal.ErrCorrupt) {
 			if f.ctx.Err() != nil || errors.Is(err, wal.ErrClosed) {
@@ -188,23 +225,9 @@ func (f *Follower) gather(cs *[]ingest.Completion) (last uint64, n int, ok bool)
 				f.log.Error("skipped a damaged log record", "index", e.Index)
 				continue
 			}
-			bytes += len(e.Data)
-			var derr error
-			before := len(*cs)
-			*cs, derr = DecodeRecord(*cs, e.Data)
-			if f.cfg.Skip != nil {
-				kept := (*cs)[:before]
-				for i := before; i < len(*cs); i++ {
-					if !f.cfg.Skip(e.Index, &(*cs)[i]) {
-						kept = append(kept, (*cs)[i])
-					}
-				}
-				clear((*cs)[len(kept):])
-				*cs = kept
-			}
-			if derr != nil {
+			if _, err := recs.add(e.Index, e.Data); err != nil {
 				f.corrupt.Inc()
-				f.log.Error("skipped a log record that does not decode", "index", e.Index, "err", derr)
+				f.log.Error("skipped a log record that does not decode", "index", e.Index, "err", err)
 			}
 		}
 		if deadline.IsZero() {

@@ -32,12 +32,18 @@ func (in *Inserter) InsertEvents(ctx context.Context, b *EventBatch) error {
 	return in.insert(ctx, "events", eventColumns, b.Len(), b.columns())
 }
 
-// InsertCompletions sends completions to events in a single INSERT,
-// encoding them one block (insertBlockRows) at a time into one reused
-// EventBatch, so the columns of the whole batch are never held at once:
-// a row's column form costs about as much memory as its Completion.
-// Calls may run concurrently.
+// InsertCompletions sends completions to events in a single INSERT (see
+// InsertBlocks).
 func (in *Inserter) InsertCompletions(ctx context.Context, cs []ingest.Completion) error {
+	return in.InsertBlocks(ctx, SliceBlocks(cs))
+}
+
+// InsertBlocks sends completions to events in a single INSERT, encoding
+// them one block (insertBlockRows) at a time into one reused EventBatch,
+// so the columns of the whole batch are never held at once: a row's
+// column form costs about as much memory as its Completion. Nothing is
+// sent when blocks hands no completion. Calls may run concurrently.
+func (in *Inserter) InsertBlocks(ctx context.Context, blocks Blocks) error {
 	b, _ := in.scratch.Get().(*EventBatch)
 	if b == nil {
 		b = new(EventBatch)
@@ -46,10 +52,12 @@ func (in *Inserter) InsertCompletions(ctx context.Context, cs []ingest.Completio
 		b.Reset()
 		in.scratch.Put(b)
 	}()
-	return in.insertBlocks(ctx, "events", eventColumns, len(cs), func(from, to int) []any {
-		b.Reset()
-		b.Encode(cs[from:to])
-		return b.columns()
+	return in.insertStream(ctx, "events", eventColumns, func(send func(values []any, rows int) error) error {
+		return blocks(insertBlockRows, func(cs []ingest.Completion) error {
+			b.Reset()
+			b.Encode(cs)
+			return send(b.columns(), len(cs))
+		})
 	})
 }
 
@@ -149,20 +157,43 @@ func (in *Inserter) insert(ctx context.Context, table string, columns []string, 
 // slice per column ([][]string for Array(String)), valid until the next
 // call.
 func (in *Inserter) insertBlocks(ctx context.Context, table string, columns []string, rows int, block func(from, to int) []any) error {
-	if rows == 0 {
+	return in.insertStream(ctx, table, columns, func(send func(values []any, rows int) error) error {
+		for from := 0; from < rows; from += insertBlockRows {
+			to := min(rows, from+insertBlockRows)
+			if err := send(block(from, to), to-from); err != nil {
+				return err
+			}
+		}
 		return nil
+	})
+}
+
+// insertStream sends the blocks each hands to send as one INSERT into
+// table, prepared at the first block with rows; a block is sent when the
+// next one comes or with the INSERT's end. Nothing is sent when no block
+// has rows.
+func (in *Inserter) insertStream(ctx context.Context, table string, columns []string, each func(send func(values []any, rows int) error) error) error {
+	var batch driver.Batch
+	rows := 0
+	fail := func(err error) error {
+		return fmt.Errorf("insert into %s (%d rows sent): %w", table, rows, err)
 	}
-	// 18.16 needs the column list: a bare INSERT INTO t fails there with
-	// "expected 0 arguments".
-	q := "INSERT INTO " + in.db + "." + table + " (" + strings.Join(columns, ", ") + ")"
-	batch, err := in.conn.PrepareBatch(ctx, q)
-	if err != nil {
-		return fmt.Errorf("insert %d rows into %s: prepare: %w", rows, table, err)
-	}
-	defer batch.Close()
-	for from := 0; from < rows; from += insertBlockRows {
-		to := min(rows, from+insertBlockRows)
-		for i, v := range block(from, to) {
+	send := func(values []any, n int) error {
+		if n == 0 {
+			return nil
+		}
+		if batch == nil {
+			// 18.16 needs the column list: a bare INSERT INTO t fails
+			// there with "expected 0 arguments".
+			b, err := in.conn.PrepareBatch(ctx, "INSERT INTO "+in.db+"."+table+" ("+strings.Join(columns, ", ")+")")
+			if err != nil {
+				return fail(fmt.Errorf("prepare: %w", err))
+			}
+			batch = b
+		} else if err := batch.Flush(); err != nil {
+			return fail(err)
+		}
+		for i, v := range values {
 			col := batch.Column(i)
 			var err error
 			if arrays, ok := v.([][]string); ok {
@@ -171,17 +202,22 @@ func (in *Inserter) insertBlocks(ctx context.Context, table string, columns []st
 				err = col.Append(v)
 			}
 			if err != nil {
-				return fmt.Errorf("insert %d rows into %s: column %s: %w", rows, table, columns[i], err)
+				return fail(fmt.Errorf("column %s: %w", columns[i], err))
 			}
 		}
-		if to < rows {
-			if err := batch.Flush(); err != nil {
-				return fmt.Errorf("insert %d rows into %s: %w", rows, table, err)
-			}
-		}
+		rows += n
+		return nil
+	}
+	err := each(send)
+	if batch == nil {
+		return err
+	}
+	defer batch.Close()
+	if err != nil {
+		return err
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert %d rows into %s: %w", rows, table, err)
+		return fail(err)
 	}
 	return nil
 }

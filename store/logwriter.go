@@ -16,20 +16,17 @@ import (
 
 // LogWriterConfig tunes the events writer. Zero values mean the defaults.
 type LogWriterConfig struct {
-	// FlushRows is the most rows in one INSERT; 0 means 10,000. ClickHouse
+	// FlushRows is the most rows in one INSERT; 0 means 40,000. ClickHouse
 	// wants few, large inserts: each makes a part per partition it touches,
 	// two files per column (the events table has some 40 columns), which
-	// are merged and deleted later. On this project's 2-core ext4 test
-	// machine, creating those files was at times most of ClickHouse's CPU
-	// during an import (perf: ext4 inode allocation); 20,000-row INSERTs
-	// cost the server 7.0–9.7 s of CPU per million imported rows in three
-	// runs, 10,000-row ones 6.8–15.8 s in four. But a batch is held in memory as
-	// decoded completions (about 1.7 KB a row, by estimate), and with 20,000 rows,
-	// serve under its 120 MB soft memory limit ran its GC nearly
-	// continuously at 512 connections sending batches (peak RSS 157 MB,
-	// 132,000 completions/s, against 140 MB and 213,000 with 10,000).
+	// are merged and deleted later, and the writer's person rows make a
+	// part of their own. With 10,000-row INSERTs, an import stored 37% of
+	// the rate of clickhouse-go inserting 20,000-row batches straight into
+	// events; with 40,000, 75–80% (BenchmarkImport, two runs each). The
+	// batch is held as log records, decoded a block at a time as it is
+	// sent, so 40,000 rows hold about 16 MB (FlushBytes).
 	FlushRows int
-	// FlushBytes bounds the log records behind one INSERT; 0 means 4 MiB
+	// FlushBytes bounds the log records behind one INSERT; 0 means 16 MiB
 	// (see FollowConfig.MaxBytes).
 	FlushBytes int
 	// FlushAge is the longest a row waits for its batch to fill; 0 means 1 s,
@@ -41,12 +38,12 @@ type LogWriterConfig struct {
 	// most one insert attempt per 5–10 s.
 	Backoff backoff.Policy
 	// Persons, when set, writes what is derived from a batch for lookups
-	// by person (Inserter.InsertPersons) alongside the batch's events
+	// by person (Inserter.InsertPersonBlocks) alongside the batch's events
 	// INSERT, on its own connection; a failure of either retries the batch.
 	// In the batches a crash may have left half-written, it is written
 	// first and for every completion, including those whose events rows
 	// are already stored (its tables absorb repeats).
-	Persons func(ctx context.Context, cs []ingest.Completion) error
+	Persons func(ctx context.Context, blocks Blocks) error
 	// Skip drops completions before they are written (see FollowConfig).
 	Skip func(index uint64, c *ingest.Completion) bool
 	// StorageIP turns the client IP as received (the log keeps it whole,
@@ -54,13 +51,22 @@ type LogWriterConfig struct {
 	StorageIP func(string) string
 }
 
+// Default batch bounds of the events writer (LogWriterConfig).
+// DefaultFlushRows is also the batch the benchmarks insert straight into
+// ClickHouse to compare with: the raw rate is measured with the INSERTs
+// tally itself makes.
+const (
+	DefaultFlushRows  = 40_000
+	defaultFlushBytes = 16 << 20
+)
+
 // CompletionInsertFunc stores completions in the events table in one
-// INSERT, such as (*Inserter).InsertCompletions.
-type CompletionInsertFunc func(ctx context.Context, cs []ingest.Completion) error
+// INSERT, such as (*Inserter).InsertBlocks.
+type CompletionInsertFunc func(ctx context.Context, blocks Blocks) error
 
 // ExistingFunc reports which of the completions are already in the events
 // table, as keys made by eventKey. LogWriter asks it only for the records a
-// crash may have left inserted but not committed.
+// crash may have left inserted but not committed, a block at a time.
 type ExistingFunc func(ctx context.Context, cs []ingest.Completion) (map[string]bool, error)
 
 // LogWriter copies the durable log into the events table: a Follower of
@@ -93,45 +99,53 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 		_ = reg.Register(corrupt)
 	}
 	recovered := lastIndex == 0 || existing == nil
-	handle := func(ctx context.Context, cs []ingest.Completion, through uint64) error {
+	handle := func(ctx context.Context, recs *Records, through uint64) error {
+		// The person rows are derived from every completion as read; the
+		// events rows store the IP as StorageIP makes it.
+		all := Blocks(recs.Blocks)
+		blocks := all
 		if cfg.StorageIP != nil {
-			for i := range cs {
-				cs[i].Client.IP = cfg.StorageIP(cs[i].Client.IP)
-			}
+			blocks = mapBlocks(blocks, func(c *ingest.Completion) bool {
+				c.Client.IP = cfg.StorageIP(c.Client.IP)
+				return true
+			})
 		}
 		persons := cfg.Persons
 		if !recovered {
 			// Batches are handed in log order: every batch until the one
 			// reaching lastIndex may hold rows a crash left stored.
 			if persons != nil {
-				if err := persons(ctx, cs); err != nil {
+				if err := persons(ctx, all); err != nil {
 					m.flushErrors.Inc()
 					return err
 				}
 				persons = nil
 			}
-			have, err := existing(ctx, cs)
+			have := map[string]bool{}
+			err := all(insertBlockRows, func(cs []ingest.Completion) error {
+				found, err := existing(ctx, cs)
+				for k := range found {
+					have[k] = true
+				}
+				return err
+			})
 			if err != nil {
 				return err
 			}
-			kept := cs[:0]
-			for i := range cs {
-				if !have[eventKey(cs[i].EventName, cs[i].EventID)] {
-					kept = append(kept, cs[i])
-				}
+			if len(have) > 0 {
+				log.Info("events writer: skipped completions already stored before a restart", "rows", len(have))
+				blocks = mapBlocks(blocks, func(c *ingest.Completion) bool { return !have[eventKey(c.EventName, c.EventID)] })
 			}
-			if skipped := len(cs) - len(kept); skipped > 0 {
-				log.Info("events writer: skipped completions already stored before a restart", "rows", skipped)
-			}
-			cs = kept
 		}
+		var written int
+		counted := mapBlocks(blocks, func(*ingest.Completion) bool { written++; return true })
 		start := time.Now()
 		var perr error
 		var wg sync.WaitGroup
 		if persons != nil {
-			wg.Go(func() { perr = persons(ctx, cs) })
+			wg.Go(func() { perr = persons(ctx, all) })
 		}
-		err := insert(ctx, cs)
+		err := insert(ctx, counted)
 		wg.Wait()
 		m.flushDuration.Observe(time.Since(start).Seconds())
 		if err = cmp.Or(err, perr); err != nil {
@@ -144,13 +158,27 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 			}
 			return err
 		}
-		m.written.Add(float64(len(cs)))
+		m.written.Add(float64(written))
 		recovered = recovered || through >= lastIndex
 		return nil
 	}
-	f := Follow(FollowConfig{Name: "events writer", MaxRows: cfg.FlushRows, MaxBytes: cfg.FlushBytes, MaxAge: cfg.FlushAge, Backoff: cfg.Backoff, Skip: cfg.Skip},
+	f := FollowRecords(FollowConfig{Name: "events writer", MaxRows: orDefault(cfg.FlushRows, DefaultFlushRows),
+		MaxBytes: orDefault(cfg.FlushBytes, defaultFlushBytes), MaxAge: cfg.FlushAge, Backoff: cfg.Backoff, Skip: cfg.Skip},
 		r, handle, log, corrupt)
 	return &LogWriter{Follower: f, corrupt: corrupt}
+}
+
+// mapBlocks hands on the completions of blocks that keep returns true for;
+// keep may change a completion.
+func mapBlocks(blocks Blocks, keep func(c *ingest.Completion) bool) Blocks {
+	return func(n int, fn func([]ingest.Completion) error) error {
+		return blocks(n, func(cs []ingest.Completion) error {
+			if kept := compact(cs, keep); len(kept) > 0 {
+				return fn(kept)
+			}
+			return nil
+		})
+	}
 }
 
 // eventKey identifies a completion the way the events table does.

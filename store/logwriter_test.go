@@ -52,7 +52,7 @@ func startLogWriter(t *testing.T, l *wal.Log, conn driver.Conn, db string, cfg L
 		t.Fatal(err)
 	}
 	in := NewInserter(conn, db)
-	return NewLogWriter(cfg, r, l.LastIndex(), in.InsertCompletions, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
+	return NewLogWriter(cfg, r, l.LastIndex(), in.InsertBlocks, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
 }
 
 func closeLogWriter(t *testing.T, w *LogWriter, within time.Duration) {
@@ -126,8 +126,8 @@ func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 	}
 	in := NewInserter(conn, db)
 	var inserts, personWrites atomic.Int32
-	storedThenFailed := func(ctx context.Context, cs []ingest.Completion) error {
-		if err := in.InsertCompletions(ctx, cs); err != nil {
+	storedThenFailed := func(ctx context.Context, blocks Blocks) error {
+		if err := in.InsertBlocks(ctx, blocks); err != nil {
 			return err
 		}
 		if inserts.Add(1) == 1 {
@@ -135,11 +135,11 @@ func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 		}
 		return nil
 	}
-	persons := func(ctx context.Context, cs []ingest.Completion) error {
+	persons := func(ctx context.Context, blocks Blocks) error {
 		if personWrites.Add(1) == 2 {
 			return errors.New("connection reset by peer")
 		}
-		return in.InsertPersons(ctx, cs)
+		return in.InsertPersonBlocks(ctx, blocks)
 	}
 	w := NewLogWriter(LogWriterConfig{FlushAge: time.Millisecond, Persons: persons, Backoff: backoff.Policy{Min: time.Millisecond, Max: 5 * time.Millisecond}},
 		r, l.LastIndex(), storedThenFailed, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
@@ -168,7 +168,7 @@ func TestLogWriterKeepsRecordsThroughFailures(t *testing.T) {
 	appendRecords(t, l, manyCompletions(0, 10), manyCompletions(10, 10))
 	r, _ := l.Reader("clickhouse")
 	var attempts atomic.Int32
-	failing := func(context.Context, []ingest.Completion) error {
+	failing := func(context.Context, Blocks) error {
 		attempts.Add(1)
 		return errors.New("connection refused")
 	}

@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer, table string) *metrics {
 		flushDuration: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "tally_store_flush_duration_seconds", ConstLabels: labels,
 			Help: "Duration of one ClickHouse insert, failed ones included.",
-			// 5 ms (a small batch on loopback) to 20 s (a 10,000-row batch
+			// 5 ms (a small batch on loopback) to 20 s (a 40,000-row batch
 			// against a struggling server), doubling.
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 13),
 		})),

@@ -120,12 +120,20 @@ func emailKey(email string) string     { return "e:" + email }
 func visitorKey(visitor string) string { return "v:" + visitor }
 func objectKey(object string) string   { return "o:" + object }
 
-// InsertPersons writes the person_events and identities rows of cs. The
-// events writer calls it before inserting cs into events: when that INSERT
-// fails the batch is retried, and these rows are written again, which the
-// engines and readers absorb (rows of one key collapse; readers take one
-// row per event).
+// InsertPersons writes the person_events and identities rows of cs (see
+// InsertPersonBlocks).
 func (in *Inserter) InsertPersons(ctx context.Context, cs []ingest.Completion) error {
+	return in.InsertPersonBlocks(ctx, SliceBlocks(cs))
+}
+
+// InsertPersonBlocks writes the person_events and identities rows of the
+// completions blocks hands. The events writer calls it beside its events
+// INSERT of the same batch: when either fails the batch is retried, and
+// these rows are written again, which the engines and readers absorb (rows
+// of one key collapse; readers take one row per event). The rows are
+// gathered from every block first; they hold a few strings of each
+// completion.
+func (in *Inserter) InsertPersonBlocks(ctx context.Context, blocks Blocks) error {
 	var (
 		person, name, id, site []string
 		at                     []time.Time
@@ -135,34 +143,40 @@ func (in *Inserter) InsertPersons(ctx context.Context, cs []ingest.Completion) e
 	links := map[link]int{} // → row in the identities columns
 	var kind, value, visitor, lsite []string
 	var seen []time.Time
-	for i := range cs {
-		c := &cs[i]
-		t := clampTime(c.OccurredAt)
-		for _, k := range []struct{ v, key string }{
-			{c.Identity.Email, emailKey(c.Identity.Email)}, {c.VisitorID, visitorKey(c.VisitorID)}, {c.ObjectID, objectKey(c.ObjectID)},
-		} {
-			if k.v == "" {
-				continue
-			}
-			person, name, id, site = append(person, k.key), append(name, c.EventName), append(id, c.EventID), append(site, c.Site)
-			at, ms = append(at, t), append(ms, uint16(t.Nanosecond()/int(time.Millisecond)))
-		}
-		if c.VisitorID == "" {
-			continue
-		}
-		for _, l := range []link{{"email", c.Identity.Email, c.VisitorID}, {"external_id", c.Identity.ExternalID, c.VisitorID}} {
-			if l.value == "" {
-				continue
-			}
-			if j, ok := links[l]; ok {
-				if t.After(seen[j]) {
-					seen[j] = t
+	err := blocks(insertBlockRows, func(cs []ingest.Completion) error {
+		for i := range cs {
+			c := &cs[i]
+			t := clampTime(c.OccurredAt)
+			for _, k := range []struct{ v, key string }{
+				{c.Identity.Email, emailKey(c.Identity.Email)}, {c.VisitorID, visitorKey(c.VisitorID)}, {c.ObjectID, objectKey(c.ObjectID)},
+			} {
+				if k.v == "" {
+					continue
 				}
+				person, name, id, site = append(person, k.key), append(name, c.EventName), append(id, c.EventID), append(site, c.Site)
+				at, ms = append(at, t), append(ms, uint16(t.Nanosecond()/int(time.Millisecond)))
+			}
+			if c.VisitorID == "" {
 				continue
 			}
-			links[l] = len(kind)
-			kind, value, visitor, lsite, seen = append(kind, l.kind), append(value, l.value), append(visitor, l.visitor), append(lsite, c.Site), append(seen, t)
+			for _, l := range []link{{"email", c.Identity.Email, c.VisitorID}, {"external_id", c.Identity.ExternalID, c.VisitorID}} {
+				if l.value == "" {
+					continue
+				}
+				if j, ok := links[l]; ok {
+					if t.After(seen[j]) {
+						seen[j] = t
+					}
+					continue
+				}
+				links[l] = len(kind)
+				kind, value, visitor, lsite, seen = append(kind, l.kind), append(value, l.value), append(visitor, l.visitor), append(lsite, c.Site), append(seen, t)
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := in.insert(ctx, "identities", identityColumns, len(kind), []any{kind, value, visitor, lsite, seen}); err != nil {
 		return err

@@ -175,11 +175,13 @@ func DecodeRecord(cs []ingest.Completion, data []byte) ([]ingest.Completion, err
 			return cs, fmt.Errorf("%w: completion %d: bad length", errRecord, i)
 		}
 		p += n
-		var c ingest.Completion
-		if err := decodeCompletion(&c, data[p:p+int(size)], s[p:p+int(size)]); err != nil {
-			return cs, fmt.Errorf("%w: completion %d: %w", errRecord, i, err)
+		// Decoded in place: a Completion built apart and appended escapes
+		// to the heap, one allocation and one copy per completion.
+		cs = append(cs, ingest.Completion{})
+		if err := decodeCompletion(&cs[len(cs)-1], data[p:p+int(size)], s[p:p+int(size)]); err != nil {
+			cs[len(cs)-1] = ingest.Completion{}
+			return cs[:len(cs)-1], fmt.Errorf("%w: completion %d: %w", errRecord, i, err)
 		}
-		cs = append(cs, c)
 		p += int(size)
 	}
 	if p != len(data) {
@@ -266,13 +268,14 @@ func decodeCompletion(c *ingest.Completion, b []byte, s string) error {
 		case kindBool:
 			*col.flag(c) = num != 0
 		case kindPropKeys:
-			strs, err := splitStrings(raw, val)
-			if err != nil || len(strs)%2 != 0 {
+			n, err := countStrings(raw)
+			if err != nil || n%2 != 0 {
 				return fmt.Errorf("field %d: bad properties", tag)
 			}
-			c.Props = make([]ingest.Prop, len(strs)/2)
-			for j := range c.Props {
-				c.Props[j] = ingest.Prop{Name: strs[2*j], Value: strs[2*j+1]}
+			c.Props = make([]ingest.Prop, n/2)
+			for j, p := 0, 0; j < len(c.Props); j++ {
+				c.Props[j].Name, p = nextString(raw, val, p)
+				c.Props[j].Value, p = nextString(raw, val, p)
 			}
 		case kindStrings:
 			strs, err := splitStrings(raw, val)
@@ -287,15 +290,34 @@ func decodeCompletion(c *ingest.Completion, b []byte, s string) error {
 
 // splitStrings reads a run of length-prefixed strings.
 func splitStrings(b []byte, s string) ([]string, error) {
-	var out []string
-	for p := 0; p < len(b); {
-		l, n := binary.Uvarint(b[p:])
-		if n <= 0 || l > uint64(len(b)-p-n) {
-			return nil, errors.New("bad string length")
-		}
-		p += n
-		out = append(out, s[p:p+int(l)])
-		p += int(l)
+	n, err := countStrings(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, n)
+	for i, p := 0, 0; i < n; i++ {
+		out[i], p = nextString(b, s, p)
 	}
 	return out, nil
+}
+
+// countStrings checks a run of length-prefixed strings and counts them.
+func countStrings(b []byte) (int, error) {
+	count := 0
+	for p := 0; p < len(b); count++ {
+		l, n := binary.Uvarint(b[p:])
+		if n <= 0 || l > uint64(len(b)-p-n) {
+			return 0, errors.New("bad string length")
+		}
+		p += n + int(l)
+	}
+	return count, nil
+}
+
+// nextString is the string at p in a run countStrings has checked (s is
+// the run as a string), and the position after it.
+func nextString(b []byte, s string, p int) (string, int) {
+	l, n := binary.Uvarint(b[p:])
+	p += n
+	return s[p : p+int(l)], p + int(l)
 }

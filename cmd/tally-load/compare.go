@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
 	"github.com/tally-analytics/tally/ingest"
@@ -17,8 +17,9 @@ import (
 // compare measures, in one run on this machine, what the durable-log
 // targets are stated against:
 //
-//  1. single-completion requests to a no-op fiber handler (the ceiling of
-//     HTTP on this machine with this tool), then the same to tally;
+//  1. single-completion requests to a no-op fiber handler in a process of
+//     its own (the ceiling of an HTTP server on this machine with this
+//     tool), then the same to tally;
 //  2. clickhouse-go inserting event rows straight into ClickHouse (the
 //     storage ceiling), then batches of 500 to tally.
 //
@@ -29,22 +30,40 @@ func compare(ctx context.Context, o options, dsn string, out io.Writer) error {
 	batched := o
 	batched.batch, batched.path = 500, "api"
 
+	// The no-op server the ratio is taken against runs in its own process,
+	// as tally does: a server in the load's own process shares its Go
+	// scheduler and skips the wakeups across processes that every real
+	// server pays. Its in-process rate is printed too, for reference.
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	srv, err := startNoop(exe)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "== 1. single-completion requests: no-op fiber handler (its own process)")
+	noop := single
+	noop.base, noop.pid, noop.server = "http://"+srv.addr, srv.pid(), "no-op server"
+	base, err := load(ctx, noop, out)
+	srv.stop()
+	if err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Post("/*", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusNoContent) })
+	app := noopApp()
 	go app.Listener(ln)
+	fmt.Fprintln(out, "== 1. single-completion requests: no-op fiber handler (inside tally-load, for reference)")
+	inproc := single
+	inproc.base, inproc.pid = "http://"+ln.Addr().String(), 0
+	inBase, err := load(ctx, inproc, out)
 	// The load's client keeps its connections open: a plain Shutdown would
 	// wait for them forever.
-	defer app.ShutdownWithTimeout(time.Second)
-
-	fmt.Fprintln(out, "== 1. single-completion requests: no-op fiber handler")
-	noop := single
-	noop.base = "http://" + ln.Addr().String()
-	noop.pid = 0 // tally is idle meanwhile
-	base, err := load(ctx, noop, out)
+	app.ShutdownWithTimeout(time.Second)
 	if err != nil {
 		return err
 	}
@@ -66,7 +85,7 @@ func compare(ctx context.Context, o options, dsn string, out io.Writer) error {
 	if err := drain(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "== 2. clickhouse-go inserting event rows directly (10,000-row batches)")
+	fmt.Fprintf(out, "== 2. clickhouse-go inserting event rows directly (%d-row batches)\n", store.DefaultFlushRows)
 	raw, err := rawInsert(ctx, dsn, o.n, out)
 	if err != nil {
 		return err
@@ -79,15 +98,16 @@ func compare(ctx context.Context, o options, dsn string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nsummary: single requests %.0f/s vs no-op %.0f/s = %.0f%%; batches of 500 %.0f completions/s vs raw insert %.0f rows/s = %.0f%%\n",
+	fmt.Fprintf(out, "\nsummary: single requests %.0f/s vs no-op server %.0f/s = %.0f%% (vs no-op inside tally-load %.0f/s = %.0f%%); batches of 500 %.0f completions/s vs raw insert %.0f rows/s = %.0f%%\n",
 		durable.requestsPerSec, base.requestsPerSec, 100*durable.requestsPerSec/base.requestsPerSec,
+		inBase.requestsPerSec, 100*durable.requestsPerSec/inBase.requestsPerSec,
 		batches.completionsPerSec, raw, 100*batches.completionsPerSec/raw)
 	return nil
 }
 
 // rawInsert inserts n rows shaped like the load's completions into a
-// scratch database's events table, 10,000 per INSERT as tally's writer
-// does, and returns rows/s.
+// scratch database's events table, store.DefaultFlushRows per INSERT (the
+// most tally's events writer puts in one), and returns rows/s.
 func rawInsert(ctx context.Context, dsn string, n int, out io.Writer) (float64, error) {
 	conn, err := store.Open(ctx, dsn)
 	if err != nil {
@@ -102,7 +122,7 @@ func rawInsert(ctx context.Context, dsn string, n int, out io.Writer) (float64, 
 	in := store.NewInserter(conn, db)
 	now := time.Now().UTC()
 	makes := []string{"volvo", "saab", "audi", "fiat", "kia"}
-	cs := make([]ingest.Completion, 10_000)
+	cs := make([]ingest.Completion, store.DefaultFlushRows)
 	var b store.EventBatch
 	start := time.Now()
 	done := 0

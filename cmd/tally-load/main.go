@@ -35,6 +35,13 @@ import (
 )
 
 func main() {
+	if os.Getenv(noopEnv) != "" {
+		if err := serveNoop(); err != nil {
+			fmt.Fprintln(os.Stderr, "tally-load no-op server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "tally-load:", err)
 		os.Exit(1)
@@ -44,6 +51,7 @@ func main() {
 type options struct {
 	base, path, token, event, site string
 	metrics                        string
+	server                         string // what -pid names in the output; "tally" when empty
 	n, batch, conc, pid            int
 	maxTime                        time.Duration
 }
@@ -181,8 +189,12 @@ func load(ctx context.Context, o options, out io.Writer) (result, error) {
 		if err != nil {
 			return result{}, err
 		}
-		fmt.Fprintf(out, "tally (pid %d) during the load: peak RSS %.1f MB; CPU %.2f s, %.1f µs per accepted completion\n",
-			o.pid, float64(peak)/1e6, (cpu1 - cpu0).Seconds(), float64((cpu1-cpu0).Microseconds())/float64(max(sent.Load(), 1)))
+		server := o.server
+		if server == "" {
+			server = "tally"
+		}
+		fmt.Fprintf(out, "%s (pid %d) during the load: peak RSS %.1f MB; CPU %.2f s, %.1f µs per accepted completion\n",
+			server, o.pid, float64(peak)/1e6, (cpu1 - cpu0).Seconds(), float64((cpu1-cpu0).Microseconds())/float64(max(sent.Load(), 1)))
 	}
 	codes := make([]int, 0, len(statuses))
 	for c := range statuses {

@@ -4,16 +4,16 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime/metrics"
 	"strconv"
-	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/procfs"
 
 	"github.com/tally-analytics/tally/ingest"
 	"github.com/tally-analytics/tally/store"
@@ -21,25 +21,26 @@ import (
 )
 
 // BenchmarkImport imports a generated CSV of TALLY_BENCH_IMPORT_ROWS rows
-// (default 1,000,000: an email, a time, three properties and hs_page_url; ~90 bytes a row)
-// with tally import's client into a whole tally, and, in the same run,
-// inserts as many rows with clickhouse-go straight into an events table
-// (20,000-row batches, the rate the ClickHouse notes quote), once before
-// the import and once after it, so the rates share the machine's state.
-// Each phase starts when the server has no merge running: an INSERT made
-// while the last phase's parts merge is measured slower. It reports:
+// (default 1,000,000: an email, a time, three properties and hs_page_url;
+// ~90 bytes a row) the way it runs in production: `tally serve` and
+// `tally import` are processes of their own, serve under its default soft
+// memory limit. In the same run it inserts as many rows with clickhouse-go
+// straight into an events table (store.DefaultFlushRows a batch, as tally's
+// events writer), once before the import and once after it, so the rates
+// share the machine's state. Each phase starts when the server has no merge
+// running: an INSERT made while the last phase's parts merge is measured
+// slower. It reports:
 //
-//	accepted-rows/s  rows acknowledged by POST /imports (durable in the log)
+//	accepted-rows/s  rows acknowledged by POST /imports (durable in the
+//	                 log): the import command's run
 //	stored-rows/s    rows in ClickHouse (events), from the start
 //	raw-rows/s       the mean of the two direct inserts' rates (the import
 //	                 ran between them; on an ext4 disk, the rate of either
-//	                 swings up to 3× with the file system's state, see
-//	                 store.LogWriterConfig.FlushRows)
+//	                 swings up to 3× with the file system's state)
 //	raw-before-rows/s, raw-after-rows/s  each of them
 //	stored/raw-%     stored-rows/s over raw-rows/s
-//	peak-live-MB     the largest live heap (as of the last GC) sampled every
-//	                 50 ms while importing; tally and the client share the
-//	                 process
+//	serve-peak-rss-MB  the serve process's peak RSS while importing
+//	serve-cpu-s      the CPU time serve used until every row was stored
 //
 // Run: go test ./cmd/tally -run '^$' -bench Import -benchtime 1x
 func BenchmarkImport(b *testing.B) {
@@ -47,50 +48,56 @@ func BenchmarkImport(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("TALLY_BENCH_IMPORT_ROWS")); err == nil && v > 0 {
 		rows = v
 	}
-	ts := startTestServer(b, serveYAML, serverOptions{})
-	csvPath := filepath.Join(b.TempDir(), "history.csv")
+	dsn := chtest.DSN(b)
+	db := chtest.Database(b, dsn)
+	conn := chtest.Open(b, dsn)
+	dir := b.TempDir()
+	cfgPath := filepath.Join(dir, "tally.yaml")
+	yaml := fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\ndata_dir: %q\nclickhouse: {dsn: %q, database: %s}\n",
+		filepath.Join(dir, "data"), dsn, db) + serveYAML
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	serve := startChild(b, cfgPath)
+	b.Cleanup(func() { serve.kill(b) })
+	bin, err := buildTally()
+	if err != nil {
+		b.Fatal(err)
+	}
+	csvPath := filepath.Join(dir, "history.csv")
 	writeImportCSV(b, csvPath, rows)
-
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		for {
-			metrics.Read(sample)
-			if v := sample[0].Value.Uint64(); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
+	proc, err := procfs.NewProc(serve.cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpu := func() float64 {
+		st, err := proc.Stat()
+		if err != nil {
+			b.Fatal(err)
 		}
-	}()
+		return st.CPUTime()
+	}
 
 	for b.Loop() {
 		rawBefore := rawInsertRate(b, rows)
-		waitForMerges(b, ts.conn)
-		peak.Store(0) // the import's, not the direct inserts'
-		f, err := os.Open(csvPath)
-		if err != nil {
+		waitForMerges(b, conn)
+		// The peak RSS from here on (Linux: 5 in clear_refs resets VmHWM).
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", proc.PID), []byte("5"), 0); err != nil {
 			b.Fatal(err)
 		}
+		cpu0 := cpu()
 		start := time.Now()
-		sum, err := runImport(context.Background(), importOptions{Event: "viewed_car", URL: ts.url, Token: testAPIToken, Name: csvPath, Log: io.Discard}, f)
-		f.Close()
+		out, err := exec.Command(bin, "import", "-config", cfgPath, "-url", serve.addr, "-token", testAPIToken, "-event", "viewed_car", csvPath).CombinedOutput()
 		if err != nil {
-			b.Fatal(err)
+			b.Fatalf("tally import: %v\n%s", err, out)
 		}
 		accepted := time.Since(start)
-		if sum.Imported+sum.Duplicates != rows {
-			b.Fatalf("summary %+v; want %d rows", sum, rows)
+		if want := fmt.Sprintf("imported   %d ", rows); !strings.Contains(string(out), want) {
+			b.Fatalf("tally import did not import every row (want %q):\n%s", want, out)
 		}
 		for {
 			var n uint64
-			if err := ts.conn.QueryRow(context.Background(), "SELECT count() FROM `"+ts.db+"`.events WHERE source = 'import'").Scan(&n); err != nil {
+			if err := conn.QueryRow(context.Background(), "SELECT count() FROM `"+db+"`.events WHERE source = 'import'").Scan(&n); err != nil {
 				b.Fatal(err)
 			}
 			if n >= uint64(rows) {
@@ -99,10 +106,13 @@ func BenchmarkImport(b *testing.B) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		stored := time.Since(start)
-		close(stop)
-		<-sampled
+		cpuUsed := cpu() - cpu0
+		st, err := proc.NewStatus()
+		if err != nil {
+			b.Fatal(err)
+		}
 
-		waitForMerges(b, ts.conn)
+		waitForMerges(b, conn)
 		rawAfter := rawInsertRate(b, rows)
 		raw := (rawBefore + rawAfter) / 2
 		b.ReportMetric(rawBefore, "raw-before-rows/s")
@@ -111,7 +121,8 @@ func BenchmarkImport(b *testing.B) {
 		b.ReportMetric(float64(rows)/stored.Seconds(), "stored-rows/s")
 		b.ReportMetric(raw, "raw-rows/s")
 		b.ReportMetric(100*float64(rows)/stored.Seconds()/raw, "stored/raw-%")
-		b.ReportMetric(float64(peak.Load())/(1<<20), "peak-live-MB")
+		b.ReportMetric(float64(st.VmHWM)/1e6, "serve-peak-rss-MB")
+		b.ReportMetric(cpuUsed, "serve-cpu-s")
 	}
 }
 
@@ -152,7 +163,8 @@ func writeImportCSV(b *testing.B, path string, rows int) {
 }
 
 // rawInsertRate inserts rows completions like the benchmark's straight
-// into a fresh events table, in 20,000-row batches, and returns rows/s.
+// into a fresh events table, in batches of store.DefaultFlushRows (the
+// INSERTs tally's events writer makes at most), and returns rows/s.
 func rawInsertRate(b *testing.B, rows int) float64 {
 	dsn := chtest.DSN(b)
 	db := chtest.Database(b, dsn)
@@ -162,7 +174,7 @@ func rawInsertRate(b *testing.B, rows int) float64 {
 		b.Fatal(err)
 	}
 	in := store.NewInserter(conn, db)
-	const batchRows = 20_000
+	const batchRows = store.DefaultFlushRows
 	cs := make([]ingest.Completion, batchRows)
 	var batch store.EventBatch
 	start := time.Now()

@@ -1,0 +1,190 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/tally-analytics/tally/ingest"
+)
+
+// Blocks hands a batch's completions to fn in log order, about n at a
+// time, and stops at fn's first error, which it returns. fn may modify a
+// block but not keep it or its completions past its return: the block is
+// reused. Blocks may be called more than once, also concurrently; every
+// call hands the same completions.
+type Blocks func(n int, fn func(cs []ingest.Completion) error) error
+
+// SliceBlocks hands cs as Blocks of at most n.
+func SliceBlocks(cs []ingest.Completion) Blocks {
+	return func(n int, fn func([]ingest.Completion) error) error {
+		for len(cs) > 0 {
+			k := min(n, len(cs))
+			if err := fn(cs[:k]); err != nil {
+				return err
+			}
+			cs = cs[k:]
+		}
+		return nil
+	}
+}
+
+// Records is a batch of durable log records as they were read, decoded
+// only a block at a time (Blocks). A completion costs its encoded size in
+// a record (300–600 bytes) until then, against about 1.7 KB decoded, so a
+// reader can hold batches large enough for few, large INSERTs.
+type Records struct {
+	data  []byte
+	spans []recordSpan
+	rows  int
+	// skip drops a completion as it is decoded (FollowConfig.Skip).
+	skip func(index uint64, c *ingest.Completion) bool
+	// corrupt is told once of each record that does not decode.
+	corrupt func(index uint64, err error)
+
+	mu       sync.Mutex
+	reported map[uint64]bool
+	blocks   [][]ingest.Completion // decoded blocks for the next passes
+}
+
+type recordSpan struct {
+	index      uint64
+	start, end int
+}
+
+// Rows is the number of completions the records hold, as their headers
+// count them.
+func (r *Records) Rows() int { return r.rows }
+
+// Bytes is the size of the records held.
+func (r *Records) Bytes() int { return len(r.data) }
+
+// reset empties r, keeping its buffers.
+func (r *Records) reset() {
+	r.data, r.spans, r.rows = r.data[:0], r.spans[:0], 0
+	clear(r.reported)
+}
+
+// add copies a record into r and returns how many completions its header
+// counts, or an error (and keeps nothing) when the header does not read.
+func (r *Records) add(index uint64, data []byte) (int, error) {
+	if len(data) == 0 || data[0] != recordVersion {
+		return 0, fmt.Errorf("%w: version %v, want %d", errRecord, first(data), recordVersion)
+	}
+	count, n := binary.Uvarint(data[1:])
+	if n <= 0 || count > uint64(len(data)) {
+		return 0, fmt.Errorf("%w: bad completion count", errRecord)
+	}
+	start := len(r.data)
+	r.data = append(r.data, data...)
+	r.spans = append(r.spans, recordSpan{index: index, start: start, end: len(r.data)})
+	r.rows += int(count)
+	return int(count), nil
+}
+
+// Blocks decodes the records and hands their completions to fn in blocks
+// of whole records: a block ends with the record that brings it to n
+// completions or more (a record holds at most 500), and the last may be
+// smaller. Completions skip drops are left out. A record that does not
+// decode is reported once and passed over, keeping the completions before
+// its damage, as DecodeRecord does.
+func (r *Records) Blocks(n int, fn func(cs []ingest.Completion) error) error {
+	cs := r.takeBlock()
+	defer func() { r.giveBlock(cs) }()
+	for _, s := range r.spans {
+		cs = r.decode(cs, s)
+		if len(cs) >= n {
+			if err := fn(cs); err != nil {
+				return err
+			}
+			cs = cs[:0] // the next record's decoding overwrites each slot whole
+		}
+	}
+	if len(cs) > 0 {
+		return fn(cs)
+	}
+	return nil
+}
+
+// All appends every completion of the records to cs.
+func (r *Records) All(cs []ingest.Completion) []ingest.Completion {
+	for _, s := range r.spans {
+		cs = r.decode(cs, s)
+	}
+	return cs
+}
+
+// decode appends the completions of one record that skip keeps to cs.
+func (r *Records) decode(cs []ingest.Completion, s recordSpan) []ingest.Completion {
+	before := len(cs)
+	cs, err := DecodeRecord(cs, r.data[s.start:s.end])
+	if err != nil {
+		r.report(s.index, err)
+	}
+	if r.skip != nil {
+		kept := compact(cs[before:], func(c *ingest.Completion) bool { return !r.skip(s.index, c) })
+		clear(cs[before+len(kept):])
+		cs = cs[:before+len(kept)]
+	}
+	return cs
+}
+
+// compact moves the completions keep returns true for to the front of cs,
+// in order, and returns them. A completion is a large struct: one that
+// stays where it is is not copied.
+func compact(cs []ingest.Completion, keep func(c *ingest.Completion) bool) []ingest.Completion {
+	j := 0
+	for i := range cs {
+		if !keep(&cs[i]) {
+			continue
+		}
+		if j != i {
+			cs[j] = cs[i]
+		}
+		j++
+	}
+	return cs[:j]
+}
+
+// maxKeptBlock bounds the capacity of a decoded block a Records keeps for
+// its next pass: about 7 MB of completion structs.
+const maxKeptBlock = 8192
+
+// takeBlock returns an empty block to decode into. The blocks are kept by
+// r rather than a sync.Pool, which the GC empties: under the soft memory
+// limit it runs often, and each pass then grew a new block of megabytes.
+func (r *Records) takeBlock() []ingest.Completion {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if k := len(r.blocks); k > 0 {
+		b := r.blocks[k-1]
+		r.blocks = r.blocks[:k-1]
+		return b
+	}
+	return nil
+}
+
+func (r *Records) giveBlock(b []ingest.Completion) {
+	if cap(b) > maxKeptBlock {
+		return
+	}
+	clear(b[:cap(b)]) // the strings of every block this one held
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blocks = append(r.blocks, b[:0])
+}
+
+func (r *Records) report(index uint64, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reported[index] {
+		return
+	}
+	if r.reported == nil {
+		r.reported = map[uint64]bool{}
+	}
+	r.reported[index] = true
+	if r.corrupt != nil {
+		r.corrupt(index, err)
+	}
+}
