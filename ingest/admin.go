@@ -104,7 +104,19 @@ func NewAdmin(cfg AdminConfig) *Admin {
 		app.Get("/metrics", adaptor.HTTPHandler(cfg.Metrics))
 	}
 	// Go's profiles (/debug/pprof/), for an operator measuring where the
-	// CPU and memory go under load.
+	// CPU and memory go under load. They show the process's internals (and
+	// a profile costs CPU while it runs), so, like the console, they answer
+	// loopback clients, or others with a console token as Authorization:
+	// Bearer.
+	app.Use("/debug/pprof", func(ctx *fiber.Ctx) error {
+		if ctx.Context().RemoteIP().IsLoopback() {
+			return ctx.Next()
+		}
+		if _, ok := tokenIndex(ctx, cfg.Tokens, ScopeConsole); ok {
+			return ctx.Next()
+		}
+		return ctx.Status(fiber.StatusUnauthorized).SendString("profiles answer loopback clients, or send Authorization: Bearer <a token whose scopes include console>")
+	})
 	app.Use(pprof.New())
 	if cfg.Erase != nil {
 		app.Post("/privacy/erase", adminAction(cfg.Tokens, ScopeErase, `{"email"|"visitor_id"|"external_id": ...}`, ErrEraseInput, cfg.Erase))

@@ -123,3 +123,36 @@ func TestConsoleStreamOnLoopback(t *testing.T) {
 		t.Error("the stream's subscription was not stopped by Shutdown")
 	}
 }
+
+// Go's profiles on the admin listener answer another host only with a
+// console token, as the console does.
+func TestProfilesNeedATokenOffLoopback(t *testing.T) {
+	a := consoleAdmin(nil)
+	for _, tt := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"no token", "", 401},
+		{"a token without the console scope", "send-secret", 401},
+		{"a console token", "console-secret", 200},
+	} {
+		req := httptest.NewRequest("GET", "/debug/pprof/cmdline", nil) // app.Test's client is 0.0.0.0, not loopback
+		if tt.auth != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.auth)
+		}
+		resp, err := a.App().Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAll(t, resp.Body); resp.StatusCode != tt.want {
+			t.Errorf("%s: GET /debug/pprof/cmdline = %d %q; want %d", tt.name, resp.StatusCode, body, tt.want)
+		}
+	}
+	resp, err := http.Get("http://" + serveOnLoopback(t, a.App()) + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp.Body); resp.StatusCode != 200 || body == "" {
+		t.Errorf("GET /debug/pprof/cmdline on loopback = %d %q; want 200 and the command line", resp.StatusCode, body)
+	}
+}
