@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -85,8 +86,9 @@ const adminBody = 64 << 10
 // built and where its ClickHouse is, so they are not on the public port
 // the sites' visitors reach.
 type Admin struct {
-	app     *fiber.App
-	closing chan struct{} // closed by Shutdown: live streams end
+	app       *fiber.App
+	closing   chan struct{} // closed by Shutdown: live streams end
+	closeOnce sync.Once
 }
 
 // NewAdmin builds the operator endpoints.
@@ -258,7 +260,7 @@ func (a *Admin) App() *fiber.App { return a.app }
 
 // Shutdown stops the listener and waits for requests in flight.
 func (a *Admin) Shutdown(ctx context.Context) error {
-	close(a.closing)
+	a.closeOnce.Do(func() { close(a.closing) })
 	return a.app.ShutdownWithContext(ctx)
 }
 

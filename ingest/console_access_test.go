@@ -122,6 +122,10 @@ func TestConsoleStreamOnLoopback(t *testing.T) {
 	case <-ctx.Done():
 		t.Error("the stream's subscription was not stopped by Shutdown")
 	}
+	// A second Shutdown (a stop sequence retried) is harmless.
+	if err := a.Shutdown(ctx); err != nil {
+		t.Errorf("second Shutdown: %v", err)
+	}
 }
 
 // Go's profiles on the admin listener answer another host only with a
