@@ -317,6 +317,9 @@ func (c *Console) destinations(*http.Request, func(error)) any {
 type dedupView struct {
 	Rule
 	Dedup
+	// Partial: the window held more outcomes or reports than one read
+	// takes, so the counts are of the newest only.
+	Partial bool
 }
 
 // reportLookback is how much earlier than the window's deliveries their
@@ -345,6 +348,7 @@ func (c *Console) dedup(_ *http.Request, problem func(error)) any {
 			reports, err := c.cfg.Store.MirrorReports(ctx, rule.Events, since.Add(-reportLookback))
 			problem(err)
 			v.Dedup = dedupOf(rule.Name, since, ds, reports)
+			v.Partial = len(ds) >= dedupLimit || len(reports) >= store.MaxMirrorReports
 		}
 		out = append(out, v)
 	}

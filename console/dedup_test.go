@@ -1,11 +1,16 @@
 package console
 
 import (
+	"context"
+	"fmt"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tally-analytics/tally/ingest"
+	"github.com/tally-analytics/tally/rules"
 	"github.com/tally-analytics/tally/store"
 )
 
@@ -73,6 +78,40 @@ func TestReportOf(t *testing.T) {
 	for rule, want := range map[string]string{"a=b": "sent", "*": "gpc", "a": "", "": ""} {
 		if got := reportOf(m, rule); got != want {
 			t.Errorf("reportOf(%q, %q) = %q; want %q", m, rule, got, want)
+		}
+	}
+}
+
+// busyStore has a full read of outcomes for every rule.
+type busyStore struct{ downStore }
+
+func (busyStore) Deliveries(_ context.Context, rule string, since time.Time, limit int) ([]store.Delivery, error) {
+	ds := make([]store.Delivery, limit)
+	for i := range ds {
+		ds[i] = store.Delivery{EventID: fmt.Sprint("e", i), Rule: rule, Status: "sent", At: since.Add(time.Minute)}
+	}
+	return ds, nil
+}
+
+func (busyStore) MirrorReports(context.Context, []string, time.Time) ([]store.MirrorReport, error) {
+	return nil, nil
+}
+
+// When a read comes back full, the deduplication page says its counts are
+// of the newest only; when it does not, it says nothing of the kind.
+func TestDedupSaysWhenCountsArePartial(t *testing.T) {
+	rules := func() []Rule {
+		return []Rule{{Name: "leads", Events: []string{"form_submitted"}, Destination: "meta", DestinationType: rules.TypeMetaCAPI, Enabled: true}}
+	}
+	for _, tt := range []struct {
+		store Store
+		want  bool
+	}{{busyStore{}, true}, {downStore{}, false}} {
+		c := New(Config{Store: tt.store, Rules: rules, Definitions: func() []ingest.Definition { return nil }})
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, httptest.NewRequest("GET", "/console/dedup", nil))
+		if got := strings.Contains(rec.Body.String(), "the counts are of the newest only"); rec.Code != 200 || got != tt.want {
+			t.Errorf("%T: GET /console/dedup = %d, says partial %v; want 200, %v", tt.store, rec.Code, got, tt.want)
 		}
 	}
 }

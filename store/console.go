@@ -134,12 +134,13 @@ type MirrorReport struct {
 	Mirror     []string
 }
 
-// maxMirrorReports bounds one read of mirror reports: a day of one rule's
+// MaxMirrorReports bounds one read of mirror reports: a day of one rule's
 // events on a busy site.
-const maxMirrorReports = 100_000
+const MaxMirrorReports = 100_000
 
 // MirrorReports returns the mirror reports of the completions of the named
-// events that happened since the given time.
+// events that happened since the given time, the newest received first,
+// at most MaxMirrorReports.
 func (r *ConsoleReader) MirrorReports(ctx context.Context, events []string, since time.Time) ([]MirrorReport, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -150,7 +151,7 @@ func (r *ConsoleReader) MirrorReports(ctx context.Context, events []string, sinc
 	}
 	args = append(args, since.UTC())
 	rows, err := r.conn.Query(ctx, fmt.Sprintf(`SELECT event_id, source, received_at, mirror FROM %s
-WHERE event_name IN (?%s) AND occurred_at >= ? LIMIT %d`, r.table("events"), strings.Repeat(", ?", len(events)-1), maxMirrorReports), args...)
+WHERE event_name IN (?%s) AND occurred_at >= ? ORDER BY received_at DESC LIMIT %d`, r.table("events"), strings.Repeat(", ?", len(events)-1), MaxMirrorReports), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read mirror reports: %w", err)
 	}
