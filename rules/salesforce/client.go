@@ -214,7 +214,7 @@ type Who struct {
 // WhoIDs finds, for each email, the most recently created Contact with it
 // (HubSpot relates an activity to the most recently created contact), or
 // failing that the most recently created unconverted Lead: one query per
-// object for every email at once.
+// object for as many emails as fit in one query's URI (maxQueryURI).
 func (c *Client) WhoIDs(ctx context.Context, emails []string) (map[string]string, error) {
 	found := map[string]string{}
 	rest := emails
@@ -222,9 +222,13 @@ func (c *Client) WhoIDs(ctx context.Context, emails []string) (map[string]string
 		if len(rest) == 0 {
 			break
 		}
-		whos, err := c.query(ctx, q(rest))
-		if err != nil {
-			return nil, err
+		var whos []Who
+		for _, chunk := range c.queryChunks(q, rest) {
+			ws, err := c.query(ctx, q(chunk))
+			if err != nil {
+				return nil, err
+			}
+			whos = append(whos, ws...)
 		}
 		for _, w := range whos { // newest first: the first per email wins
 			e := strings.ToLower(w.Email)
@@ -273,6 +277,29 @@ var soqlEscapes = strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\r", `\
 // and the control characters SOQL names.
 func QuoteSOQL(v string) string {
 	return "'" + soqlEscapes.Replace(v) + "'"
+}
+
+// maxQueryURI bounds the URI of one query. Salesforce allows 16,384 bytes
+// for a request's URI and headers together and answers 414 past it
+// (knowledge article 000386264); 8 KiB leaves the headers ample room. At
+// the 254 characters an email may have, a query holds about 25 of them;
+// typical ones, well over 100.
+const maxQueryURI = 8 << 10
+
+// queryChunks splits emails into runs whose query (q) fits maxQueryURI
+// once escaped into the URI; an email too long to fit with any other goes
+// alone.
+func (c *Client) queryChunks(q func([]string) string, emails []string) [][]string {
+	prefix := len("/services/data/" + c.cfg.APIVersion + "/query?q=")
+	var chunks [][]string
+	start := 0
+	for i := range emails {
+		if i > start && prefix+len(url.QueryEscape(q(emails[start:i+1]))) > maxQueryURI {
+			chunks = append(chunks, emails[start:i])
+			start = i
+		}
+	}
+	return append(chunks, emails[start:])
 }
 
 // query runs a SOQL query and follows nextRecordsUrl to the end.

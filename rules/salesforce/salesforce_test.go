@@ -355,3 +355,49 @@ func TestWindow(t *testing.T) {
 }
 
 func errorsAs(err error, target **salesforce.Error) bool { return errors.As(err, target) }
+
+// The lookup of a full batch's emails goes in as many queries as keep each
+// URI within Salesforce's limit (the stand-in answers 414 past 16,384
+// bytes, as Salesforce does), and finds every one.
+func TestLookupOfLongEmailsSplitsItsQueries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := standIn()
+		c := newClient(t, srv, "5Aep-refresh")
+		var emails []string
+		want := map[string]string{}
+		for i := range salesforce.MaxRecords {
+			e := fmt.Sprintf("%s%03d@%s.example.com", strings.Repeat("l", 61), i, strings.Repeat("d", 60)+"."+strings.Repeat("o", 60))
+			emails = append(emails, e)
+			if i%2 == 0 {
+				want[e] = srv.AddContact(e, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+			} else {
+				want[e] = srv.AddLead(e, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), false)
+			}
+		}
+		got, err := c.WhoIDs(context.Background(), emails)
+		if err != nil {
+			t.Fatalf("WhoIDs of %d emails of %d characters: %v", len(emails), len(emails[0]), err)
+		}
+		if len(got) != len(want) {
+			t.Errorf("found %d of %d emails", len(got), len(want))
+		}
+		for e, id := range want {
+			if got[e] != id {
+				t.Errorf("%s… = %q; want %q", e[:20], got[e], id)
+				break
+			}
+		}
+		queries := 0
+		for _, r := range srv.Requests() {
+			if r.SOQL != "" {
+				queries++
+				if r.Status != http.StatusOK {
+					t.Errorf("a query was answered %d", r.Status)
+				}
+			}
+		}
+		if queries < 4 {
+			t.Errorf("%d queries; want the %d emails split over several for each object", queries, len(emails))
+		}
+	})
+}

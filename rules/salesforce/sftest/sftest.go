@@ -282,7 +282,15 @@ func refuse(status int, code, format string, args ...any) (int, any) {
 	return status, []apiError{{Message: fmt.Sprintf(format, args...), ErrorCode: code}}
 }
 
+// maxRequestHead is what Salesforce allows a request's URI and headers
+// together; a URI longer than it alone is answered 414 (knowledge article
+// 000386264).
+const maxRequestHead = 16384
+
 func (s *Server) answer(r *http.Request, body []byte) (int, any) {
+	if len(r.URL.RequestURI()) > maxRequestHead {
+		return http.StatusRequestURITooLong, []apiError{{Message: "URI Too Long", ErrorCode: "URI_TOO_LONG"}}
+	}
 	if r.URL.Path == "/services/oauth2/token" {
 		return s.token(r, body)
 	}
