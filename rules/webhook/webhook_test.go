@@ -167,7 +167,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // Batches arrive signed as the reference verification accepts, at most
 // max_batch each; a 503 is retried until every completion arrived; only
 // what the rule shares of the identity is sent.
-func TestSignedBatchesRetryWithTheSameID(t *testing.T) {
+func TestSignedBatchesAndTheirRetries(t *testing.T) {
 	rc := &receiver{answers: []int{503}}
 	f, l := start(t, rc, webhook.Config{MaxBatch: 3})
 	enqueue(t, f, "e1", "e2", "e3", "e4", "e5")
@@ -187,7 +187,42 @@ func TestSignedBatchesRetryWithTheSameID(t *testing.T) {
 		}
 	}
 	if len(rc.reqs) < 3 || rc.reqs[0].code != 503 {
-		t.Errorf("%d requests, the first answered %d; want a refused one, then the retries", len(rc.reqs), rc.reqs[0].code)
+		t.Fatalf("%d requests, the first answered %d; want a refused one, then the retries", len(rc.reqs), rc.reqs[0].code)
+	}
+	// A retried completion may travel in another batch (docs/destinations.md):
+	// the refused batch's completions all arrive later, and requests carry
+	// the same webhook-id exactly when they carry the same completions.
+	ids := func(r request) string {
+		var b struct {
+			Data struct {
+				Completions []struct{ ID string }
+			}
+		}
+		json.Unmarshal([]byte(r.raw), &b)
+		var out []string
+		for _, c := range b.Data.Completions {
+			out = append(out, c.ID)
+		}
+		slices.Sort(out)
+		return strings.Join(out, ",")
+	}
+	later := map[string]bool{}
+	for _, r := range rc.reqs[1:] {
+		for _, id := range strings.Split(ids(r), ",") {
+			later[id] = true
+		}
+	}
+	for _, id := range strings.Split(ids(rc.reqs[0]), ",") {
+		if !later[id] {
+			t.Errorf("%s of the refused batch was not sent again", id)
+		}
+	}
+	for _, a := range rc.reqs {
+		for _, b := range rc.reqs {
+			if (ids(a) == ids(b)) != (a.id == b.id) {
+				t.Errorf("requests of %s and %s have webhook-ids %s and %s; want the same exactly for the same completions", ids(a), ids(b), a.id, b.id)
+			}
+		}
 	}
 	// The webhook-id names the batch's completions, whichever request
 	// carries them.
