@@ -22,10 +22,9 @@ type FollowConfig struct {
 	MaxRows int
 	// MaxBytes bounds the log records behind one batch; 0 means 4 MiB.
 	// With MaxRows it bounds the follower's memory. FollowRecords holds a
-	// batch as its records (300–600 bytes a completion), so MaxBytes is
-	// about what it holds; Follow decodes the whole batch, and a decoded
-	// completion takes an ~850-byte struct plus a copy of its record, so
-	// 10,000 rows hold about 15 MB.
+	// batch as its records, so MaxBytes is about what it holds; Follow
+	// decodes the whole batch, and a decoded completion takes an 800-byte
+	// struct plus a copy of its record (see Records).
 	MaxBytes int
 	// MaxAge is the longest a completion waits for its batch to fill; 0
 	// means 1 s.

@@ -20,11 +20,14 @@ type LogWriterConfig struct {
 	// wants few, large inserts: each makes a part per partition it touches,
 	// two files per column (the events table has some 40 columns), which
 	// are merged and deleted later, and the writer's person rows make a
-	// part of their own. With 10,000-row INSERTs, an import stored 37% of
-	// the rate of clickhouse-go inserting 20,000-row batches straight into
-	// events; with 40,000, 75–80% (BenchmarkImport, two runs each). The
-	// batch is held as log records, decoded a block at a time as it is
-	// sent, so 40,000 rows hold about 16 MB (FlushBytes).
+	// part of their own. BenchmarkImport (tally serve and tally import as
+	// processes, 1M rows) stored 89–118k rows/s when the writer made
+	// 10,000-row INSERTs of batches decoded whole, and 121–146k with
+	// 40,000-row ones of batches held as log records and decoded a block
+	// at a time as they are sent (2 and 7 runs). 80,000-row INSERTs stored
+	// no faster (tally import against serve: 110–126k rows/s against
+	// 130–148k in the same sitting) and held 138 MB of RSS against 120–123.
+	// FlushBytes bounds the records a batch holds.
 	FlushRows int
 	// FlushBytes bounds the log records behind one INSERT; 0 means 16 MiB
 	// (see FollowConfig.MaxBytes).

@@ -31,8 +31,10 @@ func SliceBlocks(cs []ingest.Completion) Blocks {
 
 // Records is a batch of durable log records as they were read, decoded
 // only a block at a time (Blocks). A completion costs its encoded size in
-// a record (300–600 bytes) until then, against about 1.7 KB decoded, so a
-// reader can hold batches large enough for few, large INSERTs.
+// a record until then (178 bytes for a row of BenchmarkImport's file; more
+// with a browser's user agent and URLs), against an 800-byte struct plus
+// its strings decoded, so a reader can hold batches large enough for few,
+// large INSERTs.
 type Records struct {
 	data  []byte
 	spans []recordSpan
