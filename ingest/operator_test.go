@@ -77,8 +77,17 @@ func TestOperatorEndpointsOffThePublicListener(t *testing.T) {
 	if code, body := get(admin, "/readyz"); code != 503 || !strings.Contains(body, "10.1.2.3:9000") {
 		t.Errorf("admin GET /readyz = %d %q; want 503 with the reason", code, body)
 	}
-	if code, body := get(admin, "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
-		t.Errorf("admin GET /debug/pprof/ = %d; want 200 with the profile index", code)
+	// app.Test's client is not on loopback: the profiles want a console
+	// token from it (TestProfilesNeedATokenOffLoopback).
+	if code, body := get(func(r *http.Request) (*http.Response, error) { return consoleAdmin(nil).App().Test(r, -1) }, "/debug/pprof/"); code != 401 {
+		t.Errorf("admin GET /debug/pprof/ from another host without a token = %d %q; want 401", code, clip(body, 200))
+	}
+	req := httptest.NewRequest("GET", "/debug/pprof/", nil)
+	req.Header.Set("Authorization", "Bearer console-secret")
+	if resp, err := consoleAdmin(nil).App().Test(req, -1); err != nil {
+		t.Fatal(err)
+	} else if body, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine") {
+		t.Errorf("admin GET /debug/pprof/ with a console token = %d; want 200 with the profile index", resp.StatusCode)
 	}
 	if code, body := get(admin, "/metrics"); code != 200 || !strings.Contains(body, "tally_test_accepted_total 3") {
 		t.Errorf("admin GET /metrics = %d %q; want 200 with the counters", code, clip(body, 300))
