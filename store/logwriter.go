@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,12 +40,14 @@ type LogWriterConfig struct {
 	// most one insert attempt per 5–10 s.
 	Backoff backoff.Policy
 	// Persons, when set, writes what is derived from a batch for lookups
-	// by person (Inserter.InsertPersonBlocks) alongside the batch's events
-	// INSERT, on its own connection; a failure of either retries the batch.
-	// In the batches a crash may have left half-written, it is written
-	// first and for every completion, including those whose events rows
-	// are already stored (its tables absorb repeats).
-	Persons func(ctx context.Context, blocks Blocks) error
+	// by person (Inserter.InsertPersonRows). The rows are gathered as the
+	// events INSERT encodes the batch, and written once it has sent its
+	// last block, on another connection, while ClickHouse stores the events
+	// part; a failure of either retries the batch. In the batches a crash
+	// may have left half-written, they are written first and for every
+	// completion, including those whose events rows are already stored
+	// (their tables absorb repeats).
+	Persons func(ctx context.Context, rows *PersonRows) error
 	// Skip drops completions before they are written (see FollowConfig).
 	Skip func(index uint64, c *ingest.Completion) bool
 	// StorageIP turns the client IP as received (the log keeps it whole,
@@ -118,7 +119,9 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 			// Batches are handed in log order: every batch until the one
 			// reaching lastIndex may hold rows a crash left stored.
 			if persons != nil {
-				if err := persons(ctx, all); err != nil {
+				var rows PersonRows
+				all(insertBlockRows, func(cs []ingest.Completion) error { rows.Add(cs); return nil })
+				if err := persons(ctx, &rows); err != nil {
 					m.flushErrors.Inc()
 					return err
 				}
@@ -144,12 +147,36 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 		counted := mapBlocks(blocks, func(*ingest.Completion) bool { written++; return true })
 		start := time.Now()
 		var perr error
-		var wg sync.WaitGroup
+		toInsert := counted
+		var rows PersonRows
+		var personsDone chan error // the person rows' INSERT, once started
 		if persons != nil {
-			wg.Go(func() { perr = persons(ctx, all) })
+			// One decoding of the batch serves both: each block the events
+			// INSERT encodes also gives its person rows, and once the last
+			// block is sent they are written while ClickHouse stores the
+			// events part.
+			toInsert = func(n int, fn func([]ingest.Completion) error) error {
+				err := counted(n, func(cs []ingest.Completion) error {
+					rows.Add(cs)
+					return fn(cs)
+				})
+				if err == nil && personsDone == nil {
+					personsDone = make(chan error, 1)
+					go func() { personsDone <- persons(ctx, &rows) }()
+				}
+				return err
+			}
 		}
-		err := insert(ctx, counted)
-		wg.Wait()
+		err := insert(ctx, toInsert)
+		switch {
+		case personsDone != nil:
+			perr = <-personsDone
+		case persons != nil && err == nil:
+			// The insert stored the batch without going through its
+			// blocks: its person rows are gathered apart.
+			all(insertBlockRows, func(cs []ingest.Completion) error { rows.Add(cs); return nil })
+			perr = persons(ctx, &rows)
+		}
 		m.flushDuration.Observe(time.Since(start).Seconds())
 		if err = cmp.Or(err, perr); err != nil {
 			m.flushErrors.Inc()

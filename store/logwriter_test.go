@@ -135,11 +135,11 @@ func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 		}
 		return nil
 	}
-	persons := func(ctx context.Context, blocks Blocks) error {
+	persons := func(ctx context.Context, rows *PersonRows) error {
 		if personWrites.Add(1) == 2 {
 			return errors.New("connection reset by peer")
 		}
-		return in.InsertPersonBlocks(ctx, blocks)
+		return in.InsertPersonRows(ctx, rows)
 	}
 	w := NewLogWriter(LogWriterConfig{FlushAge: time.Millisecond, Persons: persons, Backoff: backoff.Policy{Min: time.Millisecond, Max: 5 * time.Millisecond}},
 		r, l.LastIndex(), storedThenFailed, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)

@@ -121,65 +121,73 @@ func visitorKey(visitor string) string { return "v:" + visitor }
 func objectKey(object string) string   { return "o:" + object }
 
 // InsertPersons writes the person_events and identities rows of cs (see
-// InsertPersonBlocks).
+// InsertPersonRows).
 func (in *Inserter) InsertPersons(ctx context.Context, cs []ingest.Completion) error {
-	return in.InsertPersonBlocks(ctx, SliceBlocks(cs))
+	var rows PersonRows
+	rows.Add(cs)
+	return in.InsertPersonRows(ctx, &rows)
 }
 
-// InsertPersonBlocks writes the person_events and identities rows of the
-// completions blocks hands. The events writer calls it beside its events
-// INSERT of the same batch: when either fails the batch is retried, and
-// these rows are written again, which the engines and readers absorb (rows
-// of one key collapse; readers take one row per event). The rows are
-// gathered from every block first; they hold a few strings of each
-// completion.
-func (in *Inserter) InsertPersonBlocks(ctx context.Context, blocks Blocks) error {
-	var (
-		person, name, id, site []string
-		at                     []time.Time
-		ms                     []uint16
-	)
-	type link struct{ kind, value, visitor string }
-	links := map[link]int{} // → row in the identities columns
-	var kind, value, visitor, lsite []string
-	var seen []time.Time
-	err := blocks(insertBlockRows, func(cs []ingest.Completion) error {
-		for i := range cs {
-			c := &cs[i]
-			t := clampTime(c.OccurredAt)
-			for _, k := range []struct{ v, key string }{
-				{c.Identity.Email, emailKey(c.Identity.Email)}, {c.VisitorID, visitorKey(c.VisitorID)}, {c.ObjectID, objectKey(c.ObjectID)},
-			} {
-				if k.v == "" {
-					continue
-				}
-				person, name, id, site = append(person, k.key), append(name, c.EventName), append(id, c.EventID), append(site, c.Site)
-				at, ms = append(at, t), append(ms, uint16(t.Nanosecond()/int(time.Millisecond)))
-			}
-			if c.VisitorID == "" {
+// PersonRows are the person_events and identities rows derived from a
+// batch of completions, gathered block by block (Add) while the batch's
+// events INSERT encodes the same blocks, so the batch is decoded once.
+// They hold a few strings of each completion.
+type PersonRows struct {
+	person, name, id, site []string
+	at                     []time.Time
+	ms                     []uint16
+	links                  map[personLink]int // → row in the identities columns
+	kind, value, visitor   []string
+	lsite                  []string
+	seen                   []time.Time
+}
+
+type personLink struct{ kind, value, visitor string }
+
+// Add derives the rows of cs.
+func (p *PersonRows) Add(cs []ingest.Completion) {
+	if p.links == nil {
+		p.links = map[personLink]int{}
+	}
+	for i := range cs {
+		c := &cs[i]
+		t := clampTime(c.OccurredAt)
+		for _, k := range []struct{ v, key string }{
+			{c.Identity.Email, emailKey(c.Identity.Email)}, {c.VisitorID, visitorKey(c.VisitorID)}, {c.ObjectID, objectKey(c.ObjectID)},
+		} {
+			if k.v == "" {
 				continue
 			}
-			for _, l := range []link{{"email", c.Identity.Email, c.VisitorID}, {"external_id", c.Identity.ExternalID, c.VisitorID}} {
-				if l.value == "" {
-					continue
-				}
-				if j, ok := links[l]; ok {
-					if t.After(seen[j]) {
-						seen[j] = t
-					}
-					continue
-				}
-				links[l] = len(kind)
-				kind, value, visitor, lsite, seen = append(kind, l.kind), append(value, l.value), append(visitor, l.visitor), append(lsite, c.Site), append(seen, t)
-			}
+			p.person, p.name, p.id, p.site = append(p.person, k.key), append(p.name, c.EventName), append(p.id, c.EventID), append(p.site, c.Site)
+			p.at, p.ms = append(p.at, t), append(p.ms, uint16(t.Nanosecond()/int(time.Millisecond)))
 		}
-		return nil
-	})
-	if err != nil {
+		if c.VisitorID == "" {
+			continue
+		}
+		for _, l := range []personLink{{"email", c.Identity.Email, c.VisitorID}, {"external_id", c.Identity.ExternalID, c.VisitorID}} {
+			if l.value == "" {
+				continue
+			}
+			if j, ok := p.links[l]; ok {
+				if t.After(p.seen[j]) {
+					p.seen[j] = t
+				}
+				continue
+			}
+			p.links[l] = len(p.kind)
+			p.kind, p.value, p.visitor, p.lsite, p.seen = append(p.kind, l.kind), append(p.value, l.value), append(p.visitor, l.visitor), append(p.lsite, c.Site), append(p.seen, t)
+		}
+	}
+}
+
+// InsertPersonRows writes rows to identities and person_events. The events
+// writer calls it beside its events INSERT of the same batch: when either
+// fails the batch is retried, and these rows are written again, which the
+// engines and readers absorb (rows of one key collapse; readers take one
+// row per event).
+func (in *Inserter) InsertPersonRows(ctx context.Context, p *PersonRows) error {
+	if err := in.insert(ctx, "identities", identityColumns, len(p.kind), []any{p.kind, p.value, p.visitor, p.lsite, p.seen}); err != nil {
 		return err
 	}
-	if err := in.insert(ctx, "identities", identityColumns, len(kind), []any{kind, value, visitor, lsite, seen}); err != nil {
-		return err
-	}
-	return in.insert(ctx, "person_events", personEventsColumns, len(person), []any{person, at, ms, name, id, site})
+	return in.insert(ctx, "person_events", personEventsColumns, len(p.person), []any{p.person, p.at, p.ms, p.name, p.id, p.site})
 }
