@@ -21,9 +21,9 @@ type LogWriterConfig struct {
 	// are merged and deleted later, and the writer's person rows make a
 	// part of their own. BenchmarkImport (tally serve and tally import as
 	// processes, 1M rows) stored 89–118k rows/s when the writer made
-	// 10,000-row INSERTs of batches decoded whole, and 121–146k with
-	// 40,000-row ones of batches held as log records and decoded a block
-	// at a time as they are sent (2 and 7 runs). 80,000-row INSERTs stored
+	// 10,000-row INSERTs of batches decoded whole, and 120–167k with
+	// 40,000-row ones of batches held as log records and decoded once, a
+	// block at a time, as they are sent (2 and 7 runs). 80,000-row INSERTs stored
 	// no faster (tally import against serve: 110–126k rows/s against
 	// 130–148k in the same sitting) and held 138 MB of RSS against 120–123.
 	// FlushBytes bounds the records a batch holds.
