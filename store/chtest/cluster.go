@@ -29,6 +29,7 @@ type Cluster struct {
 	ports   []int
 	extra   []string
 	servers []*chserver.Server
+	killed  []bool // killed with SIGKILL since its last start
 }
 
 // StartCluster starts a ZooKeeper and replicas ClickHouse servers; they
@@ -85,7 +86,7 @@ func StartCluster(t testing.TB, replicas int) *Cluster {
   <macros><shard>01</shard><replica>r%d</replica></macros>
   <remote_servers><%s><shard><internal_replication>true</internal_replication>%s</shard></%s></remote_servers>`,
 			zkPort, freePort(t), i+1, c.Name, shard, c.Name))
-		c.servers = append(c.servers, nil)
+		c.servers, c.killed = append(c.servers, nil), append(c.killed, false)
 		c.Start(i)
 	}
 	return c
@@ -100,10 +101,29 @@ func (c *Cluster) DSN(i int) string { return fmt.Sprintf("clickhouse://127.0.0.1
 // while it loaded a replicated table, once, in a full test run on a busy
 // machine; it is started again, up to three times, as a service manager
 // would, and each failure is logged with the server's last exception.
+//
+// A replica killed since its last start (Kill) is started as an operator
+// recovers a crashed one, with ClickHouse's force_restore_data flag: a
+// replica killed during an INSERT may hold a part it wrote and never
+// registered in ZooKeeper, and while a table is small that part can be
+// more than half its rows, past which ClickHouse refuses to attach the
+// table ("doesn't look like the set of parts in ZooKeeper"). With the flag
+// it sets such parts aside (detached) and fetches what it lacks from the
+// other replica.
 func (c *Cluster) Start(i int) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if c.killed[i] {
+		flags := filepath.Join(c.dirs[i], "data", "flags")
+		if err := os.MkdirAll(flags, 0o750); err != nil {
+			c.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(flags, "force_restore_data"), nil, 0o640); err != nil {
+			c.t.Fatal(err)
+		}
+		c.killed[i] = false
+	}
 	for attempt := 1; ; attempt++ {
 		s, err := chserver.Start(ctx, chserver.Config{Dir: c.dirs[i], Port: c.ports[i], ExtraXML: c.extra[i]})
 		if err == nil {
@@ -131,6 +151,7 @@ func (c *Cluster) Kill(i int) {
 	if s := c.servers[i]; s != nil {
 		s.Kill()
 		c.servers[i] = nil
+		c.killed[i] = true
 	}
 }
 
