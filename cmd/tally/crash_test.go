@@ -49,6 +49,7 @@ type child struct {
 	addr   string
 	stderr *lockedBuffer
 	exited chan error
+	done   chan struct{} // closed once the process has exited
 }
 
 type lockedBuffer struct {
@@ -78,7 +79,7 @@ func startChild(t testing.TB, cfgPath string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{stderr: &lockedBuffer{}, exited: make(chan error, 1)}
+	c := &child{stderr: &lockedBuffer{}, exited: make(chan error, 1), done: make(chan struct{})}
 	c.cmd = exec.Command(bin, "serve", "-config", cfgPath)
 	pr, pw, _ := os.Pipe()
 	c.cmd.Stderr = pw
@@ -98,7 +99,19 @@ func startChild(t testing.TB, cfgPath string) *child {
 			}
 		}
 	}()
-	go func() { c.exited <- c.cmd.Wait() }()
+	go func() {
+		c.exited <- c.cmd.Wait()
+		close(c.done)
+	}()
+	// A test that fails half-way leaves no tally running into the next.
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			c.cmd.Process.Kill()
+			<-c.done
+		}
+	})
 	select {
 	case c.addr = <-addr:
 	case err := <-c.exited:

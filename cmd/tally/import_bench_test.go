@@ -59,7 +59,6 @@ func BenchmarkImport(b *testing.B) {
 		b.Fatal(err)
 	}
 	serve := startChild(b, cfgPath)
-	b.Cleanup(func() { serve.kill(b) })
 	bin, err := buildTally()
 	if err != nil {
 		b.Fatal(err)
