@@ -225,8 +225,7 @@ func (f *Follower) gather(recs *Records) (last uint64, n int, ok bool) {
 				continue
 			}
 			if _, err := recs.add(e.Index, e.Data); err != nil {
-				f.corrupt.Inc()
-				f.log.Error("skipped a log record that does not decode", "index", e.Index, "err", err)
+				recs.report(e.Index, err)
 			}
 		}
 		if deadline.IsZero() {

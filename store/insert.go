@@ -19,7 +19,7 @@ import (
 type Inserter struct {
 	conn    Conn
 	db      string
-	scratch sync.Pool // of *EventBatch, for InsertCompletions
+	scratch sync.Pool // of *EventBatch, for InsertBlocks
 }
 
 // NewInserter returns an Inserter for database (already migrated).
@@ -30,12 +30,6 @@ func NewInserter(conn Conn, database string) *Inserter {
 // InsertEvents sends one batch to events in a single INSERT.
 func (in *Inserter) InsertEvents(ctx context.Context, b *EventBatch) error {
 	return in.insert(ctx, "events", eventColumns, b.Len(), b.columns())
-}
-
-// InsertCompletions sends completions to events in a single INSERT (see
-// InsertBlocks).
-func (in *Inserter) InsertCompletions(ctx context.Context, cs []ingest.Completion) error {
-	return in.InsertBlocks(ctx, SliceBlocks(cs))
 }
 
 // InsertBlocks sends completions to events in a single INSERT, encoding
@@ -139,28 +133,18 @@ const maxDeliveryPayload = 16 << 10
 // blocks of one INSERT into one part (min_insert_block_size_rows;
 // TestInsertBlocksMakeOnePart).
 func (in *Inserter) insert(ctx context.Context, table string, columns []string, rows int, values []any) error {
-	return in.insertBlocks(ctx, table, columns, rows, func(from, to int) []any {
-		block := make([]any, len(values))
-		for i, v := range values {
-			if arrays, ok := v.([][]string); ok {
-				block[i] = arrays[from:to]
-			} else {
-				block[i] = rowsOf(v, from, to)
-			}
-		}
-		return block
-	})
-}
-
-// insertBlocks sends rows rows in one INSERT, in blocks of at most
-// insertBlockRows: block returns the column values of rows [from, to), a
-// slice per column ([][]string for Array(String)), valid until the next
-// call.
-func (in *Inserter) insertBlocks(ctx context.Context, table string, columns []string, rows int, block func(from, to int) []any) error {
 	return in.insertStream(ctx, table, columns, func(send func(values []any, rows int) error) error {
 		for from := 0; from < rows; from += insertBlockRows {
 			to := min(rows, from+insertBlockRows)
-			if err := send(block(from, to), to-from); err != nil {
+			block := make([]any, len(values))
+			for i, v := range values {
+				if arrays, ok := v.([][]string); ok {
+					block[i] = arrays[from:to]
+				} else {
+					block[i] = rowsOf(v, from, to)
+				}
+			}
+			if err := send(block, to-from); err != nil {
 				return err
 			}
 		}

@@ -104,30 +104,20 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 	}
 	recovered := lastIndex == 0 || existing == nil
 	handle := func(ctx context.Context, recs *Records, through uint64) error {
-		// The person rows are derived from every completion as read; the
-		// events rows store the IP as StorageIP makes it.
 		all := Blocks(recs.Blocks)
-		blocks := all
-		if cfg.StorageIP != nil {
-			blocks = mapBlocks(blocks, func(c *ingest.Completion) bool {
-				c.Client.IP = cfg.StorageIP(c.Client.IP)
-				return true
-			})
-		}
 		persons := cfg.Persons
+		var have map[string]bool // events rows already stored
 		if !recovered {
 			// Batches are handed in log order: every batch until the one
 			// reaching lastIndex may hold rows a crash left stored.
 			if persons != nil {
-				var rows PersonRows
-				all(insertBlockRows, func(cs []ingest.Completion) error { rows.Add(cs); return nil })
-				if err := persons(ctx, &rows); err != nil {
+				if err := persons(ctx, personRowsOf(all)); err != nil {
 					m.flushErrors.Inc()
 					return err
 				}
 				persons = nil
 			}
-			have := map[string]bool{}
+			have = map[string]bool{}
 			err := all(insertBlockRows, func(cs []ingest.Completion) error {
 				found, err := existing(ctx, cs)
 				for k := range found {
@@ -140,23 +130,34 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 			}
 			if len(have) > 0 {
 				log.Info("events writer: skipped completions already stored before a restart", "rows", len(have))
-				blocks = mapBlocks(blocks, func(c *ingest.Completion) bool { return !have[eventKey(c.EventName, c.EventID)] })
 			}
 		}
+		// The events rows: those not stored yet, with the IP as StorageIP
+		// makes it (the person rows are derived from every completion as
+		// read).
 		var written int
-		counted := mapBlocks(blocks, func(*ingest.Completion) bool { written++; return true })
+		blocks := mapBlocks(all, func(c *ingest.Completion) bool {
+			if len(have) > 0 && have[eventKey(c.EventName, c.EventID)] {
+				return false
+			}
+			if cfg.StorageIP != nil {
+				c.Client.IP = cfg.StorageIP(c.Client.IP)
+			}
+			written++
+			return true
+		})
 		start := time.Now()
 		var perr error
-		toInsert := counted
-		var rows PersonRows
 		var personsDone chan error // the person rows' INSERT, once started
 		if persons != nil {
 			// One decoding of the batch serves both: each block the events
 			// INSERT encodes also gives its person rows, and once the last
 			// block is sent they are written while ClickHouse stores the
 			// events part.
-			toInsert = func(n int, fn func([]ingest.Completion) error) error {
-				err := counted(n, func(cs []ingest.Completion) error {
+			var rows PersonRows
+			events := blocks
+			blocks = func(n int, fn func([]ingest.Completion) error) error {
+				err := events(n, func(cs []ingest.Completion) error {
 					rows.Add(cs)
 					return fn(cs)
 				})
@@ -167,15 +168,14 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 				return err
 			}
 		}
-		err := insert(ctx, toInsert)
+		err := insert(ctx, blocks)
 		switch {
 		case personsDone != nil:
 			perr = <-personsDone
 		case persons != nil && err == nil:
 			// The insert stored the batch without going through its
 			// blocks: its person rows are gathered apart.
-			all(insertBlockRows, func(cs []ingest.Completion) error { rows.Add(cs); return nil })
-			perr = persons(ctx, &rows)
+			perr = persons(ctx, personRowsOf(all))
 		}
 		m.flushDuration.Observe(time.Since(start).Seconds())
 		if err = cmp.Or(err, perr); err != nil {
@@ -196,6 +196,13 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 		MaxBytes: orDefault(cfg.FlushBytes, defaultFlushBytes), MaxAge: cfg.FlushAge, Backoff: cfg.Backoff, Skip: cfg.Skip},
 		r, handle, log, corrupt)
 	return &LogWriter{Follower: f, corrupt: corrupt}
+}
+
+// personRowsOf gathers the person rows of every completion blocks hands.
+func personRowsOf(blocks Blocks) *PersonRows {
+	rows := new(PersonRows)
+	_ = blocks(insertBlockRows, func(cs []ingest.Completion) error { rows.Add(cs); return nil })
+	return rows
 }
 
 // mapBlocks hands on the completions of blocks that keep returns true for;

@@ -14,7 +14,7 @@ import (
 // belongs to, so a contact's timeline is a read of a few granules instead
 // of a scan of events (whose order key starts with site and event name).
 // Both are derived from the completions as the events writer copies them
-// from the durable log (InsertPersons, called with the events INSERT).
+// from the durable log (InsertPersonRows, called with the events INSERT).
 
 // identitiesDDL: one row per (kind, value, visitor) link. The table is
 // read as "which visitors are this person", so it is sorted by the
@@ -119,14 +119,6 @@ func personsMigration() []string {
 func emailKey(email string) string     { return "e:" + email }
 func visitorKey(visitor string) string { return "v:" + visitor }
 func objectKey(object string) string   { return "o:" + object }
-
-// InsertPersons writes the person_events and identities rows of cs (see
-// InsertPersonRows).
-func (in *Inserter) InsertPersons(ctx context.Context, cs []ingest.Completion) error {
-	var rows PersonRows
-	rows.Add(cs)
-	return in.InsertPersonRows(ctx, &rows)
-}
 
 // PersonRows are the person_events and identities rows derived from a
 // batch of completions, gathered block by block (Add) while the batch's

@@ -15,20 +15,6 @@ import (
 // call hands the same completions.
 type Blocks func(n int, fn func(cs []ingest.Completion) error) error
 
-// SliceBlocks hands cs as Blocks of at most n.
-func SliceBlocks(cs []ingest.Completion) Blocks {
-	return func(n int, fn func([]ingest.Completion) error) error {
-		for len(cs) > 0 {
-			k := min(n, len(cs))
-			if err := fn(cs[:k]); err != nil {
-				return err
-			}
-			cs = cs[k:]
-		}
-		return nil
-	}
-}
-
 // Records is a batch of durable log records as they were read, decoded
 // only a block at a time (Blocks). A completion costs its encoded size in
 // a record until then (178 bytes for a row of BenchmarkImport's file; more
