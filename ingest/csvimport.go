@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -54,7 +55,17 @@ var ErrTooManyRows = fmt.Errorf("more than %d rows: split the file", MaxImportRo
 // hash and the row number, so importing the same file again makes the same
 // ids, and the acceptance pipeline's duplicate check leaves them out.
 func ImportID(fileHash [32]byte, row int) string {
-	return uuid.NewSHA1(importNamespace, append(fileHash[:], strconv.Itoa(row)...)).String()
+	// uuid.NewSHA1(importNamespace, fileHash+row) without its per-call
+	// hasher and buffers (TestImportIDIsUUIDv5 holds the two equal: the
+	// ids of a file must not change between versions).
+	var buf [len(importNamespace) + 32 + 20]byte
+	b := append(append(buf[:0], importNamespace[:]...), fileHash[:]...)
+	sum := sha1.Sum(strconv.AppendInt(b, int64(row), 10))
+	var u uuid.UUID
+	copy(u[:], sum[:])
+	u[6] = u[6]&0x0f | 0x50 // version 5
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return u.String()
 }
 
 var importNamespace = uuid.MustParse("8a5b0c2e-7a51-4c1f-9e0b-5d1f0a3c7e21")
@@ -168,24 +179,33 @@ func (b *bomReader) Read(p []byte) (int, error) {
 // reason codes the API's (INVALID_TIME, FUTURE_TIME, INVALID_EMAIL,
 // VALUE_TOO_LONG, …) plus REQUIRED and INVALID_ROW.
 func (x *CSVReader) Next() (ImportRow, error) {
+	var ir ImportRow
+	err := x.read(&ir.Line, &ir.Row, &ir.Completion, &ir.Errors)
+	return ir, err
+}
+
+// read is Next filling the caller's completion in place (a Completion is
+// large, and an import reads a million of them): line and row are set
+// always, c and errs when err is nil.
+func (x *CSVReader) read(line, row *int, c *Completion, errs *[]FieldError) error {
 	rec, err := x.r.Read()
 	if errors.Is(err, io.EOF) {
-		return ImportRow{}, io.EOF
+		return io.EOF
 	}
 	x.row++
-	line, _ := x.r.FieldPos(0)
-	ir := ImportRow{Line: x.line0 + line, Row: x.row}
+	at, _ := x.r.FieldPos(0)
+	*line, *row = x.line0+at, x.row
 	if x.row > MaxImportRows {
-		return ir, ErrTooManyRows
+		return ErrTooManyRows
 	}
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			ir.Line = x.line0 + pe.StartLine
-			ir.Errors = []FieldError{{Path: "row", Code: "INVALID_ROW", Message: echo(pe.Err.Error(), maxEchoMessage)}}
-			return ir, nil
+			*line = x.line0 + pe.StartLine
+			*errs = []FieldError{{Path: "row", Code: "INVALID_ROW", Message: echo(pe.Err.Error(), maxEchoMessage)}}
+			return nil
 		}
-		return ir, fmt.Errorf("read line %d: %w", ir.Line, err)
+		return fmt.Errorf("read line %d: %w", *line, err)
 	}
 	// Trailing empty cells may be left off (hand-made files do); a row too
 	// short to hold its email and time is caught below as missing them.
@@ -195,39 +215,39 @@ func (x *CSVReader) Next() (ImportRow, error) {
 		}
 		return ""
 	}
-	c := Completion{EventName: x.def.Name, Source: SourceImport, ReceivedAt: x.now.UTC(), Consent: Consent{Analytics: true, Ads: true},
+	*c = Completion{EventName: x.def.Name, Source: SourceImport, ReceivedAt: x.now.UTC(), Consent: Consent{Analytics: true, Ads: true},
 		EventID: ImportID(x.source, x.row)}
-	var errs []FieldError
+	var problems []FieldError
 	email := NormalizeEmail(cell(x.emailAt))
 	switch {
 	case email == "":
-		errs = append(errs, fieldErr("email", "REQUIRED", "email is required"))
+		problems = append(problems, fieldErr("email", "REQUIRED", "email is required"))
 	default:
 		if code, msg := checkIdentifier(email, MaxEmailLen); code != "" {
-			errs = append(errs, fieldErr("email", code, "email %s", msg))
+			problems = append(problems, fieldErr("email", code, "email %s", msg))
 		} else if !isEmailAddress(email) {
-			errs = append(errs, fieldErr("email", "INVALID_EMAIL", "email %q is not a valid address", echo(email, MaxEmailLen)))
+			problems = append(problems, fieldErr("email", "INVALID_EMAIL", "email %q is not a valid address", echo(email, MaxEmailLen)))
 		}
 		c.Identity.Email = email
 	}
 	switch ts := strings.TrimSpace(cell(x.timeAt)); {
 	case ts == "":
-		errs = append(errs, fieldErr("occurred_at", "REQUIRED", "occurred_at is required"))
+		problems = append(problems, fieldErr("occurred_at", "REQUIRED", "occurred_at is required"))
 	default:
 		t, err := ParseTime(ts)
 		switch {
 		case err != nil:
-			errs = append(errs, fieldErr("occurred_at", "INVALID_TIME", "occurred_at: %v", err))
+			problems = append(problems, fieldErr("occurred_at", "INVALID_TIME", "occurred_at: %v", err))
 		case t.After(x.now.Add(MaxFutureSkew)):
-			errs = append(errs, fieldErr("occurred_at", "FUTURE_TIME", "occurred_at %s is in the future", t.Format(time.RFC3339)))
+			problems = append(problems, fieldErr("occurred_at", "FUTURE_TIME", "occurred_at %s is in the future", t.Format(time.RFC3339)))
 		case t.Before(MinOccurredAt):
-			errs = append(errs, fieldErr("occurred_at", "INVALID_TIME", "occurred_at %s is before 1970", t.Format(time.RFC3339)))
+			problems = append(problems, fieldErr("occurred_at", "INVALID_TIME", "occurred_at %s is before 1970", t.Format(time.RFC3339)))
 		default:
 			c.OccurredAt = t
 		}
 	}
 	if len(rec) > len(x.propAt)+2 {
-		errs = append(errs, fieldErr("row", "INVALID_ROW", "%d cells; the header has %d", len(rec), len(x.propAt)+2))
+		problems = append(problems, fieldErr("row", "INVALID_ROW", "%d cells; the header has %d", len(rec), len(x.propAt)+2))
 	}
 	props := make([]Prop, 0, len(x.propAt))
 	for k, i := range x.propAt {
@@ -235,7 +255,6 @@ func (x *CSVReader) Next() (ImportRow, error) {
 			props = append(props, Prop{Name: x.props[k], Value: v})
 		}
 	}
-	errs = append(errs, ApplyProperties(&c, x.def, props, Strict, "properties")...)
-	ir.Completion, ir.Errors = c, errs
-	return ir, nil
+	*errs = append(problems, ApplyProperties(c, x.def, props, Strict, "properties")...)
+	return nil
 }

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 func readCSV(t *testing.T, csvText string, chunk CSVChunk) ([]ImportRow, error) {
@@ -182,5 +185,45 @@ func TestPostImports(t *testing.T) {
 	resp, body2 := h.do(t, "POST", "/imports?event=viewed_car", testToken, "email,colour\n")
 	if resp.StatusCode != 400 || !strings.Contains(string(body2), "colour") {
 		t.Errorf("bad header: %d %s", resp.StatusCode, body2)
+	}
+}
+
+// BenchmarkCSVReader reads rows shaped like BenchmarkImport's (cmd/tally):
+// an email, a time in epoch ms, two properties and hs_page_url.
+func BenchmarkCSVReader(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("email,occurred_at,make,year,hs_page_url\n")
+	const rows = 10_000
+	for i := range rows {
+		fmt.Fprintf(&sb, "person%d@example.com,%d,volvo,%d,https://shop.example.com/cars/%d\n", i, 1764383405353+int64(i)*31_000, 1990+i%35, i)
+	}
+	file := sb.String()
+	cat := NewCatalog([]Definition{testDef})
+	b.SetBytes(int64(len(file)) / rows)
+	b.ReportAllocs()
+	var x *CSVReader
+	for i := 0; b.Loop(); i++ {
+		if i%rows == 0 {
+			var err error
+			if x, err = NewCSVReader(cat, "viewed_car", strings.NewReader(file), CSVChunk{FirstRow: 1, FirstLine: 2}, fixedNow); err != nil {
+				b.Fatal(err)
+			}
+		}
+		r, err := x.Next()
+		if err != nil || len(r.Errors) > 0 {
+			b.Fatal(err, r.Errors)
+		}
+	}
+}
+
+func TestImportIDIsUUIDv5(t *testing.T) {
+	for _, row := range []int{1, 9, 10, 4711, MaxImportRows} {
+		for _, file := range []string{"", "file", "email,occurred_at\na@b.c,0\n"} {
+			h := sha256.Sum256([]byte(file))
+			want := uuid.NewSHA1(importNamespace, append(h[:], strconv.Itoa(row)...)).String()
+			if got := ImportID(h, row); got != want {
+				t.Errorf("ImportID(%q, %d) = %s, want uuid.NewSHA1's %s", file, row, got, want)
+			}
+		}
 	}
 }

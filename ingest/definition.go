@@ -231,7 +231,13 @@ func (p *Property) Normalize(v string) (string, error) {
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return "", fmt.Errorf("%q is not a finite decimal number", v)
 		}
-		return strconv.FormatFloat(f, 'f', -1, 64), nil
+		// Most numbers arrive already in their stored form ("2020"):
+		// keep the caller's string rather than allocate its copy.
+		var buf [32]byte
+		if out := strconv.AppendFloat(buf[:0], f, 'f', -1, 64); string(out) != t {
+			return string(out), nil
+		}
+		return t, nil
 	case TypeDatetime:
 		t, err := ParseTime(v)
 		if err != nil {

@@ -121,6 +121,8 @@ func TestNormalize(t *testing.T) {
 	}{
 		{Property{Type: TypeString}, " any text ", " any text ", false},
 		{Property{Type: TypeNumber}, "2020", "2020", false},
+		{Property{Type: TypeNumber}, " 2020 ", "2020", false},
+		{Property{Type: TypeNumber}, "007", "7", false},
 		{Property{Type: TypeNumber}, "12.50", "12.5", false},
 		{Property{Type: TypeNumber}, "-0.25", "-0.25", false},
 		{Property{Type: TypeNumber}, "1e3", "1000", false},

@@ -122,7 +122,14 @@ func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, reject func([]R
 	}
 	var rejs []Rejection
 	for {
-		r, err := x.Next()
+		// The row is read into the batch's next slot, and left off it
+		// unless good.
+		var r ImportRow
+		batch = batch[:len(batch)+1]
+		err := x.read(&r.Line, &r.Row, &batch[len(batch)-1], &r.Errors)
+		if err != nil || len(r.Errors) > 0 {
+			batch = batch[:len(batch)-1]
+		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -148,7 +155,6 @@ func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, reject func([]R
 			}
 			continue
 		}
-		batch = append(batch, r.Completion)
 		if len(batch) == importCheck {
 			if err := flush(); err != nil {
 				return sum, err

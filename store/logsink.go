@@ -27,6 +27,11 @@ func NewLogSink(l *wal.Log) *LogSink {
 // Write implements ingest.Sink.
 func (s *LogSink) Write(ctx context.Context, cs []ingest.Completion) error {
 	bp := s.bufs.Get().(*[]byte)
+	// A completion takes 150-600 bytes in a record: room for a large batch
+	// at once, not by doubling (an import record holds 1,000 rows).
+	if want := wal.FrameHeader + 256*len(cs); cap(*bp) < want {
+		*bp = make([]byte, 0, want)
+	}
 	*bp = AppendRecord(append((*bp)[:0], make([]byte, wal.FrameHeader)...), cs)
 	_, err := s.log.AppendFrame(ctx, *bp)
 	if cap(*bp) <= 1<<20 { // keep small buffers only: one huge batch must not pin memory
