@@ -250,6 +250,9 @@ func (s *Server) DSN() string {
 // Port is the server's native-protocol port on 127.0.0.1.
 func (s *Server) Port() int { return s.port }
 
+// Pid is the server process's id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Exited is closed when the server process has ended, asked to or not.
 func (s *Server) Exited() <-chan struct{} { return s.exited }
 

@@ -60,6 +60,15 @@ func DSN(t testing.TB) string {
 	return shared.dsn
 }
 
+// ServerPid is the process id of the server DSN started, or 0 when the
+// tests use an existing server (EnvDSN) or none was started.
+func ServerPid() int {
+	if shared.server == nil {
+		return 0
+	}
+	return shared.server.Pid()
+}
+
 // Main runs the tests, then stops the shared server and removes its files:
 //
 //	func TestMain(m *testing.M) { chtest.Main(m) }
