@@ -109,11 +109,19 @@ func TestCSVReaderHeader(t *testing.T) {
 
 // setFilter is an ImportFilter over a set.
 type setFilter struct {
-	mu   sync.Mutex
-	seen map[string]bool
+	mu     sync.Mutex
+	seen   map[string]bool
+	begins []string // "hash run" of each Begin
 }
 
-func (f *setFilter) Known(_ context.Context, cs []Completion) ([]bool, error) {
+func (f *setFilter) Begin(_ context.Context, file [32]byte, run string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.begins = append(f.begins, fmt.Sprintf("%x %s", file, run))
+	return true, nil
+}
+
+func (f *setFilter) Known(_ context.Context, cs []Completion, _ bool) ([]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.seen == nil {
@@ -137,11 +145,12 @@ func (f *setFilter) Forget(cs []Completion) {
 
 func TestPostImports(t *testing.T) {
 	h := &apiHarness{sink: &fakeSink{}, rej: &fakeRejections{}}
+	filter := &setFilter{}
 	c, err := NewCollector(Config{
 		Tokens:      []Token{{Name: "crm", Token: testToken}, {Name: "bi", Token: readToken, Scopes: []string{ScopeRead}}},
 		Definitions: []Definition{testDef},
 		Pipeline:    NewPipeline(PipelineConfig{Sink: h.sink}), Rejections: h.rej,
-		Import: ImportConfig{Pipeline: NewPipeline(PipelineConfig{Sink: h.sink}), Filter: &setFilter{}},
+		Import: ImportConfig{Pipeline: NewPipeline(PipelineConfig{Sink: h.sink}), Filter: filter},
 		Now:    func() time.Time { return fixedNow },
 	})
 	if err != nil {
@@ -181,6 +190,22 @@ func TestPostImports(t *testing.T) {
 	}
 	if code, _, body := post(readToken); code != 403 {
 		t.Errorf("read-only token: %d %s; want 403", code, body)
+	}
+	// Each request without a run id is a run of its own; one with an id
+	// tells its run, so that the filter looks among stored rows only for
+	// a file imported before.
+	if len(filter.begins) != 2 || filter.begins[0] == filter.begins[1] ||
+		!strings.HasPrefix(filter.begins[0], fmt.Sprintf("%x ", sha256.Sum256([]byte(b.String())))) {
+		t.Errorf("Begin calls %q; want two with the file's hash and distinct runs", filter.begins)
+	}
+	file := "email,occurred_at\na@example.com,2026-01-01T00:00:00Z\n"
+	if resp, body := h.do(t, "POST", "/imports?event=viewed_car&run=run-1", testToken, file); resp.StatusCode != 200 ||
+		filter.begins[len(filter.begins)-1] != fmt.Sprintf("%x run-1", sha256.Sum256([]byte(file))) {
+		t.Errorf("import with a run id: %d %s; Begin calls %q", resp.StatusCode, body, filter.begins)
+	}
+	if resp, body := h.do(t, "POST", "/imports?event=viewed_car&run="+strings.Repeat("r", 65), testToken, file); resp.StatusCode != 400 ||
+		!strings.Contains(string(body), "run must be at most 64 characters") {
+		t.Errorf("a 65-character run id: %d %s; want 400", resp.StatusCode, body)
 	}
 	resp, body2 := h.do(t, "POST", "/imports?event=viewed_car", testToken, "email,colour\n")
 	if resp.StatusCode != 400 || !strings.Contains(string(body2), "colour") {

@@ -11,15 +11,25 @@ import (
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 )
 
 // ImportFilter keeps an import from adding what is already there. It is
 // not the live Deduper: an import of a million rows must not evict the
 // event ids of live traffic from it.
 type ImportFilter interface {
-	// Known reports, for each completion, whether it was stored or
-	// accepted before; the others are remembered as accepted from now on.
-	Known(ctx context.Context, cs []Completion) ([]bool, error)
+	// Begin is called before the rows of a request are checked: file is
+	// the content hash of the file they come from, run the import run
+	// they belong to (the parts `tally import` sends share one). It
+	// records the run durably, and answers whether another run of the
+	// same file began before. Only then can rows of the file be stored
+	// already: a file's rows have ids no other file makes (ImportID).
+	Begin(ctx context.Context, file [32]byte, run string) (again bool, err error)
+	// Known reports, for each completion, whether it was accepted before;
+	// the others are remembered as accepted from now on. With stored set
+	// (Begin answered again) it looks among the stored rows too;
+	// otherwise only in what this process accepted.
+	Known(ctx context.Context, cs []Completion, stored bool) ([]bool, error)
 	// Forget undoes Known's remembering, for completions the pipeline then
 	// refused (a full log), so that a retry is not taken for a duplicate.
 	Forget(cs []Completion)
@@ -75,6 +85,8 @@ const (
 	// of a few hundred bytes is a ~0.5 MB record, inside a 1 MiB segment
 	// and the readers' 4 MiB batches.
 	importRecord = 1000
+	// maxRunID bounds the run query parameter of POST /imports.
+	maxRunID = 64
 	// maxImportErrors bounds the rows listed in one answer.
 	maxImportErrors = 10_000
 )
@@ -84,15 +96,21 @@ const (
 // maxImportErrors) and passed to reject. It stops at the first error of
 // the filter or pipeline (ErrFull, wrapped, when the log is full): what
 // was accepted before stays, and a retry of the same rows finds it known.
-func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, reject func([]Rejection)) (ImportSummary, error) {
+//
+// run names the import run the rows belong to (see ImportFilter.Begin).
+func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, run string, reject func([]Rejection)) (ImportSummary, error) {
 	var sum ImportSummary
 	sum.ByReason = map[string]int{}
+	again, err := cfg.Filter.Begin(ctx, x.source, run)
+	if err != nil {
+		return sum, fmt.Errorf("record the import of the file: %w", err)
+	}
 	batch := make([]Completion, 0, importCheck)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		known, err := cfg.Filter.Known(ctx, batch)
+		known, err := cfg.Filter.Known(ctx, batch, again)
 		if err != nil {
 			return fmt.Errorf("check imported rows against stored ones: %w", err)
 		}
@@ -194,7 +212,15 @@ func (c *Collector) importCSV(ctx *fiber.Ctx) error {
 	if err != nil {
 		return writeEnvelope(ctx, fiber.StatusBadRequest, envelope{Category: "VALIDATION_ERROR", Message: err.Error()})
 	}
-	sum, err := Import(ctx.UserContext(), c.cfg.Import, x, func(rs []Rejection) {
+	// Parts sent with one run id are one import; a request without one is
+	// a run of its own.
+	run := ctx.Query("run")
+	if run == "" {
+		run = uuid.NewString()
+	} else if len(run) > maxRunID {
+		return writeEnvelope(ctx, fiber.StatusBadRequest, envelope{Category: "VALIDATION_ERROR", Message: fmt.Sprintf("run must be at most %d characters", maxRunID)})
+	}
+	sum, err := Import(ctx.UserContext(), c.cfg.Import, x, run, func(rs []Rejection) {
 		for i := range rs {
 			rs[i].At = now.UTC()
 		}

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/tally-analytics/tally/ingest"
 )
@@ -12,24 +15,103 @@ import (
 // (it may still be in the durable log, not yet in ClickHouse). It has its
 // own Deduper, so an import never evicts live traffic's event ids from the
 // collector's.
+//
+// The runs that began importing a file are recorded in import_files, so
+// that only a file imported before costs a lookup of stored ids for each
+// part: for a file's first import, it makes none.
 type ImportFilter struct {
 	conn Conn
 	db   string
 	seen *Deduper
+
+	mu    sync.Mutex
+	began map[fileRun]bool // runs this process recorded, and whether another began before
 }
+
+type fileRun struct {
+	file [32]byte
+	run  string
+}
+
+// maxBegan bounds ImportFilter.began: past it, the memory starts afresh
+// (a run then records itself again, which is harmless).
+const maxBegan = 10_000
 
 // NewImportFilter returns a filter over database's events, remembering
 // what it accepted in seen.
 func NewImportFilter(conn Conn, database string, seen *Deduper) *ImportFilter {
-	return &ImportFilter{conn: conn, db: quoteIdent(database), seen: seen}
+	return &ImportFilter{conn: conn, db: quoteIdent(database), seen: seen, began: map[fileRun]bool{}}
+}
+
+const importFilesDDL = `CREATE TABLE IF NOT EXISTS {db}.import_files
+(
+    file       String COMMENT 'SHA-256 of the imported file, in hex',
+    run        String COMMENT 'the import run: the parts tally import sends share one',
+    started_at DateTime('UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (file, run)`
+
+// Begin implements ingest.ImportFilter. The run is recorded before
+// another run is looked for: of two runs of one file begun at once, each
+// then finds the other, and both look among the stored rows.
+func (f *ImportFilter) Begin(ctx context.Context, file [32]byte, run string) (bool, error) {
+	k := fileRun{file, run}
+	f.mu.Lock()
+	again, ok := f.began[k]
+	f.mu.Unlock()
+	if ok && again {
+		return true, nil
+	}
+	hexFile := hex.EncodeToString(file[:])
+	if !ok {
+		b, err := f.conn.PrepareBatch(ctx, "INSERT INTO "+f.db+".import_files (file, run, started_at)")
+		if err != nil {
+			return false, fmt.Errorf("record import run: %w", err)
+		}
+		if err := b.Append(hexFile, run, time.Now().UTC()); err != nil {
+			return false, fmt.Errorf("record import run: %w", err)
+		}
+		if err := b.Send(); err != nil {
+			return false, fmt.Errorf("record import run: %w", err)
+		}
+	}
+	rows, err := f.conn.Query(ctx, "SELECT count() FROM "+f.db+".import_files WHERE file = ? AND run != ?", hexFile, run)
+	if err != nil {
+		return false, fmt.Errorf("look up earlier imports of the file: %w", err)
+	}
+	var others uint64
+	for rows.Next() {
+		if err := rows.Scan(&others); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("look up earlier imports of the file: %w", err)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("look up earlier imports of the file: %w", err)
+	}
+	f.mu.Lock()
+	if len(f.began) >= maxBegan {
+		clear(f.began)
+	}
+	f.began[k] = others > 0
+	f.mu.Unlock()
+	return others > 0, nil
 }
 
 // Known implements ingest.ImportFilter. The events lookup names the rows'
 // sites, event names and occurred range with their ids, so it reads the
 // granules of that key range only.
-func (f *ImportFilter) Known(ctx context.Context, cs []ingest.Completion) ([]bool, error) {
+func (f *ImportFilter) Known(ctx context.Context, cs []ingest.Completion, stored bool) ([]bool, error) {
 	out := make([]bool, len(cs))
 	if len(cs) == 0 {
+		return out, nil
+	}
+	if !stored {
+		for i := range cs {
+			out[i] = !f.seen.FirstSeen(cs[i].EventName, cs[i].EventID)
+		}
 		return out, nil
 	}
 	sites, names := map[string]bool{}, map[string]bool{}

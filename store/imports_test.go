@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"testing"
 	"time"
@@ -25,18 +26,72 @@ func TestImportFilter(t *testing.T) {
 
 	f := NewImportFilter(conn, db, NewDeduper(DeduperConfig{MaxKeys: 100}))
 	offer := []ingest.Completion{row(0, ingest.SourceImport), row(1, ingest.SourceImport), row(2, ingest.SourceImport), row(3, ingest.SourceImport)}
-	known, err := f.Known(ctx, offer)
+	known, err := f.Known(ctx, offer, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(known) != "[true true false false]" {
 		t.Errorf("Known = %v; want [true true false false]", known)
 	}
-	if known, _ := f.Known(ctx, offer[2:]); fmt.Sprint(known) != "[true true]" {
+	if known, _ := f.Known(ctx, offer[2:], true); fmt.Sprint(known) != "[true true]" {
 		t.Errorf("Known again = %v; want [true true]", known)
 	}
 	f.Forget(offer[3:])
-	if known, _ := f.Known(ctx, offer[3:]); fmt.Sprint(known) != "[false]" {
+	if known, _ := f.Known(ctx, offer[3:], true); fmt.Sprint(known) != "[false]" {
 		t.Errorf("Known after Forget = %v; want [false]", known)
+	}
+}
+
+// TestImportFilterBegin: a file's first run, and the parts of that run, do
+// not look among stored rows; a later run of the same file does, in a new
+// process too, and so does the first run once a second has begun.
+func TestImportFilterBegin(t *testing.T) {
+	conn, db := migrated(t)
+	ctx := context.Background()
+	file, other := sha256.Sum256([]byte("history.csv")), sha256.Sum256([]byte("other.csv"))
+	begin := func(f *ImportFilter, file [32]byte, run string, want bool) {
+		t.Helper()
+		again, err := f.Begin(ctx, file, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again != want {
+			t.Errorf("Begin(%x…, %s) = %v; want %v", file[:4], run, again, want)
+		}
+	}
+	f := NewImportFilter(conn, db, NewDeduper(DeduperConfig{MaxKeys: 100}))
+	begin(f, file, "run-1", false)
+	begin(f, file, "run-1", false) // its next part
+	begin(f, other, "run-1", false)
+	// A new process: its memory is empty, the table is not.
+	g := NewImportFilter(conn, db, NewDeduper(DeduperConfig{MaxKeys: 100}))
+	begin(g, file, "run-2", true)
+	begin(g, other, "run-1", false)
+	begin(f, file, "run-1", true) // run-1's next part, now that run-2 began
+
+	// Without looking among stored rows, a stored row is new to a process
+	// that has not accepted it.
+	in := NewInserter(conn, db)
+	c := ingest.Completion{EventID: "stored-1", EventName: "viewed_car", Source: ingest.SourceImport, OccurredAt: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)}
+	writeCompletions(t, in, []ingest.Completion{c})
+	if known, _ := g.Known(ctx, []ingest.Completion{c}, false); fmt.Sprint(known) != "[false]" {
+		t.Errorf("Known(stored=false) of a stored row = %v; want [false]", known)
+	}
+	if known, _ := NewImportFilter(conn, db, NewDeduper(DeduperConfig{MaxKeys: 100})).Known(ctx, []ingest.Completion{c}, true); fmt.Sprint(known) != "[true]" {
+		t.Errorf("Known(stored=true) of a stored row = %v; want [true]", known)
+	}
+	var n uint64
+	rows, err := conn.Query(ctx, "SELECT count() FROM `"+db+"`.import_files FINAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows.Close()
+	if n != 3 {
+		t.Errorf("import_files holds %d runs; want 3 (file run-1, other run-1, file run-2)", n)
 	}
 }

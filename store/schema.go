@@ -224,6 +224,8 @@ func migrations() []migration {
 			{"events", "debug", "UInt8 DEFAULT 0"},
 			{"events", "mirror", "Array(String) DEFAULT []"},
 		}},
+		// The runs that began importing each file (imports.go).
+		{8, "import_files", []string{importFilesDDL}, nil},
 	}
 }
 

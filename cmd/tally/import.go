@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
@@ -164,6 +165,9 @@ func runImport(ctx context.Context, opt importOptions, in io.ReadSeeker) (ingest
 		return sum, fmt.Errorf("read %s: %w", opt.Name, err)
 	}
 	hash := hex.EncodeToString(h.Sum(nil))
+	// Its parts share a run id: tally looks among stored rows for them only
+	// when another run of the same file began before.
+	run := uuid.NewString()
 	if _, err := in.Seek(0, io.SeekStart); err != nil {
 		return sum, err
 	}
@@ -235,7 +239,7 @@ func runImport(ctx context.Context, opt importOptions, in io.ReadSeeker) (ingest
 		inflight = append(inflight, p)
 		go func(row, line int) {
 			defer close(p.done)
-			p.sum, p.err = postImport(ctx, client, opt, hash, row, line, p.body.Bytes())
+			p.sum, p.err = postImport(ctx, client, opt, hash, run, row, line, p.body.Bytes())
 		}(firstRow, firstLine)
 		firstRow += rows
 		rows = 0
@@ -325,8 +329,8 @@ type importPart struct {
 
 // postImport sends one part, retrying while tally answers 503 (its log is
 // full) or cannot be reached for a moment.
-func postImport(ctx context.Context, client *http.Client, opt importOptions, hash string, row, line int, body []byte) (ingest.ImportSummary, error) {
-	q := url.Values{"event": {opt.Event}, "hash": {hash}, "row": {strconv.Itoa(row)}, "line": {strconv.Itoa(line)}}
+func postImport(ctx context.Context, client *http.Client, opt importOptions, hash, run string, row, line int, body []byte) (ingest.ImportSummary, error) {
+	q := url.Values{"event": {opt.Event}, "hash": {hash}, "run": {run}, "row": {strconv.Itoa(row)}, "line": {strconv.Itoa(line)}}
 	u := strings.TrimSuffix(opt.URL, "/") + "/imports?" + q.Encode()
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, "POST", u, bytes.NewReader(body))

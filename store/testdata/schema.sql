@@ -174,3 +174,12 @@ CREATE TABLE IF NOT EXISTS `tally`.erasures
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(erased_at)
 ORDER BY erased_at;
+
+CREATE TABLE IF NOT EXISTS `tally`.import_files
+(
+    file       String COMMENT 'SHA-256 of the imported file, in hex',
+    run        String COMMENT 'the import run: the parts tally import sends share one',
+    started_at DateTime('UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (file, run);

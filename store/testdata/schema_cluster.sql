@@ -186,3 +186,12 @@ CREATE TABLE IF NOT EXISTS `tally`.erasures ON CLUSTER `tally_cluster`
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/tally/erasures', '{shard}-{replica}')
 PARTITION BY toYYYYMM(erased_at)
 ORDER BY erased_at;
+
+CREATE TABLE IF NOT EXISTS `tally`.import_files ON CLUSTER `tally_cluster`
+(
+    file       String,
+    run        String,
+    started_at DateTime('UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/tally/import_files', '{shard}-{replica}')
+ORDER BY (file, run);
