@@ -103,6 +103,9 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 		_ = reg.Register(corrupt)
 	}
 	recovered := lastIndex == 0 || existing == nil
+	// The person rows of a batch, reused by the next: nothing holds them
+	// once handle returns.
+	var rows PersonRows
 	handle := func(ctx context.Context, recs *Records, through uint64) error {
 		all := Blocks(recs.Blocks)
 		persons := cfg.Persons
@@ -154,7 +157,7 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 			// INSERT encodes also gives its person rows, and once the last
 			// block is sent they are written while ClickHouse stores the
 			// events part.
-			var rows PersonRows
+			rows.reset()
 			events := blocks
 			blocks = func(n int, fn func([]ingest.Completion) error) error {
 				err := events(n, func(cs []ingest.Completion) error {

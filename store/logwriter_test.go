@@ -160,6 +160,43 @@ func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 }
 
 // While inserts fail the records stay in the log, and Close with a passed
+// Each batch writes the person rows of its own completions, once: the
+// writer reuses their room from one batch to the next.
+func TestLogWriterPersonRowsOncePerBatch(t *testing.T) {
+	conn, db := migrated(t)
+	l := openLog(t, t.TempDir())
+	cs := manyCompletions(0, 300)
+	for i := range cs {
+		cs[i].Identity.Email = fmt.Sprintf("p%d@example.com", i)
+		cs[i].VisitorID = fmt.Sprintf("v%d", i)
+	}
+	in := NewInserter(conn, db)
+	var batches atomic.Int32
+	persons := func(ctx context.Context, rows *PersonRows) error {
+		batches.Add(1)
+		return in.InsertPersonRows(ctx, rows)
+	}
+	w := startLogWriter(t, l, conn, db, LogWriterConfig{FlushRows: 100, FlushAge: time.Millisecond, Persons: persons})
+	for k := 0; k < 3; k++ {
+		appendRecords(t, l, cs[k*100:(k+1)*100])
+		for deadline := time.Now().Add(30 * time.Second); w.Pending() > 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	closeLogWriter(t, w, 30*time.Second)
+	if n := batches.Load(); n < 3 {
+		t.Errorf("%d batches; want at least 3", n)
+	}
+	// Plain counts: a row left over from an earlier batch would be written
+	// twice.
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".person_events"); got != 600 {
+		t.Errorf("person_events rows = %d; want 600 (an email and a visitor row for each of 300)", got)
+	}
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".identities"); got != 300 {
+		t.Errorf("identities rows = %d; want 300", got)
+	}
+}
+
 // deadline leaves them there for the next start, which writes them.
 func TestLogWriterKeepsRecordsThroughFailures(t *testing.T) {
 	conn, db := migrated(t)

@@ -136,6 +136,22 @@ type PersonRows struct {
 
 type personLink struct{ kind, value, visitor string }
 
+// reset empties p, keeping its room for the next batch.
+func (p *PersonRows) reset() {
+	clear(p.person)
+	clear(p.name)
+	clear(p.id)
+	clear(p.site)
+	clear(p.kind)
+	clear(p.value)
+	clear(p.visitor)
+	clear(p.lsite)
+	p.person, p.name, p.id, p.site = p.person[:0], p.name[:0], p.id[:0], p.site[:0]
+	p.at, p.ms = p.at[:0], p.ms[:0]
+	p.kind, p.value, p.visitor, p.lsite, p.seen = p.kind[:0], p.value[:0], p.visitor[:0], p.lsite[:0], p.seen[:0]
+	clear(p.links)
+}
+
 // Add derives the rows of cs.
 func (p *PersonRows) Add(cs []ingest.Completion) {
 	if p.links == nil {
