@@ -111,19 +111,31 @@ func TestCSVReaderHeader(t *testing.T) {
 type setFilter struct {
 	mu     sync.Mutex
 	seen   map[string]bool
-	begins []string // "hash run" of each Begin
+	begins []string          // "hash run" of each Begin
+	runs   map[string]string // file hash → the run that began it first
+	stored []bool            // the stored argument of each Known
 }
 
+// Begin answers again when another run of the file began before.
 func (f *setFilter) Begin(_ context.Context, file [32]byte, run string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.begins = append(f.begins, fmt.Sprintf("%x %s", file, run))
-	return true, nil
+	key := fmt.Sprintf("%x", file)
+	f.begins = append(f.begins, key+" "+run)
+	if f.runs == nil {
+		f.runs = map[string]string{}
+	}
+	first, ok := f.runs[key]
+	if !ok {
+		f.runs[key] = run
+	}
+	return ok && first != run, nil
 }
 
-func (f *setFilter) Known(_ context.Context, cs []Completion, _ bool) ([]bool, error) {
+func (f *setFilter) Known(_ context.Context, cs []Completion, stored bool) ([]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.stored = append(f.stored, stored)
 	if f.seen == nil {
 		f.seen = map[string]bool{}
 	}
@@ -194,6 +206,11 @@ func TestPostImports(t *testing.T) {
 	// Each request without a run id is a run of its own; one with an id
 	// tells its run, so that the filter looks among stored rows only for
 	// a file imported before.
+	// The first run of the file looks only in memory; the second among the
+	// stored rows too.
+	if fmt.Sprint(filter.stored) != "[false true]" {
+		t.Errorf("Known's stored argument in the two runs: %v; want [false true]", filter.stored)
+	}
 	if len(filter.begins) != 2 || filter.begins[0] == filter.begins[1] ||
 		!strings.HasPrefix(filter.begins[0], fmt.Sprintf("%x ", sha256.Sum256([]byte(b.String())))) {
 		t.Errorf("Begin calls %q; want two with the file's hash and distinct runs", filter.begins)
