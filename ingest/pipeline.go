@@ -92,11 +92,20 @@ func (p *Pipeline) Accept(ctx context.Context, cs []Completion) error {
 		}
 		return err
 	}
-	for i := range fresh {
-		p.accepted.WithLabelValues(string(fresh[i].Source)).Inc()
-		if len(fresh[i].Truncated) > 0 {
-			p.truncated.Inc()
+	// Counted by runs of one source (a request's completions share theirs),
+	// not a label lookup per completion.
+	for i := 0; i < len(fresh); {
+		j := i + 1
+		for j < len(fresh) && fresh[j].Source == fresh[i].Source {
+			j++
 		}
+		p.accepted.WithLabelValues(string(fresh[i].Source)).Add(float64(j - i))
+		for k := i; k < j; k++ {
+			if len(fresh[k].Truncated) > 0 {
+				p.truncated.Inc()
+			}
+		}
+		i = j
 	}
 	if p.cfg.Observe != nil {
 		p.cfg.Observe(fresh)

@@ -3,8 +3,11 @@ package ingest
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Observe sees what was made durable: new completions only, and nothing
@@ -36,5 +39,36 @@ func TestPipelineObservesWhatIsDurable(t *testing.T) {
 	}
 	if want := []string{"a", "b", "c"}; !slices.Equal(seen, want) {
 		t.Errorf("observed %q; want %q", seen, want)
+	}
+}
+
+// The accepted counter counts each completion under its own source, and
+// the truncated counter each completion with something cut.
+func TestPipelineCountsBySource(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p := NewPipeline(PipelineConfig{Sink: &fakeSink{}, Registerer: reg})
+	cs := []Completion{{EventID: "1", Source: SourceAPI}, {EventID: "2", Source: SourceAPI, Truncated: []string{"x: cut"}},
+		{EventID: "3", Source: SourceImport}, {EventID: "4", Source: SourceAPI}, {EventID: "5", Source: SourceImport, Truncated: []string{"y: cut"}}}
+	if err := p.Accept(context.Background(), cs); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			got[name] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{"tally_completions_accepted_total{source=api}": 3, "tally_completions_accepted_total{source=import}": 2,
+		"tally_completions_truncated_total": 2, "tally_completions_duplicate_total": 0}
+	if !maps.Equal(got, want) {
+		t.Errorf("counters %v; want %v", got, want)
 	}
 }
