@@ -103,9 +103,6 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 		_ = reg.Register(corrupt)
 	}
 	recovered := lastIndex == 0 || existing == nil
-	// The person rows of a batch, reused by the next: nothing holds them
-	// once handle returns.
-	var rows PersonRows
 	handle := func(ctx context.Context, recs *Records, through uint64) error {
 		all := Blocks(recs.Blocks)
 		persons := cfg.Persons
@@ -157,7 +154,11 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 			// INSERT encodes also gives its person rows, and once the last
 			// block is sent they are written while ClickHouse stores the
 			// events part.
-			rows.reset()
+			// Room for a row per completion up front, not grown by
+			// doubling. It is not kept for the next batch: held between
+			// batches, a large batch's rows (and their map) would stay in
+			// a heap that runs under serve's soft memory limit.
+			rows := newPersonRows(recs.Rows())
 			events := blocks
 			blocks = func(n int, fn func([]ingest.Completion) error) error {
 				err := events(n, func(cs []ingest.Completion) error {
@@ -166,7 +167,7 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 				})
 				if err == nil && personsDone == nil {
 					personsDone = make(chan error, 1)
-					go func() { personsDone <- persons(ctx, &rows) }()
+					go func() { personsDone <- persons(ctx, rows) }()
 				}
 				return err
 			}

@@ -160,8 +160,7 @@ func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 }
 
 // While inserts fail the records stay in the log, and Close with a passed
-// Each batch writes the person rows of its own completions, once: the
-// writer reuses their room from one batch to the next.
+// Each batch writes the person rows of its own completions, once.
 func TestLogWriterPersonRowsOncePerBatch(t *testing.T) {
 	conn, db := migrated(t)
 	l := openLog(t, t.TempDir())

@@ -136,20 +136,10 @@ type PersonRows struct {
 
 type personLink struct{ kind, value, visitor string }
 
-// reset empties p, keeping its room for the next batch.
-func (p *PersonRows) reset() {
-	clear(p.person)
-	clear(p.name)
-	clear(p.id)
-	clear(p.site)
-	clear(p.kind)
-	clear(p.value)
-	clear(p.visitor)
-	clear(p.lsite)
-	p.person, p.name, p.id, p.site = p.person[:0], p.name[:0], p.id[:0], p.site[:0]
-	p.at, p.ms = p.at[:0], p.ms[:0]
-	p.kind, p.value, p.visitor, p.lsite, p.seen = p.kind[:0], p.value[:0], p.visitor[:0], p.lsite[:0], p.seen[:0]
-	clear(p.links)
+// newPersonRows returns PersonRows with room for n person rows.
+func newPersonRows(n int) *PersonRows {
+	return &PersonRows{person: make([]string, 0, n), name: make([]string, 0, n), id: make([]string, 0, n), site: make([]string, 0, n),
+		at: make([]time.Time, 0, n), ms: make([]uint16, 0, n)}
 }
 
 // Add derives the rows of cs.
