@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,7 +218,7 @@ func rawInsertRate(b *testing.B, cfgPath, csvPath string) float64 {
 		if err != nil {
 			b.Fatal(err)
 		}
-		en, err := enrich.New(enrich.Config{}, slog.New(slog.DiscardHandler))
+		en, err := enrich.New(enrich.Config{}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -19,8 +19,11 @@ type Enricher struct {
 // New builds an Enricher. With Config.GeoIP.CityDB empty there is no geo
 // and no error; a configured database that is missing, unreadable, corrupt or
 // not a City database is an error, so tally refuses to start rather than
-// store empty places.
+// store empty places. log may be nil.
 func New(cfg Config, log *slog.Logger) (*Enricher, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if cfg.UACacheSize <= 0 {
 		cfg.UACacheSize = DefaultUACacheSize
 	}

@@ -89,6 +89,14 @@ func TestEnrichWithoutGeoIP(t *testing.T) {
 	}
 }
 
+func TestNewWithoutLogger(t *testing.T) {
+	e, err := New(Config{}, nil)
+	if err != nil {
+		t.Fatalf("New(no logger) error: %v", err)
+	}
+	e.Close()
+}
+
 func TestNewGeoIPErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "GeoLite2-City.mmdb")
 	_, err := New(Config{GeoIP: GeoIPConfig{CityDB: missing}}, discard())
