@@ -111,10 +111,7 @@ func NewAdmin(cfg AdminConfig) *Admin {
 	// loopback clients, or others with a console token as Authorization:
 	// Bearer.
 	app.Use("/debug/pprof", func(ctx *fiber.Ctx) error {
-		if ctx.Context().RemoteIP().IsLoopback() {
-			return ctx.Next()
-		}
-		if _, ok := tokenIndex(ctx, cfg.Tokens, ScopeConsole); ok {
+		if loopbackOrBearer(ctx, cfg.Tokens, ScopeConsole) {
 			return ctx.Next()
 		}
 		return ctx.Status(fiber.StatusUnauthorized).SendString("profiles answer loopback clients, or send Authorization: Bearer <a token whose scopes include console>")
@@ -151,16 +148,23 @@ const streamHeartbeat = 15 * time.Second
 // consoleCookie keeps a console token given as ?token= for /console.
 const consoleCookie = "tally_console"
 
+// loopbackOrBearer reports whether the request comes from loopback or
+// carries, as Authorization: Bearer, a token with scope.
+func loopbackOrBearer(ctx *fiber.Ctx, tokens []Token, scope string) bool {
+	if ctx.Context().RemoteIP().IsLoopback() {
+		return true
+	}
+	_, ok := tokenIndex(ctx, tokens, scope)
+	return ok
+}
+
 // consoleAccess lets loopback clients through, and others with a console
 // token: as Authorization: Bearer, in the console cookie, or as ?token=,
 // which is then set as the cookie and removed from the address by a
 // redirect (so it does not stay in the browser's history).
 func consoleAccess(tokens []Token) fiber.Handler {
 	return func(ctx *fiber.Ctx) error {
-		if ctx.Context().RemoteIP().IsLoopback() {
-			return ctx.Next()
-		}
-		if _, ok := tokenIndex(ctx, tokens, ScopeConsole); ok {
+		if loopbackOrBearer(ctx, tokens, ScopeConsole) {
 			return ctx.Next()
 		}
 		if q := ctx.Query("token"); q != "" && validToken(tokens, q, ScopeConsole) {

@@ -180,32 +180,32 @@ func (b *bomReader) Read(p []byte) (int, error) {
 // VALUE_TOO_LONG, …) plus REQUIRED and INVALID_ROW.
 func (x *CSVReader) Next() (ImportRow, error) {
 	var ir ImportRow
-	err := x.read(&ir.Line, &ir.Row, &ir.Completion, &ir.Errors)
+	var err error
+	ir.Line, ir.Row, ir.Errors, err = x.read(&ir.Completion)
 	return ir, err
 }
 
 // read is Next filling the caller's completion in place (a Completion is
-// large, and an import reads a million of them): line and row are set
-// always, c and errs when err is nil.
-func (x *CSVReader) read(line, row *int, c *Completion, errs *[]FieldError) error {
+// large, and an import reads a million of them). It returns the row's line
+// and number, always, and its problems; c is filled when there are none.
+func (x *CSVReader) read(c *Completion) (line, row int, problems []FieldError, err error) {
 	rec, err := x.r.Read()
 	if errors.Is(err, io.EOF) {
-		return io.EOF
+		return 0, 0, nil, io.EOF
 	}
 	x.row++
 	at, _ := x.r.FieldPos(0)
-	*line, *row = x.line0+at, x.row
+	line, row = x.line0+at, x.row
 	if x.row > MaxImportRows {
-		return ErrTooManyRows
+		return line, row, nil, ErrTooManyRows
 	}
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			*line = x.line0 + pe.StartLine
-			*errs = []FieldError{{Path: "row", Code: "INVALID_ROW", Message: echo(pe.Err.Error(), maxEchoMessage)}}
-			return nil
+			line = x.line0 + pe.StartLine
+			return line, row, []FieldError{{Path: "row", Code: "INVALID_ROW", Message: echo(pe.Err.Error(), maxEchoMessage)}}, nil
 		}
-		return fmt.Errorf("read line %d: %w", *line, err)
+		return line, row, nil, fmt.Errorf("read line %d: %w", line, err)
 	}
 	// Trailing empty cells may be left off (hand-made files do); a row too
 	// short to hold its email and time is caught below as missing them.
@@ -217,7 +217,6 @@ func (x *CSVReader) read(line, row *int, c *Completion, errs *[]FieldError) erro
 	}
 	*c = Completion{EventName: x.def.Name, Source: SourceImport, ReceivedAt: x.now.UTC(), Consent: Consent{Analytics: true, Ads: true},
 		EventID: ImportID(x.source, x.row)}
-	var problems []FieldError
 	email := NormalizeEmail(cell(x.emailAt))
 	switch {
 	case email == "":
@@ -255,6 +254,5 @@ func (x *CSVReader) read(line, row *int, c *Completion, errs *[]FieldError) erro
 			props = append(props, Prop{Name: x.props[k], Value: v})
 		}
 	}
-	*errs = append(problems, ApplyProperties(c, x.def, props, Strict, "properties")...)
-	return nil
+	return line, row, append(problems, ApplyProperties(c, x.def, props, Strict, "properties")...), nil
 }

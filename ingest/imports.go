@@ -142,10 +142,9 @@ func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, run string, rej
 	for {
 		// The row is read into the batch's next slot, and left off it
 		// unless good.
-		var r ImportRow
 		batch = batch[:len(batch)+1]
-		err := x.read(&r.Line, &r.Row, &batch[len(batch)-1], &r.Errors)
-		if err != nil || len(r.Errors) > 0 {
+		line, row, problems, err := x.read(&batch[len(batch)-1])
+		if err != nil || len(problems) > 0 {
 			batch = batch[:len(batch)-1]
 		}
 		if errors.Is(err, io.EOF) {
@@ -154,19 +153,19 @@ func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, run string, rej
 		if err != nil {
 			return sum, err
 		}
-		if len(r.Errors) > 0 {
+		if len(problems) > 0 {
 			sum.Rejected++
-			e := r.Errors[0]
+			e := problems[0]
 			sum.ByReason[e.Code]++
 			if len(sum.Errors) < maxImportErrors {
 				msg := e.Message
-				if len(r.Errors) > 1 {
-					msg += fmt.Sprintf(" (and %d more problems)", len(r.Errors)-1)
+				if len(problems) > 1 {
+					msg += fmt.Sprintf(" (and %d more problems)", len(problems)-1)
 				}
-				sum.Errors = append(sum.Errors, ImportError{Line: r.Line, Row: r.Row, In: e.Path, Code: e.Code, Message: msg})
+				sum.Errors = append(sum.Errors, ImportError{Line: line, Row: row, In: e.Path, Code: e.Code, Message: msg})
 			}
 			rejs = append(rejs, Rejection{Source: SourceImport, EventName: x.def.Name, Reason: e.Code, Field: e.Path,
-				Payload: "line " + strconv.Itoa(r.Line) + ": " + e.Message})
+				Payload: "line " + strconv.Itoa(line) + ": " + e.Message})
 			if len(rejs) >= importRecord {
 				reject(rejs)
 				rejs = nil
@@ -192,6 +191,15 @@ func (c *Collector) importCSV(ctx *fiber.Ctx) error {
 	if c.cfg.Import.Pipeline == nil || c.cfg.Import.Filter == nil {
 		return writeEnvelope(ctx, fiber.StatusNotImplemented, envelope{Category: "NOT_IMPLEMENTED", Message: "imports are not configured on this server"})
 	}
+	// Parts sent with one run id are one import; a request without one is
+	// a run of its own.
+	run := ctx.Query("run")
+	if len(run) > maxRunID {
+		return writeEnvelope(ctx, fiber.StatusBadRequest, envelope{Category: "VALIDATION_ERROR", Message: fmt.Sprintf("run must be at most %d characters", maxRunID)})
+	}
+	if run == "" {
+		run = uuid.NewString()
+	}
 	body, err := c.apiBody(ctx)
 	if body == nil {
 		return err
@@ -211,14 +219,6 @@ func (c *Collector) importCSV(ctx *fiber.Ctx) error {
 	x, err := NewCSVReader(c.catalog, ctx.Query("event"), bytes.NewReader(body), chunk, now)
 	if err != nil {
 		return writeEnvelope(ctx, fiber.StatusBadRequest, envelope{Category: "VALIDATION_ERROR", Message: err.Error()})
-	}
-	// Parts sent with one run id are one import; a request without one is
-	// a run of its own.
-	run := ctx.Query("run")
-	if run == "" {
-		run = uuid.NewString()
-	} else if len(run) > maxRunID {
-		return writeEnvelope(ctx, fiber.StatusBadRequest, envelope{Category: "VALIDATION_ERROR", Message: fmt.Sprintf("run must be at most %d characters", maxRunID)})
 	}
 	sum, err := Import(ctx.UserContext(), c.cfg.Import, x, run, func(rs []Rejection) {
 		for i := range rs {

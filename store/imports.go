@@ -22,6 +22,7 @@ import (
 type ImportFilter struct {
 	conn Conn
 	db   string
+	in   *Inserter
 	seen *Deduper
 
 	mu    sync.Mutex
@@ -40,8 +41,10 @@ const maxBegan = 10_000
 // NewImportFilter returns a filter over database's events, remembering
 // what it accepted in seen.
 func NewImportFilter(conn Conn, database string, seen *Deduper) *ImportFilter {
-	return &ImportFilter{conn: conn, db: quoteIdent(database), seen: seen, began: map[fileRun]bool{}}
+	return &ImportFilter{conn: conn, db: quoteIdent(database), in: NewInserter(conn, database), seen: seen, began: map[fileRun]bool{}}
 }
+
+var importFilesColumns = []string{"file", "run", "started_at"}
 
 const importFilesDDL = `CREATE TABLE IF NOT EXISTS {db}.import_files
 (
@@ -65,30 +68,14 @@ func (f *ImportFilter) Begin(ctx context.Context, file [32]byte, run string) (bo
 	}
 	hexFile := hex.EncodeToString(file[:])
 	if !ok {
-		b, err := f.conn.PrepareBatch(ctx, "INSERT INTO "+f.db+".import_files (file, run, started_at)")
+		err := f.in.insert(ctx, "import_files", importFilesColumns, 1, []any{[]string{hexFile}, []string{run}, []time.Time{time.Now().UTC()}})
 		if err != nil {
 			return false, fmt.Errorf("record import run: %w", err)
 		}
-		if err := b.Append(hexFile, run, time.Now().UTC()); err != nil {
-			return false, fmt.Errorf("record import run: %w", err)
-		}
-		if err := b.Send(); err != nil {
-			return false, fmt.Errorf("record import run: %w", err)
-		}
 	}
-	rows, err := f.conn.Query(ctx, "SELECT count() FROM "+f.db+".import_files WHERE file = ? AND run != ?", hexFile, run)
+	// Asked again at each part of a run, to find a run begun meanwhile.
+	others, err := queryCount(ctx, f.conn, "SELECT count() FROM "+f.db+".import_files WHERE file = ? AND run != ?", hexFile, run)
 	if err != nil {
-		return false, fmt.Errorf("look up earlier imports of the file: %w", err)
-	}
-	var others uint64
-	for rows.Next() {
-		if err := rows.Scan(&others); err != nil {
-			rows.Close()
-			return false, fmt.Errorf("look up earlier imports of the file: %w", err)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return false, fmt.Errorf("look up earlier imports of the file: %w", err)
 	}
 	f.mu.Lock()

@@ -55,6 +55,14 @@ func startLogWriter(t *testing.T, l *wal.Log, conn driver.Conn, db string, cfg L
 	return NewLogWriter(cfg, r, l.LastIndex(), in.InsertBlocks, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
 }
 
+// withEmails gives each completion an email of its own, p<i>@example.com.
+func withEmails(cs []ingest.Completion) []ingest.Completion {
+	for i := range cs {
+		cs[i].Identity.Email = fmt.Sprintf("p%d@example.com", i)
+	}
+	return cs
+}
+
 func closeLogWriter(t *testing.T, w *LogWriter, within time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
@@ -116,10 +124,7 @@ func TestLogWriterRestartAddsNoDuplicate(t *testing.T) {
 func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 	conn, db := migrated(t)
 	l := openLog(t, t.TempDir())
-	cs := manyCompletions(0, 300)
-	for i := range cs {
-		cs[i].Identity.Email = fmt.Sprintf("p%d@example.com", i)
-	}
+	cs := withEmails(manyCompletions(0, 300))
 	r, err := l.Reader("clickhouse")
 	if err != nil {
 		t.Fatal(err)
@@ -159,14 +164,12 @@ func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 	}
 }
 
-// While inserts fail the records stay in the log, and Close with a passed
 // Each batch writes the person rows of its own completions, once.
 func TestLogWriterPersonRowsOncePerBatch(t *testing.T) {
 	conn, db := migrated(t)
 	l := openLog(t, t.TempDir())
-	cs := manyCompletions(0, 300)
+	cs := withEmails(manyCompletions(0, 300))
 	for i := range cs {
-		cs[i].Identity.Email = fmt.Sprintf("p%d@example.com", i)
 		cs[i].VisitorID = fmt.Sprintf("v%d", i)
 	}
 	in := NewInserter(conn, db)
@@ -196,6 +199,7 @@ func TestLogWriterPersonRowsOncePerBatch(t *testing.T) {
 	}
 }
 
+// While inserts fail the records stay in the log, and Close with a passed
 // deadline leaves them there for the next start, which writes them.
 func TestLogWriterKeepsRecordsThroughFailures(t *testing.T) {
 	conn, db := migrated(t)

@@ -213,8 +213,9 @@ func queryColumn(ctx context.Context, conn Conn, q string) ([]string, error) {
 	return out, rows.Err()
 }
 
-func queryCount(ctx context.Context, conn Conn, q string) (uint64, error) {
-	rows, err := conn.Query(ctx, q)
+// queryCount runs q, a query of one count, with args bound to its ?s.
+func queryCount(ctx context.Context, conn Conn, q string, args ...any) (uint64, error) {
+	rows, err := conn.Query(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}

@@ -35,13 +35,7 @@ import (
 )
 
 func main() {
-	if os.Getenv(noopEnv) != "" {
-		if err := serveNoop(); err != nil {
-			fmt.Fprintln(os.Stderr, "tally-load no-op server:", err)
-			os.Exit(1)
-		}
-		return
-	}
+	serveNoopIfAsked()
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "tally-load:", err)
 		os.Exit(1)

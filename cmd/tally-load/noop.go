@@ -24,6 +24,19 @@ func noopApp() *fiber.App {
 	return app
 }
 
+// serveNoopIfAsked serves the no-op server, and exits, when startNoop ran
+// this program as one (noopEnv set); otherwise it returns.
+func serveNoopIfAsked() {
+	if os.Getenv(noopEnv) == "" {
+		return
+	}
+	if err := serveNoop(); err != nil {
+		fmt.Fprintln(os.Stderr, "tally-load no-op server:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
 // serveNoop serves noopApp on a loopback port and prints the address as
 // its first line of output, for startNoop.
 func serveNoop() error {

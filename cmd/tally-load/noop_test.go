@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -11,13 +10,7 @@ import (
 // TestMain lets the test binary stand in for tally-load when startNoop
 // runs it as the no-op server.
 func TestMain(m *testing.M) {
-	if os.Getenv(noopEnv) != "" {
-		if err := serveNoop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		return
-	}
+	serveNoopIfAsked()
 	os.Exit(m.Run())
 }
 

@@ -32,22 +32,21 @@ import (
 // memory limit. In the same run it inserts the rows the import stores with
 // clickhouse-go straight into an events table (store.DefaultFlushRows a
 // batch, as tally's events writer), once before the import and once after
-// it, so the rates
-// share the machine's state. Each phase starts when the server has no merge
-// running: an INSERT made while the last phase's parts merge is measured
-// slower. It reports:
+// it, so the rates share the machine's state. Each phase starts when the
+// server has no merge running: an INSERT made while the last phase's parts
+// merge is measured slower. It reports:
 //
 //	accepted-rows/s  rows acknowledged by POST /imports (durable in the
 //	                 log): the import command's run
 //	stored-rows/s    rows in ClickHouse (events), from the start
 //	raw-rows/s       the mean of the two direct inserts' rates of the
-//	                 rows the import stores (see rawInsertRate; the import
+//	                 rows the import stores (see importedRows; the import
 //	                 ran between them; on an ext4 disk, the rate of either
 //	                 swings up to 3× with the file system's state)
 //	raw-before-rows/s, raw-after-rows/s  each of them
 //	stored/raw-%     stored-rows/s over raw-rows/s
 //	raw-constant-rows/s, stored/raw-constant-%  the same for a direct
-//	                 insert of near-constant rows (constantRawInsertRate),
+//	                 insert of near-constant rows (constantRows),
 //	                 the baseline this benchmark used before
 //	serve-peak-rss-MB  the serve process's peak RSS while importing
 //	serve-cpu-s      the CPU time serve used until every row was stored
@@ -84,6 +83,7 @@ func BenchmarkImport(b *testing.B) {
 		b.Fatal(err)
 	}
 	cpu := cpuTime(b, proc.PID)
+	rawRows := importedRows(b, cfgPath, csvPath)
 	chCPU := func() float64 { return 0 }
 	if pid := chtest.ServerPid(); pid != 0 {
 		chCPU = cpuTime(b, pid)
@@ -91,7 +91,7 @@ func BenchmarkImport(b *testing.B) {
 
 	for b.Loop() {
 		ch0 := chCPU()
-		rawBefore := rawInsertRate(b, cfgPath, csvPath)
+		rawBefore := timeRawInserts(b, rawRows)
 		chRaw := chCPU() - ch0
 		waitForMerges(b, conn)
 		// The peak RSS from here on (Linux: 5 in clear_refs resets VmHWM).
@@ -129,11 +129,11 @@ func BenchmarkImport(b *testing.B) {
 
 		waitForMerges(b, conn)
 		ch0 = chCPU()
-		rawAfter := rawInsertRate(b, cfgPath, csvPath)
+		rawAfter := timeRawInserts(b, rawRows)
 		chRaw = (chRaw + chCPU() - ch0) / 2
 		raw := (rawBefore + rawAfter) / 2
 		waitForMerges(b, conn)
-		constant := constantRawInsertRate(b, rows)
+		constant := timeRawInserts(b, constantRows(rows))
 		b.ReportMetric(rawBefore, "raw-before-rows/s")
 		b.ReportMetric(rawAfter, "raw-after-rows/s")
 		b.ReportMetric(float64(rows)/accepted.Seconds(), "accepted-rows/s")
@@ -202,29 +202,28 @@ func writeImportCSV(b *testing.B, path string, rows int) {
 	f.Close()
 }
 
-// rawInsertRate inserts straight into a fresh events table, with
-// clickhouse-go, the rows an import of csvPath stores: each row read by the
-// import's CSV reader (the same event ids, properties and times) and
-// enriched as serve enriches it, store.DefaultFlushRows an INSERT (the
-// INSERTs tally's events writer makes at most). Only the encoding and the
-// INSERTs are timed. It returns rows/s.
-func rawInsertRate(b *testing.B, cfgPath, csvPath string) float64 {
-	return timeRawInserts(b, func(yield func(ingest.Completion)) {
-		cfg, err := loadConfig(cfgPath)
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, err := os.ReadFile(csvPath)
-		if err != nil {
-			b.Fatal(err)
-		}
-		en, err := enrich.New(enrich.Config{}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer en.Close()
-		x, err := ingest.NewCSVReader(ingest.NewCatalog(cfg.Events), "viewed_car", bytes.NewReader(body),
-			ingest.CSVChunk{FileHash: sha256.Sum256(body), FirstRow: 1, FirstLine: 2}, time.Now())
+// importedRows returns the rows an import of csvPath stores, for a direct
+// insert (timeRawInserts) to compare with: each row read by the import's
+// CSV reader (the same event ids, properties and times) and enriched as
+// serve enriches it. The config and the file are read once; each call of
+// the function returned reads the rows again.
+func importedRows(b *testing.B, cfgPath, csvPath string) func(yield func(ingest.Completion)) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, err := os.ReadFile(csvPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	en, err := enrich.New(enrich.Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { en.Close() })
+	cat, chunk := ingest.NewCatalog(cfg.Events), ingest.CSVChunk{FileHash: sha256.Sum256(body), FirstRow: 1, FirstLine: 2}
+	return func(yield func(ingest.Completion)) {
+		x, err := ingest.NewCSVReader(cat, "viewed_car", bytes.NewReader(body), chunk, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -239,29 +238,30 @@ func rawInsertRate(b *testing.B, cfgPath, csvPath string) float64 {
 			en.Enrich(&r.Completion)
 			yield(r.Completion)
 		}
-	})
+	}
 }
 
-// constantRawInsertRate is rawInsertRate for rows alike but for their
-// ids, emails (50,000 of them), URLs and times: the raw baseline before the
-// import's own rows were used. Such rows compress far better than real
-// ones, so ClickHouse stores them faster.
-func constantRawInsertRate(b *testing.B, rows int) float64 {
+// constantRows returns rows rows alike but for their ids, emails (50,000
+// of them), URLs and times: the raw baseline before the import's own rows
+// were used. Such rows compress far better than real ones, so ClickHouse
+// stores them faster.
+func constantRows(rows int) func(yield func(ingest.Completion)) {
 	start := time.Now()
 	t0 := start.Add(-365 * 24 * time.Hour)
-	return timeRawInserts(b, func(yield func(ingest.Completion)) {
+	return func(yield func(ingest.Completion)) {
 		for k := range rows {
 			yield(ingest.Completion{EventID: strconv.Itoa(k), EventName: "viewed_car", Source: ingest.SourceImport,
 				OccurredAt: t0.Add(time.Duration(k) * 30 * time.Second), ReceivedAt: start, Identity: ingest.Identity{Email: fmt.Sprintf("person%d@example.com", k%50_000)},
 				Page:  ingest.Page{URL: "https://shop.example.com/cars/" + strconv.Itoa(k)},
 				Props: []ingest.Prop{{Name: "condition", Value: "used"}, {Name: "make", Value: "volvo"}, {Name: "year", Value: "2020"}}})
 		}
-	})
+	}
 }
 
-// timeRawInserts inserts the completions rows yields into a fresh events
-// table, store.DefaultFlushRows an INSERT, and returns the rows/s of the
-// encoding and INSERTs alone (producing the rows is not timed).
+// timeRawInserts inserts the completions rows yields straight into a fresh
+// events table with clickhouse-go, store.DefaultFlushRows an INSERT (the
+// INSERTs tally's events writer makes at most), and returns the rows/s of
+// the encoding and INSERTs alone (producing the rows is not timed).
 func timeRawInserts(b *testing.B, rows func(yield func(ingest.Completion))) float64 {
 	dsn := chtest.DSN(b)
 	db := chtest.Database(b, dsn)
