@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ type CSVReader struct {
 	line0   int      // file line of the stream's first data row, less 2 (see NewCSVReader)
 	emailAt int
 	timeAt  int
-	propAt  []int // header index of each property column; names in props
+	propAt  []int // header index of each property column, by name; names in props
 	props   []string
 }
 
@@ -137,6 +138,18 @@ func NewCSVReader(cat *Catalog, event string, r io.Reader, chunk CSVChunk, now t
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("header row: %s", strings.Join(problems, "; "))
 	}
+	// Sorted by name once, so a row's properties come out in the order
+	// ApplyProperties would sort them into.
+	order := make([]int, len(x.props))
+	for k := range order {
+		order[k] = k
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(x.props[a], x.props[b]) })
+	propAt, props := make([]int, len(order)), make([]string, len(order))
+	for k, o := range order {
+		propAt[k], props[k] = x.propAt[o], x.props[o]
+	}
+	x.propAt, x.props = propAt, props
 	return x, nil
 }
 
@@ -254,5 +267,10 @@ func (x *CSVReader) read(c *Completion) (line, row int, problems []FieldError, e
 			props = append(props, Prop{Name: x.props[k], Value: v})
 		}
 	}
-	return line, row, append(problems, ApplyProperties(c, x.def, props, Strict, "properties")...), nil
+	if len(props) > MaxPropsPerCompletion {
+		return line, row, append(problems, ApplyProperties(c, x.def, props, Strict, "properties")...), nil
+	}
+	// The header's names are checked, unique and sorted: only the values
+	// are left to check (TestCSVPropertiesAsAPI).
+	return line, row, applyNamed(c, x.def, props, Strict, "properties", problems), nil
 }

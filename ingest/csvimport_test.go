@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -268,4 +269,55 @@ func TestImportIDIsUUIDv5(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzCSVPropertiesAsAPI holds the CSV reader's property checks, made with
+// the header's names sorted once per file, to the API's (ApplyProperties
+// on the row's cells as sent): the same properties, standard fields and
+// problems, for any values.
+func FuzzCSVPropertiesAsAPI(f *testing.F) {
+	f.Add("2020", "volvo", "https://shop.example.com/1", "", "a")
+	f.Add("many", "", "", strings.Repeat("ü", 1025), "")
+	f.Add(" 007 ", strings.Repeat("x", 257), "not a url", "", strings.Repeat("ü", 300))
+	f.Add("", "", "", "", "")
+	f.Fuzz(func(t *testing.T, year, make, pageURL, listingURL, shareLink string) {
+		names := []string{"year", "make", "hs_page_url", "listing_url", "share_link"}
+		cells := []string{year, make, pageURL, listingURL, shareLink}
+		var file strings.Builder
+		w := csv.NewWriter(&file)
+		_ = w.Write(append([]string{"email", "occurred_at"}, names...))
+		_ = w.Write(append([]string{"ada@example.com", "1767225600000"}, cells...))
+		w.Flush()
+		rows, err := readCSV(t, file.String(), CSVChunk{})
+		if err != nil {
+			t.Skip("a row csv does not read back as written")
+		}
+		if len(rows) != 1 {
+			t.Skipf("%d rows: a cell's line break read as a row end", len(rows))
+		}
+		// The cells as a CSV reader gives them back ("\r\n" in a quoted
+		// cell reads as "\n").
+		recs, err := csv.NewReader(strings.NewReader(file.String())).ReadAll()
+		if err != nil || len(recs) != 2 {
+			t.Fatalf("read back: %v, %d records", err, len(recs))
+		}
+		var raw []Prop
+		for i, v := range recs[1][2:] {
+			if v != "" {
+				raw = append(raw, Prop{Name: names[i], Value: v})
+			}
+		}
+		var c Completion
+		want := ApplyProperties(&c, &testDef, raw, Strict, "properties")
+		got := rows[0]
+		if len(want) == 0 {
+			if len(got.Errors) > 0 || fmt.Sprint(got.Completion.Props) != fmt.Sprint(c.Props) || got.Completion.Page != c.Page {
+				t.Errorf("import: %v %v %+v; API: props %v %+v", got.Errors, got.Completion.Props, got.Completion.Page, c.Props, c.Page)
+			}
+			return
+		}
+		if fmt.Sprint(got.Errors) != fmt.Sprint(want) {
+			t.Errorf("import problems %v; API's %v", got.Errors, want)
+		}
+	})
 }

@@ -127,20 +127,38 @@ func ApplyProperties(c *Completion, def *Definition, raw []Prop, mode Mode, path
 		props = append(props, Prop{Name: strings.ToLower(p.Name), Value: p.Value})
 	}
 	slices.SortStableFunc(props, byPropName)
-	named := props
-	props = props[:0]
-	for i, p := range named {
-		if i+1 < len(named) && named[i+1].Name == p.Name {
+	named := props[:0]
+	for i, p := range props {
+		if i+1 < len(props) && props[i+1].Name == p.Name {
 			continue // a later value of the same name wins
 		}
+		named = append(named, p)
+	}
+	return applyNamed(c, def, named, mode, path, errs)
+}
+
+// applyNamed is ApplyProperties for properties whose names are already
+// lower-cased, valid, unique and sorted, and at most MaxPropsPerCompletion
+// (a CSV import's header gives them so once per file): it checks and
+// normalises each value, fills c.Props (reusing props's array) and returns
+// errs with the problems found appended.
+func applyNamed(c *Completion, def *Definition, props []Prop, mode Mode, path string, errs []FieldError) []FieldError {
+	propPath := func(name string) string { return path + "." + name }
+	named := props
+	props = props[:0]
+	for _, p := range named {
 		name, v := p.Name, p.Value
-		if n := utf8.RuneCountInString(v); n > MaxLen(name) {
-			if mode == Strict {
-				errs = append(errs, fieldErr(propPath(name), "VALUE_TOO_LONG", "value of %q is %d characters; the limit is %d", name, n, MaxLen(name)))
-				continue
+		// A value is counted in characters only when its bytes could be
+		// over the shorter limit.
+		if len(v) > MaxValueLen {
+			if n := utf8.RuneCountInString(v); n > MaxLen(name) {
+				if mode == Strict {
+					errs = append(errs, fieldErr(propPath(name), "VALUE_TOO_LONG", "value of %q is %d characters; the limit is %d", name, n, MaxLen(name)))
+					continue
+				}
+				v = truncateRunes(v, MaxLen(name))
+				c.Truncated = append(c.Truncated, fmt.Sprintf("%s: cut from %d to %d characters", name, n, MaxLen(name)))
 			}
-			v = truncateRunes(v, MaxLen(name))
-			c.Truncated = append(c.Truncated, fmt.Sprintf("%s: cut from %d to %d characters", name, n, MaxLen(name)))
 		}
 		if strings.HasPrefix(name, "hs_") {
 			if !applyStandard(c, name, v) {

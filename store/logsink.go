@@ -28,13 +28,13 @@ func NewLogSink(l *wal.Log) *LogSink {
 func (s *LogSink) Write(ctx context.Context, cs []ingest.Completion) error {
 	bp := s.bufs.Get().(*[]byte)
 	// A completion takes 150-600 bytes in a record: room for a large batch
-	// at once, not by doubling (an import record holds 1,000 rows).
+	// at once, not by doubling (an import record holds 5,000 rows).
 	if want := wal.FrameHeader + 256*len(cs); cap(*bp) < want {
 		*bp = make([]byte, 0, want)
 	}
 	*bp = AppendRecord(append((*bp)[:0], make([]byte, wal.FrameHeader)...), cs)
 	_, err := s.log.AppendFrame(ctx, *bp)
-	if cap(*bp) <= 1<<20 { // keep small buffers only: one huge batch must not pin memory
+	if cap(*bp) <= 2<<20 { // an import record's buffer, not a huge batch's: that must not pin memory
 		s.bufs.Put(bp)
 	}
 	if errors.Is(err, wal.ErrFull) {

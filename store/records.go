@@ -71,18 +71,20 @@ func (r *Records) add(index uint64, data []byte) (int, error) {
 }
 
 // Blocks decodes the records and hands their completions to fn in blocks
-// of whole records: a block ends with the record that brings it to n
-// completions or more (a record holds at most 500), and the last may be
-// smaller. Completions skip drops are left out. A record that does not
-// decode is reported once and passed over, keeping the completions before
-// its damage, as DecodeRecord does.
+// of about n: a block ends with the record that brings it to n completions
+// or more, and the last may be smaller. A block that would hold more than n
+// (a record of an import holds 5,000 completions) is handed in equal parts
+// of at most n, so the INSERT blocks built from them stay near n rows.
+// Completions skip drops are left out. A record that does not decode is
+// reported once and passed over, keeping the completions before its
+// damage, as DecodeRecord does.
 func (r *Records) Blocks(n int, fn func(cs []ingest.Completion) error) error {
 	cs := r.takeBlock()
 	defer func() { r.giveBlock(cs) }()
 	for _, s := range r.spans {
 		cs = r.decode(cs, s)
 		if len(cs) >= n {
-			if err := fn(cs); err != nil {
+			if err := handParts(cs, n, fn); err != nil {
 				return err
 			}
 			cs = cs[:0] // the next record's decoding overwrites each slot whole
@@ -90,6 +92,18 @@ func (r *Records) Blocks(n int, fn func(cs []ingest.Completion) error) error {
 	}
 	if len(cs) > 0 {
 		return fn(cs)
+	}
+	return nil
+}
+
+// handParts hands cs to fn in the fewest equal parts of at most n.
+func handParts(cs []ingest.Completion, n int, fn func(cs []ingest.Completion) error) error {
+	parts := (len(cs) + n - 1) / n
+	for k := range parts {
+		from, to := k*len(cs)/parts, (k+1)*len(cs)/parts
+		if err := fn(cs[from:to:to]); err != nil {
+			return err
+		}
 	}
 	return nil
 }

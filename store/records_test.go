@@ -10,8 +10,9 @@ import (
 )
 
 // Blocks hands every completion of every record once, in log order, in
-// blocks of whole records that end with the record bringing the block to n
-// or more (the last may be smaller); two passes at once hand the same.
+// blocks that end with the record bringing the block to n or more (the
+// last may be smaller), a block over n in the fewest equal parts of at
+// most n; two passes at once hand the same.
 func TestRecordsBlocks(t *testing.T) {
 	var recs Records
 	var want []string
@@ -30,11 +31,16 @@ func TestRecordsBlocks(t *testing.T) {
 	if recs.Rows() != len(want) {
 		t.Fatalf("Rows = %d; want %d", recs.Rows(), len(want))
 	}
+	ones := make([]int, len(want))
+	for i := range ones {
+		ones[i] = 1
+	}
 	for n, wantBlocks := range map[int][]int{
-		1:      sizes,
-		600:    {1 + 500 + 3 + 1999, 2000, 7},
-		2000:   {1 + 500 + 3 + 1999, 2000, 7},
-		2001:   {1 + 500 + 3 + 1999, 2000 + 7},
+		1: ones,
+		// 1+500+3+1999 = 2503 in five parts, 2000 in four, then 7.
+		600:    {500, 501, 500, 501, 501, 500, 500, 500, 500, 7},
+		2000:   {1251, 1252, 2000, 7},
+		2001:   {1251, 1252, 1003, 1004},
 		10_000: {len(want)},
 	} {
 		var got [2][]string

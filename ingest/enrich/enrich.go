@@ -139,6 +139,9 @@ func (e *Enricher) StorageIP(ip string) string {
 // region. An IPv4-mapped IPv6 address is treated as IPv4. Anything that is
 // not an address yields "", so nothing unreadable is stored in its place.
 func AnonymizeIP(ip string) string {
+	if ip == "" {
+		return "" // no address (imports, most API calls): no parse error built
+	}
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ""
