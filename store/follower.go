@@ -53,6 +53,16 @@ type HandleFunc func(ctx context.Context, cs []ingest.Completion, through uint64
 // handler that decodes them a block at a time (Records.Blocks).
 type RecordsFunc func(ctx context.Context, recs *Records, through uint64) error
 
+// StartFunc is a RecordsFunc that may return before its batch is done,
+// once it no longer needs recs, with finish to end the batch later: the
+// follower then reads and starts the next batch while the last one
+// finishes (the events writer sends the next INSERT while ClickHouse
+// stores the last one's part). finish is called from the follower's
+// goroutine, in batch order, before the cursor moves past the batch; an
+// error from it has the follower read the log again from that batch. A
+// nil finish means the batch is done.
+type StartFunc func(ctx context.Context, recs *Records, through uint64) (finish func() error, err error)
+
 // Follower reads the durable log from one reader's cursor, hands its
 // records on in batches (by completions, bytes or age) and commits the
 // cursor after each batch is handled. A batch the handler fails is
@@ -62,7 +72,7 @@ type RecordsFunc func(ctx context.Context, recs *Records, through uint64) error
 type Follower struct {
 	cfg     FollowConfig
 	r       *wal.Reader
-	handle  RecordsFunc
+	start   StartFunc
 	log     *slog.Logger
 	corrupt prometheus.Counter
 
@@ -73,6 +83,16 @@ type Follower struct {
 	done    chan struct{}
 
 	perRecord int // completions per log record in the last batch read
+
+	inFlight *startedBatch // started, not finished, not committed
+	failures int           // batches failed in a row, for the backoff
+}
+
+// startedBatch is a batch a StartFunc returned before it was done.
+type startedBatch struct {
+	finish  func() error
+	through uint64
+	rows    int
 }
 
 // Follow starts a follower that hands each batch decoded; Close stops it.
@@ -106,6 +126,15 @@ const (
 // FollowRecords starts a follower that hands each batch as records;
 // Close stops it. corrupt counts undecodable records and may be nil.
 func FollowRecords(cfg FollowConfig, r *wal.Reader, handle RecordsFunc, log *slog.Logger, corrupt prometheus.Counter) *Follower {
+	return FollowStarts(cfg, r, func(ctx context.Context, recs *Records, through uint64) (func() error, error) {
+		return nil, handle(ctx, recs, through)
+	}, log, corrupt)
+}
+
+// FollowStarts starts a follower that starts each batch with start, and
+// may start the next one before the last has finished (StartFunc); Close
+// stops it. corrupt counts undecodable records and may be nil.
+func FollowStarts(cfg FollowConfig, r *wal.Reader, start StartFunc, log *slog.Logger, corrupt prometheus.Counter) *Follower {
 	cfg.MaxRows = orDefault(cfg.MaxRows, defaultFollowRows)
 	cfg.MaxBytes = orDefault(cfg.MaxBytes, defaultFollowBytes)
 	cfg.MaxAge = orDefault(cfg.MaxAge, time.Second)
@@ -121,7 +150,7 @@ func FollowRecords(cfg FollowConfig, r *wal.Reader, handle RecordsFunc, log *slo
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopCtx, stop := context.WithCancel(ctx)
-	f := &Follower{cfg: cfg, r: r, handle: handle, log: log.With("reader", cfg.Name), corrupt: corrupt,
+	f := &Follower{cfg: cfg, r: r, start: start, log: log.With("reader", cfg.Name), corrupt: corrupt,
 		ctx: ctx, cancel: cancel, stopCtx: stopCtx, stop: stop, done: make(chan struct{}), perRecord: 1}
 	go f.run()
 	return f
@@ -134,41 +163,138 @@ func (f *Follower) run() {
 		f.log.Error("skipped a log record that does not decode", "index", index, "err", err)
 	}}
 	for {
+		// A batch in flight is finished before the follower waits for
+		// more of the log, so its cursor does not wait for new traffic.
+		if f.inFlight != nil && f.r.Unread() == 0 {
+			if !f.finishInFlight() {
+				if !f.pause() {
+					return
+				}
+				continue
+			}
+		}
 		recs.reset()
 		if cap(recs.data) > 2*f.cfg.MaxBytes {
 			recs.data = nil // one oversized record must not pin its memory
 		}
 		last, n, ok := f.gather(recs)
 		if !ok {
+			f.finishInFlight()
 			return
 		}
 		if n == 0 {
 			continue
 		}
-		if len(recs.spans) > 0 && !f.handleUntilDone(recs, last) {
-			return // Close's deadline passed; the records stay in the log
+		var finish func() error
+		if len(recs.spans) > 0 {
+			var next startOutcome
+			switch finish, next = f.startUntilDone(recs, last); next {
+			case startStop:
+				return // stopping, or Close's deadline passed; the records stay in the log
+			case startReread:
+				// The batch before this one failed: the log is read again
+				// from there.
+				if !f.pause() {
+					return
+				}
+				continue
+			}
 		}
-		if err := f.r.Commit(last); err != nil {
-			// The batch is done; a restart hands it again, and handlers
-			// are idempotent by event id.
-			f.log.Error("commit durable log cursor", "err", err)
+		// In log order: the batch before this one is finished and
+		// committed first.
+		if !f.finishInFlight() {
+			if finish != nil {
+				_ = finish() // it ends before its records are read again
+			}
+			if !f.pause() {
+				return
+			}
+			continue
 		}
+		if finish != nil {
+			f.inFlight = &startedBatch{finish: finish, through: last, rows: recs.Rows()}
+			continue
+		}
+		f.failures = 0
+		f.commit(last)
 	}
 }
 
-func (f *Follower) handleUntilDone(recs *Records, through uint64) bool {
+func (f *Follower) commit(through uint64) {
+	if err := f.r.Commit(through); err != nil {
+		// The batch is done; a restart hands it again, and handlers
+		// are idempotent by event id.
+		f.log.Error("commit durable log cursor", "err", err)
+	}
+}
+
+// finishInFlight finishes the batch in flight, if any, and commits past
+// it. When it fails it returns false and rewinds the reader to it: what
+// was read after it is read again.
+func (f *Follower) finishInFlight() bool {
+	b := f.inFlight
+	if b == nil {
+		return true
+	}
+	f.inFlight = nil
+	if err := b.finish(); err != nil {
+		f.r.Rewind()
+		if f.stopCtx.Err() == nil && f.failures == 0 {
+			f.log.Warn("durable log reader: batch failed; its completions stay in the log and are retried", "rows", b.rows, "err", err)
+		}
+		f.failures++
+		return false
+	}
+	f.failures = 0
+	f.commit(b.through)
+	return true
+}
+
+// pause waits out the backoff after a failed batch. It returns false when
+// the follower must stop: it is stopping (what failed stays in the log for
+// the next start) or Close's deadline passed.
+func (f *Follower) pause() bool {
+	if f.stopCtx.Err() != nil {
+		return false
+	}
+	t := time.NewTimer(f.cfg.Backoff.Delay(max(0, f.failures-1)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-f.ctx.Done():
+		return false
+	}
+}
+
+// startOutcome is how startUntilDone ended.
+type startOutcome int
+
+const (
+	startDone   startOutcome = iota // the batch started (or is done)
+	startStop                       // the follower must stop
+	startReread                     // the batch in flight failed: the reader is rewound to it
+)
+
+// startUntilDone starts the batch, retrying with backoff until it starts.
+func (f *Follower) startUntilDone(recs *Records, through uint64) (func() error, startOutcome) {
 	for attempt := 0; ; attempt++ {
-		err := f.handle(f.ctx, recs, through)
+		finish, err := f.start(f.ctx, recs, through)
 		if err == nil {
 			if attempt > 0 {
 				f.log.Info("durable log reader is moving again", "after_attempts", attempt+1)
 			}
-			return true
+			return finish, startDone
+		}
+		// The batch in flight is settled before this one is retried: if
+		// it failed too, the log is read again from it.
+		if !f.finishInFlight() {
+			return nil, startReread
 		}
 		if f.stopCtx.Err() != nil {
 			// Stopping: what cannot be done now stays in the log for the
 			// next start rather than holding up the shutdown.
-			return false
+			return nil, startStop
 		}
 		if attempt == 0 {
 			f.log.Warn("durable log reader: batch failed; its completions stay in the log and are retried", "rows", recs.Rows(), "err", err)
@@ -178,7 +304,7 @@ func (f *Follower) handleUntilDone(recs *Records, through uint64) bool {
 		case <-t.C:
 		case <-f.ctx.Done():
 			t.Stop()
-			return false
+			return nil, startStop
 		}
 	}
 }

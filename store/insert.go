@@ -38,15 +38,27 @@ func (in *Inserter) InsertEvents(ctx context.Context, b *EventBatch) error {
 // column form costs about as much memory as its Completion. Nothing is
 // sent when blocks hands no completion. Calls may run concurrently.
 func (in *Inserter) InsertBlocks(ctx context.Context, blocks Blocks) error {
+	wait, err := in.StartBlocks(ctx, blocks)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// StartBlocks is InsertBlocks returning once the last block is handed to
+// the driver, before the INSERT ends: wait ends it (ClickHouse 18.16
+// gathers an INSERT's blocks and writes the part at its end) and returns
+// the outcome. blocks is not used after StartBlocks returns.
+func (in *Inserter) StartBlocks(ctx context.Context, blocks Blocks) (wait func() error, err error) {
 	b, _ := in.scratch.Get().(*EventBatch)
 	if b == nil {
 		b = new(EventBatch)
 	}
 	defer func() {
-		b.Reset()
+		b.Reset() // the driver holds a copy of what was appended
 		in.scratch.Put(b)
 	}()
-	return in.insertStream(ctx, "events", eventColumns, func(send func(values []any, rows int) error) error {
+	return in.startStream(ctx, "events", eventColumns, func(send func(values []any, rows int) error) error {
 		return blocks(insertBlockRows, func(cs []ingest.Completion) error {
 			b.Reset()
 			b.Encode(cs)
@@ -157,6 +169,17 @@ func (in *Inserter) insert(ctx context.Context, table string, columns []string, 
 // next one comes or with the INSERT's end. Nothing is sent when no block
 // has rows.
 func (in *Inserter) insertStream(ctx context.Context, table string, columns []string, each func(send func(values []any, rows int) error) error) error {
+	wait, err := in.startStream(ctx, table, columns, each)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// startStream is insertStream returning once each has handed its last
+// block, with wait to end the INSERT: the end (the last block sent, and
+// the server's answer once it has stored the part) runs meanwhile.
+func (in *Inserter) startStream(ctx context.Context, table string, columns []string, each func(send func(values []any, rows int) error) error) (wait func() error, err error) {
 	var batch driver.Batch
 	rows := 0
 	fail := func(err error) error {
@@ -192,18 +215,24 @@ func (in *Inserter) insertStream(ctx context.Context, table string, columns []st
 		rows += n
 		return nil
 	}
-	err := each(send)
+	err = each(send)
 	if batch == nil {
-		return err
+		return func() error { return nil }, err
 	}
-	defer batch.Close()
 	if err != nil {
-		return err
+		batch.Close()
+		return nil, err
 	}
-	if err := batch.Send(); err != nil {
-		return fail(err)
-	}
-	return nil
+	done := make(chan error, 1)
+	go func() {
+		defer batch.Close()
+		if err := batch.Send(); err != nil {
+			done <- fail(err)
+			return
+		}
+		done <- nil
+	}()
+	return func() error { return <-done }, nil
 }
 
 // insertBlockRows is the most rows sent in one block of an INSERT.

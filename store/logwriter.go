@@ -53,7 +53,20 @@ type LogWriterConfig struct {
 	// StorageIP turns the client IP as received (the log keeps it whole,
 	// for forwards) into what the row stores; nil stores it as received.
 	StorageIP func(string) string
+	// Start, when set, is used instead of the insert function outside
+	// recovery: it returns once a batch's last block is sent, so the
+	// writer reads and sends the next batch while ClickHouse stores the
+	// last one's part (18.16 writes a part at its INSERT's end), on two
+	// cores the writer's decoding and encoding beside the server's
+	// sorting and writing. At most two batches are in flight; the cursor
+	// moves past a batch once it and those before it are stored.
+	Start StartInsertFunc
 }
+
+// StartInsertFunc is a CompletionInsertFunc that returns once every block
+// is sent, with wait to end the INSERT and return its outcome, such as
+// (*Inserter).StartBlocks.
+type StartInsertFunc func(ctx context.Context, blocks Blocks) (wait func() error, err error)
 
 // Default batch bounds of the events writer (LogWriterConfig).
 // DefaultFlushRows is also the batch the benchmarks insert straight into
@@ -103,7 +116,19 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 		_ = reg.Register(corrupt)
 	}
 	recovered := lastIndex == 0 || existing == nil
-	handle := func(ctx context.Context, recs *Records, through uint64) error {
+	var started uint64 // the last record of the batches started
+	// failed notes a batch that failed: its retry, and the retries of
+	// those after it, ask which rows are stored (every batch started may
+	// have been, whole or in part).
+	failed := func() {
+		m.flushErrors.Inc()
+		if existing != nil {
+			recovered, lastIndex = false, max(lastIndex, started)
+		}
+	}
+	start := func(ctx context.Context, recs *Records, through uint64) (func() error, error) {
+		started = max(started, through)
+		recovering := !recovered
 		all := Blocks(recs.Blocks)
 		persons := cfg.Persons
 		var have map[string]bool // events rows already stored
@@ -112,8 +137,8 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 			// reaching lastIndex may hold rows a crash left stored.
 			if persons != nil {
 				if err := persons(ctx, personRowsOf(all)); err != nil {
-					m.flushErrors.Inc()
-					return err
+					failed()
+					return nil, err
 				}
 				persons = nil
 			}
@@ -126,7 +151,7 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 				return err
 			})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if len(have) > 0 {
 				log.Info("events writer: skipped completions already stored before a restart", "rows", len(have))
@@ -146,8 +171,7 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 			written++
 			return true
 		})
-		start := time.Now()
-		var perr error
+		begin := time.Now()
 		var personsDone chan error // the person rows' INSERT, once started
 		if persons != nil {
 			// One decoding of the batch serves both: each block the events
@@ -172,33 +196,55 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 				return err
 			}
 		}
-		err := insert(ctx, blocks)
-		switch {
-		case personsDone != nil:
-			perr = <-personsDone
-		case persons != nil && err == nil:
-			// The insert stored the batch without going through its
-			// blocks: its person rows are gathered apart.
-			perr = persons(ctx, personRowsOf(all))
+		// Outside recovery, with Start, the INSERT ends after this returns.
+		var wait func() error
+		var err error
+		if cfg.Start != nil && recovered {
+			wait, err = cfg.Start(ctx, blocks)
+		} else {
+			err = insert(ctx, blocks)
 		}
-		m.flushDuration.Observe(time.Since(start).Seconds())
-		if err = cmp.Or(err, perr); err != nil {
-			m.flushErrors.Inc()
-			if existing != nil {
+		if err == nil && persons != nil && personsDone == nil {
+			// The insert stored the batch without going through its
+			// blocks: its person rows are gathered apart, while recs is
+			// still there.
+			rows := personRowsOf(all)
+			personsDone = make(chan error, 1)
+			go func() { personsDone <- persons(ctx, rows) }()
+		}
+		end := func() error {
+			if err == nil && wait != nil {
+				err = wait()
+			}
+			var perr error
+			if personsDone != nil {
+				perr = <-personsDone
+			}
+			m.flushDuration.Observe(time.Since(begin).Seconds())
+			if err = cmp.Or(err, perr); err != nil {
 				// Either INSERT may have been stored whole though it
 				// failed (or the other one did): the retry asks which rows
 				// are there, as after a crash.
-				recovered, lastIndex = false, max(lastIndex, through)
+				failed()
+				return err
 			}
-			return err
+			m.written.Add(float64(written))
+			// Only a batch started while recovering ends the recovery: one
+			// started before a failure was noted must not (the failed
+			// batch and those after it are read again, and asked after).
+			if recovering && through >= lastIndex {
+				recovered = true
+			}
+			return nil
 		}
-		m.written.Add(float64(written))
-		recovered = recovered || through >= lastIndex
-		return nil
+		if wait == nil {
+			return nil, end()
+		}
+		return end, nil
 	}
-	f := FollowRecords(FollowConfig{Name: "events writer", MaxRows: orDefault(cfg.FlushRows, DefaultFlushRows),
+	f := FollowStarts(FollowConfig{Name: "events writer", MaxRows: orDefault(cfg.FlushRows, DefaultFlushRows),
 		MaxBytes: orDefault(cfg.FlushBytes, defaultFlushBytes), MaxAge: cfg.FlushAge, Backoff: cfg.Backoff, Skip: cfg.Skip},
-		r, handle, log, corrupt)
+		r, start, log, corrupt)
 	return &LogWriter{Follower: f, corrupt: corrupt}
 }
 

@@ -164,6 +164,69 @@ func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 	}
 }
 
+// With Start the writer sends a batch's INSERT while the last one's ends.
+// When the first batch's INSERT is stored but answers an error, and the
+// second was sent meanwhile, both are read again and asked after: a plain
+// count sees each row once, and every person row is written.
+func TestLogWriterOverlapRetryAddsNoDuplicate(t *testing.T) {
+	conn, db := migrated(t)
+	l := openLog(t, t.TempDir())
+	r, err := l.Reader("clickhouse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := NewInserter(conn, db)
+	appended := make(chan struct{})
+	var starts, inFlight, maxInFlight atomic.Int32
+	start := func(ctx context.Context, blocks Blocks) (func() error, error) {
+		if starts.Add(1) == 1 {
+			<-appended // every record is in the log: the next batch is there to start
+		}
+		wait, err := in.StartBlocks(ctx, blocks)
+		if err != nil {
+			return nil, err
+		}
+		n := inFlight.Add(1)
+		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+		}
+		first := starts.Load() == 1
+		return func() error {
+			defer inFlight.Add(-1)
+			if err := wait(); err != nil {
+				return err
+			}
+			if first {
+				return errors.New("read: i/o timeout")
+			}
+			return nil
+		}, nil
+	}
+	w := NewLogWriter(LogWriterConfig{FlushRows: 100, FlushAge: time.Millisecond, Persons: in.InsertPersonRows, Start: start,
+		Backoff: backoff.Policy{Min: time.Millisecond, Max: 5 * time.Millisecond}},
+		r, l.LastIndex(), in.InsertBlocks, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
+	cs := withEmails(manyCompletions(0, 500))
+	for k := range 5 {
+		appendRecords(t, l, cs[k*100:(k+1)*100])
+	}
+	close(appended)
+	for deadline := time.Now().Add(30 * time.Second); w.Pending() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p := w.Pending(); p > 0 {
+		t.Errorf("%d records not written after 30 s", p)
+	}
+	closeLogWriter(t, w, 30*time.Second)
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".events"); got != 500 {
+		t.Errorf("rows = %d; want 500 (each once)", got)
+	}
+	if got := countRows(t, conn, "SELECT uniqExact(event_id) FROM "+db+".person_events"); got != 500 {
+		t.Errorf("completions in person_events = %d; want 500", got)
+	}
+	if m := maxInFlight.Load(); m < 2 {
+		t.Errorf("at most %d INSERT in flight; want the next batch sent while the last one ended", m)
+	}
+}
+
 // Each batch writes the person rows of its own completions, once.
 func TestLogWriterPersonRowsOncePerBatch(t *testing.T) {
 	conn, db := migrated(t)
