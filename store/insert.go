@@ -181,6 +181,7 @@ func (in *Inserter) insertStream(ctx context.Context, table string, columns []st
 // the server's answer once it has stored the part) runs meanwhile.
 func (in *Inserter) startStream(ctx context.Context, table string, columns []string, each func(send func(values []any, rows int) error) error) (wait func() error, err error) {
 	var batch driver.Batch
+	var ptrs []*string // appendArrays's scratch
 	rows := 0
 	fail := func(err error) error {
 		return fmt.Errorf("insert into %s (%d rows sent): %w", table, rows, err)
@@ -204,7 +205,7 @@ func (in *Inserter) startStream(ctx context.Context, table string, columns []str
 			col := batch.Column(i)
 			var err error
 			if arrays, ok := v.([][]string); ok {
-				err = appendArrays(col, arrays)
+				err = appendArrays(col, arrays, &ptrs)
 			} else {
 				err = col.Append(v)
 			}
@@ -246,13 +247,18 @@ func rowsOf(v any, from, to int) any {
 // appendArrays appends the rows of an Array(String) column. The driver's
 // Append of a [][]string walks it by reflection and boxes every string (an
 // allocation each); given a row as []*string it takes the pointers as they
-// are. The pointers come from one slice per call.
-func appendArrays(col driver.BatchColumn, arrays [][]string) error {
+// are, and copies the strings: the pointers come from *scratch, one slice
+// the INSERT's blocks share.
+func appendArrays(col driver.BatchColumn, arrays [][]string, scratch *[]*string) error {
 	n := 0
 	for _, a := range arrays {
 		n += len(a)
 	}
-	ptrs := make([]*string, n)
+	if cap(*scratch) < n {
+		*scratch = make([]*string, n)
+	}
+	ptrs := (*scratch)[:n]
+	defer clear(ptrs) // the pointers must not keep the block's strings
 	for _, a := range arrays {
 		row := ptrs[:len(a):len(a)]
 		ptrs = ptrs[len(a):]
