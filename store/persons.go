@@ -123,7 +123,10 @@ func objectKey(object string) string   { return "o:" + object }
 // PersonRows are the person_events and identities rows derived from a
 // batch of completions, gathered block by block (Add) while the batch's
 // events INSERT encodes the same blocks, so the batch is decoded once.
-// They hold a few strings of each completion.
+// They hold copies of a few strings of each completion, not the decoded
+// strings themselves: those are slices of their whole log record (see
+// DecodeRecord), which one id would keep in memory while the rows are
+// written, after the writer has moved on to its next batch.
 type PersonRows struct {
 	person, name, id, site []string
 	at                     []time.Time
@@ -132,6 +135,23 @@ type PersonRows struct {
 	kind, value, visitor   []string
 	lsite                  []string
 	seen                   []time.Time
+	names, sites           []string // copies of the event names and sites met, few in a batch
+}
+
+// shared returns a copy of s from *seen (adding one when s is new there),
+// so the rows share a copy of each event name and site.
+func shared(seen *[]string, s string) string {
+	for _, v := range *seen {
+		if v == s {
+			return v
+		}
+	}
+	if len(*seen) == 64 { // an unusual batch of many names: not searched further
+		return strings.Clone(s)
+	}
+	v := strings.Clone(s)
+	*seen = append(*seen, v)
+	return v
 }
 
 type personLink struct{ kind, value, visitor string }
@@ -150,13 +170,14 @@ func (p *PersonRows) Add(cs []ingest.Completion) {
 	for i := range cs {
 		c := &cs[i]
 		t := clampTime(c.OccurredAt)
+		name, id, site := shared(&p.names, c.EventName), strings.Clone(c.EventID), shared(&p.sites, c.Site)
 		for _, k := range []struct{ v, key string }{
 			{c.Identity.Email, emailKey(c.Identity.Email)}, {c.VisitorID, visitorKey(c.VisitorID)}, {c.ObjectID, objectKey(c.ObjectID)},
 		} {
 			if k.v == "" {
 				continue
 			}
-			p.person, p.name, p.id, p.site = append(p.person, k.key), append(p.name, c.EventName), append(p.id, c.EventID), append(p.site, c.Site)
+			p.person, p.name, p.id, p.site = append(p.person, k.key), append(p.name, name), append(p.id, id), append(p.site, site)
 			p.at, p.ms = append(p.at, t), append(p.ms, uint16(t.Nanosecond()/int(time.Millisecond)))
 		}
 		if c.VisitorID == "" {
@@ -172,8 +193,9 @@ func (p *PersonRows) Add(cs []ingest.Completion) {
 				}
 				continue
 			}
+			l.value, l.visitor = strings.Clone(l.value), strings.Clone(l.visitor)
 			p.links[l] = len(p.kind)
-			p.kind, p.value, p.visitor, p.lsite, p.seen = append(p.kind, l.kind), append(p.value, l.value), append(p.visitor, l.visitor), append(p.lsite, c.Site), append(p.seen, t)
+			p.kind, p.value, p.visitor, p.lsite, p.seen = append(p.kind, l.kind), append(p.value, l.value), append(p.visitor, l.visitor), append(p.lsite, site), append(p.seen, t)
 		}
 	}
 }
