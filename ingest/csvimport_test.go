@@ -133,9 +133,19 @@ func (f *setFilter) Begin(_ context.Context, file [32]byte, run string) (bool, e
 	return ok && first != run, nil
 }
 
-func (f *setFilter) Known(_ context.Context, cs []Completion, stored bool) ([]bool, error) {
+// Known also checks that each completion comes with its own row: the id
+// ImportID makes of the file and the row is the completion's.
+func (f *setFilter) Known(_ context.Context, rows ImportRows, cs []Completion, stored bool) ([]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(rows.Rows) != len(cs) {
+		return nil, fmt.Errorf("%d rows for %d completions", len(rows.Rows), len(cs))
+	}
+	for i, c := range cs {
+		if id := ImportID(rows.File, rows.Rows[i]); c.EventID != id {
+			return nil, fmt.Errorf("completion %d: id %s, but row %d's is %s", i, c.EventID, rows.Rows[i], id)
+		}
+	}
 	f.stored = append(f.stored, stored)
 	if f.seen == nil {
 		f.seen = map[string]bool{}
@@ -148,7 +158,7 @@ func (f *setFilter) Known(_ context.Context, cs []Completion, stored bool) ([]bo
 	return out, nil
 }
 
-func (f *setFilter) Forget(cs []Completion) {
+func (f *setFilter) Forget(_ ImportRows, cs []Completion) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range cs {
@@ -320,4 +330,60 @@ func FuzzCSVPropertiesAsAPI(f *testing.F) {
 			t.Errorf("import problems %v; API's %v", got.Errors, want)
 		}
 	})
+}
+
+// Rows the pipeline refuses (a full log) are forgotten by the filter, so
+// the retry of the same file imports them rather than counting them as
+// duplicates; a bad row between good ones keeps its number.
+func TestImportRetryAfterRefusal(t *testing.T) {
+	cat := NewCatalog([]Definition{testDef})
+	var file strings.Builder
+	file.WriteString("email,occurred_at,make\n")
+	for i := range 12_000 {
+		if i == 7 {
+			file.WriteString("not-an-email,2026-01-02,saab\n")
+			continue
+		}
+		fmt.Fprintf(&file, "p%d@example.com,2026-01-02,saab\n", i)
+	}
+	chunk := CSVChunk{FileHash: sha256.Sum256([]byte(file.String()))}
+	sink := &fakeSink{}
+	filter := &setFilter{}
+	cfg := ImportConfig{Pipeline: NewPipeline(PipelineConfig{Sink: sink}), Filter: filter}
+	run := func() (ImportSummary, error) {
+		x, err := NewCSVReader(cat, "viewed_car", strings.NewReader(file.String()), chunk, fixedNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Import(context.Background(), cfg, x, "run-1", func([]Rejection) {})
+	}
+	// The first 5,000 rows are stored, then the log is full.
+	refuse := &countingSink{fakeSink: sink, okWrites: 1}
+	cfg.Pipeline = NewPipeline(PipelineConfig{Sink: refuse})
+	sum, err := run()
+	if !errors.Is(err, ErrFull) || sum.Imported != 5000 {
+		t.Fatalf("first run: %+v, %v; want 5,000 imported, then ErrFull", sum, err)
+	}
+	sum, err = run()
+	if err != nil || sum.Imported != 12_000-1-5000 || sum.Duplicates != 5000 || sum.Rejected != 1 {
+		t.Errorf("retry: %+v, %v; want the 6,999 refused rows imported, 5,000 duplicates, 1 rejected", sum, err)
+	}
+	if n := len(sink.got); n != 11_999 {
+		t.Errorf("%d completions stored in all; want 11,999", n)
+	}
+}
+
+// countingSink passes okWrites writes to fakeSink, then refuses one with
+// ErrFull, then passes the rest.
+type countingSink struct {
+	*fakeSink
+	okWrites, writes int
+}
+
+func (s *countingSink) Write(ctx context.Context, cs []Completion) error {
+	s.writes++
+	if s.writes == s.okWrites+1 {
+		return fmt.Errorf("%w: durable log full", ErrFull)
+	}
+	return s.fakeSink.Write(ctx, cs)
 }

@@ -27,13 +27,22 @@ type ImportFilter interface {
 	// already: a file's rows have ids no other file makes (ImportID).
 	Begin(ctx context.Context, file [32]byte, run string) (again bool, err error)
 	// Known reports, for each completion, whether it was accepted before;
-	// the others are remembered as accepted from now on. With stored set
-	// (Begin answered again) it looks among the stored rows too;
-	// otherwise only in what this process accepted.
-	Known(ctx context.Context, cs []Completion, stored bool) ([]bool, error)
+	// the others are remembered as accepted from now on. rows says which
+	// row of which file each completion is. With stored set (Begin
+	// answered again) it looks among the stored rows too; otherwise only
+	// in what this process accepted.
+	Known(ctx context.Context, rows ImportRows, cs []Completion, stored bool) ([]bool, error)
 	// Forget undoes Known's remembering, for completions the pipeline then
 	// refused (a full log), so that a retry is not taken for a duplicate.
-	Forget(cs []Completion)
+	Forget(rows ImportRows, cs []Completion)
+}
+
+// ImportRows names the rows a batch of imported completions comes from:
+// the content hash of their file and each one's row number in it (the two
+// their ids are made of, see ImportID).
+type ImportRows struct {
+	File [32]byte
+	Rows []int // Rows[i] is the row of the batch's i-th completion
 }
 
 // ImportConfig is what POST /imports needs from main.
@@ -124,11 +133,12 @@ func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, run string, rej
 	pooled := importBatches.Get().(*[]Completion)
 	defer importBatches.Put(pooled)
 	batch := (*pooled)[:0]
+	nums := make([]int, 0, importCheck) // the row number of each completion in batch
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		known, err := cfg.Filter.Known(ctx, batch, again)
+		known, err := cfg.Filter.Known(ctx, ImportRows{File: x.source, Rows: nums}, batch, again)
 		if err != nil {
 			return fmt.Errorf("check imported rows against stored ones: %w", err)
 		}
@@ -139,21 +149,21 @@ func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, run string, rej
 				continue
 			}
 			if n != i { // a Completion is large: the rows that stay are not copied
-				batch[n] = batch[i]
+				batch[n], nums[n] = batch[i], nums[i]
 			}
 			n++
 		}
-		fresh := batch[:n]
+		fresh, freshNums := batch[:n], nums[:n]
 		for len(fresh) > 0 {
-			rec := fresh[:min(len(fresh), importRecord)]
-			if err := cfg.Pipeline.Accept(ctx, rec); err != nil {
-				cfg.Filter.Forget(fresh)
+			k := min(len(fresh), importRecord)
+			if err := cfg.Pipeline.Accept(ctx, fresh[:k]); err != nil {
+				cfg.Filter.Forget(ImportRows{File: x.source, Rows: freshNums}, fresh)
 				return err
 			}
-			sum.Imported += len(rec)
-			fresh = fresh[len(rec):]
+			sum.Imported += k
+			fresh, freshNums = fresh[k:], freshNums[k:]
 		}
-		batch = batch[:0]
+		batch, nums = batch[:0], nums[:0]
 		return nil
 	}
 	var rejs []Rejection
@@ -164,6 +174,8 @@ func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, run string, rej
 		line, row, problems, err := x.read(&batch[len(batch)-1])
 		if err != nil || len(problems) > 0 {
 			batch = batch[:len(batch)-1]
+		} else {
+			nums = append(nums, row)
 		}
 		if errors.Is(err, io.EOF) {
 			break

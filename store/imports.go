@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -12,9 +14,11 @@ import (
 
 // ImportFilter is ingest's ImportFilter: an imported row is known when the
 // events table has its event id, or when this process accepted it before
-// (it may still be in the durable log, not yet in ClickHouse). It has its
-// own Deduper, so an import never evicts live traffic's event ids from the
-// collector's.
+// (it may still be in the durable log, not yet in ClickHouse). What this
+// process accepted is kept as ranges of row numbers for each file and
+// event (a file's rows are accepted mostly in order, so a million rows are
+// a few ranges), not in the collector's Deduper, so an import never evicts
+// live traffic's event ids, and a row costs no hashing.
 //
 // The runs that began importing a file are recorded in import_files, so
 // that only a file imported before costs a lookup of stored ids for each
@@ -23,10 +27,15 @@ type ImportFilter struct {
 	conn Conn
 	db   string
 	in   *Inserter
-	seen *Deduper
 
-	mu    sync.Mutex
-	began map[fileRun]bool // runs this process recorded, and whether another began before
+	mu       sync.Mutex
+	began    map[fileRun]bool      // runs this process recorded, and whether another began before
+	accepted map[fileEvent]*rowSet // rows this process accepted
+}
+
+type fileEvent struct {
+	file  [32]byte
+	event string
 }
 
 type fileRun struct {
@@ -34,14 +43,15 @@ type fileRun struct {
 	run  string
 }
 
-// maxBegan bounds ImportFilter.began: past it, the memory starts afresh
-// (a run then records itself again, which is harmless).
+// maxBegan bounds ImportFilter.began and accepted: past it, the memory
+// starts afresh (a run then records itself again, which is harmless; a
+// retried part of a file forgotten is looked up among stored rows only if
+// another run of it began).
 const maxBegan = 10_000
 
-// NewImportFilter returns a filter over database's events, remembering
-// what it accepted in seen.
-func NewImportFilter(conn Conn, database string, seen *Deduper) *ImportFilter {
-	return &ImportFilter{conn: conn, db: quoteIdent(database), in: NewInserter(conn, database), seen: seen, began: map[fileRun]bool{}}
+// NewImportFilter returns a filter over database's events.
+func NewImportFilter(conn Conn, database string) *ImportFilter {
+	return &ImportFilter{conn: conn, db: quoteIdent(database), in: NewInserter(conn, database), began: map[fileRun]bool{}, accepted: map[fileEvent]*rowSet{}}
 }
 
 var importFilesColumns = []string{"file", "run", "started_at"}
@@ -90,17 +100,54 @@ func (f *ImportFilter) Begin(ctx context.Context, file [32]byte, run string) (bo
 // Known implements ingest.ImportFilter. The events lookup names the rows'
 // sites, event names and occurred range with their ids, so it reads the
 // granules of that key range only.
-func (f *ImportFilter) Known(ctx context.Context, cs []ingest.Completion, stored bool) ([]bool, error) {
+func (f *ImportFilter) Known(ctx context.Context, rows ingest.ImportRows, cs []ingest.Completion, stored bool) ([]bool, error) {
+	if len(rows.Rows) != len(cs) {
+		return nil, fmt.Errorf("import filter: %d row numbers for %d completions", len(rows.Rows), len(cs))
+	}
 	out := make([]bool, len(cs))
 	if len(cs) == 0 {
 		return out, nil
 	}
-	if !stored {
-		for i := range cs {
-			out[i] = !f.seen.FirstSeen(cs[i].EventName, cs[i].EventID)
+	var have map[string]bool
+	if stored {
+		var err error
+		if have, err = f.stored(ctx, cs); err != nil {
+			return nil, err
 		}
-		return out, nil
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var set *rowSet // of setEvent
+	var setEvent string
+	for i := range cs {
+		if have[eventKey(cs[i].EventName, cs[i].EventID)] {
+			out[i] = true
+			continue
+		}
+		if set == nil || cs[i].EventName != setEvent {
+			set, setEvent = f.rowsOf(rows.File, cs[i].EventName), cs[i].EventName
+		}
+		out[i] = !set.add(rows.Rows[i])
+	}
+	return out, nil
+}
+
+// rowsOf is the set of rows accepted of file for event; f.mu is held.
+func (f *ImportFilter) rowsOf(file [32]byte, event string) *rowSet {
+	k := fileEvent{file, event}
+	set := f.accepted[k]
+	if set == nil {
+		if len(f.accepted) >= maxBegan {
+			clear(f.accepted)
+		}
+		set = new(rowSet)
+		f.accepted[k] = set
+	}
+	return set
+}
+
+// stored returns the keys (eventKey) of those of cs already in events.
+func (f *ImportFilter) stored(ctx context.Context, cs []ingest.Completion) (map[string]bool, error) {
 	sites, names := map[string]bool{}, map[string]bool{}
 	lo, hi := cs[0].OccurredAt, cs[0].OccurredAt
 	for i := range cs {
@@ -130,15 +177,81 @@ func (f *ImportFilter) Known(ctx context.Context, cs []ingest.Completion, stored
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("look up imported event ids: %w", err)
 	}
-	for i := range cs {
-		out[i] = have[eventKey(cs[i].EventName, cs[i].EventID)] || !f.seen.FirstSeen(cs[i].EventName, cs[i].EventID)
-	}
-	return out, nil
+	return have, nil
 }
 
 // Forget implements ingest.ImportFilter.
-func (f *ImportFilter) Forget(cs []ingest.Completion) {
+func (f *ImportFilter) Forget(rows ingest.ImportRows, cs []ingest.Completion) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for i := range cs {
-		f.seen.Forget(cs[i].EventName, cs[i].EventID)
+		if set := f.accepted[fileEvent{rows.File, cs[i].EventName}]; set != nil && i < len(rows.Rows) {
+			set.remove(rows.Rows[i])
+		}
+	}
+}
+
+// rowSet is a set of row numbers as sorted, disjoint, non-adjacent ranges.
+// Rows added in order extend the last range, at no search.
+type rowSet struct {
+	ranges []rowRange
+}
+
+type rowRange struct{ lo, hi int } // rows lo to hi-1
+
+// find returns the index of the first range ending after r (r is in it
+// when its lo <= r).
+func (s *rowSet) find(r int) int {
+	return sort.Search(len(s.ranges), func(i int) bool { return s.ranges[i].hi > r })
+}
+
+// add adds r and reports whether it was new.
+func (s *rowSet) add(r int) bool {
+	if n := len(s.ranges); n == 0 || r > s.ranges[n-1].hi {
+		s.ranges = append(s.ranges, rowRange{r, r + 1})
+		return true
+	} else if r == s.ranges[n-1].hi {
+		s.ranges[n-1].hi++
+		return true
+	}
+	i := s.find(r)
+	if i < len(s.ranges) && s.ranges[i].lo <= r {
+		return false
+	}
+	// r lies before range i (or after the last one, handled above) and
+	// after range i-1.
+	joinsPrev := i > 0 && s.ranges[i-1].hi == r
+	joinsNext := i < len(s.ranges) && s.ranges[i].lo == r+1
+	switch {
+	case joinsPrev && joinsNext:
+		s.ranges[i-1].hi = s.ranges[i].hi
+		s.ranges = slices.Delete(s.ranges, i, i+1)
+	case joinsPrev:
+		s.ranges[i-1].hi++
+	case joinsNext:
+		s.ranges[i].lo--
+	default:
+		s.ranges = slices.Insert(s.ranges, i, rowRange{r, r + 1})
+	}
+	return true
+}
+
+// remove takes r out of the set.
+func (s *rowSet) remove(r int) {
+	i := s.find(r)
+	if i == len(s.ranges) || s.ranges[i].lo > r {
+		return
+	}
+	g := s.ranges[i]
+	switch {
+	case g.lo == r && g.hi == r+1:
+		s.ranges = slices.Delete(s.ranges, i, i+1)
+	case g.lo == r:
+		s.ranges[i].lo++
+	case g.hi == r+1:
+		s.ranges[i].hi--
+	default:
+		s.ranges[i].hi = r
+		s.ranges = slices.Insert(s.ranges, i+1, rowRange{r + 1, g.hi})
 	}
 }

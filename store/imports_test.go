@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -24,21 +25,32 @@ func TestImportFilter(t *testing.T) {
 	}
 	writeCompletions(t, in, []ingest.Completion{row(0, ingest.SourceImport), row(1, ingest.SourceImport), row(2, ingest.SourceAPI)})
 
-	f := NewImportFilter(conn, db, NewDeduper(DeduperConfig{MaxKeys: 100}))
+	f := NewImportFilter(conn, db)
 	offer := []ingest.Completion{row(0, ingest.SourceImport), row(1, ingest.SourceImport), row(2, ingest.SourceImport), row(3, ingest.SourceImport)}
-	known, err := f.Known(ctx, offer, true)
+	file := sha256.Sum256([]byte("history.csv"))
+	nums := func(rows ...int) ingest.ImportRows { return ingest.ImportRows{File: file, Rows: rows} }
+	known, err := f.Known(ctx, nums(0, 1, 2, 3), offer, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(known) != "[true true false false]" {
 		t.Errorf("Known = %v; want [true true false false]", known)
 	}
-	if known, _ := f.Known(ctx, offer[2:], true); fmt.Sprint(known) != "[true true]" {
+	if known, _ := f.Known(ctx, nums(2, 3), offer[2:], true); fmt.Sprint(known) != "[true true]" {
 		t.Errorf("Known again = %v; want [true true]", known)
 	}
-	f.Forget(offer[3:])
-	if known, _ := f.Known(ctx, offer[3:], true); fmt.Sprint(known) != "[false]" {
+	f.Forget(nums(3), offer[3:])
+	if known, _ := f.Known(ctx, nums(3), offer[3:], true); fmt.Sprint(known) != "[false]" {
 		t.Errorf("Known after Forget = %v; want [false]", known)
+	}
+	// The same rows of another event, or of another file, are new.
+	other := offer[2]
+	other.EventName = "viewed_van"
+	if known, _ := f.Known(ctx, nums(2), []ingest.Completion{other}, false); fmt.Sprint(known) != "[false]" {
+		t.Errorf("Known of row 2 for another event = %v; want [false]", known)
+	}
+	if known, _ := f.Known(ctx, ingest.ImportRows{File: sha256.Sum256([]byte("other.csv")), Rows: []int{2}}, offer[2:3], false); fmt.Sprint(known) != "[false]" {
+		t.Errorf("Known of row 2 of another file = %v; want [false]", known)
 	}
 }
 
@@ -59,12 +71,12 @@ func TestImportFilterBegin(t *testing.T) {
 			t.Errorf("Begin(%x…, %s) = %v; want %v", file[:4], run, again, want)
 		}
 	}
-	f := NewImportFilter(conn, db, NewDeduper(DeduperConfig{MaxKeys: 100}))
+	f := NewImportFilter(conn, db)
 	begin(f, file, "run-1", false)
 	begin(f, file, "run-1", false) // its next part
 	begin(f, other, "run-1", false)
 	// A new process: its memory is empty, the table is not.
-	g := NewImportFilter(conn, db, NewDeduper(DeduperConfig{MaxKeys: 100}))
+	g := NewImportFilter(conn, db)
 	begin(g, file, "run-2", true)
 	begin(g, other, "run-1", false)
 	begin(f, file, "run-1", true) // run-1's next part, now that run-2 began
@@ -74,10 +86,10 @@ func TestImportFilterBegin(t *testing.T) {
 	in := NewInserter(conn, db)
 	c := ingest.Completion{EventID: "stored-1", EventName: "viewed_car", Source: ingest.SourceImport, OccurredAt: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)}
 	writeCompletions(t, in, []ingest.Completion{c})
-	if known, _ := g.Known(ctx, []ingest.Completion{c}, false); fmt.Sprint(known) != "[false]" {
+	if known, _ := g.Known(ctx, ingest.ImportRows{File: file, Rows: []int{1}}, []ingest.Completion{c}, false); fmt.Sprint(known) != "[false]" {
 		t.Errorf("Known(stored=false) of a stored row = %v; want [false]", known)
 	}
-	if known, _ := NewImportFilter(conn, db, NewDeduper(DeduperConfig{MaxKeys: 100})).Known(ctx, []ingest.Completion{c}, true); fmt.Sprint(known) != "[true]" {
+	if known, _ := NewImportFilter(conn, db).Known(ctx, ingest.ImportRows{File: file, Rows: []int{1}}, []ingest.Completion{c}, true); fmt.Sprint(known) != "[true]" {
 		t.Errorf("Known(stored=true) of a stored row = %v; want [true]", known)
 	}
 	var n uint64
@@ -93,5 +105,54 @@ func TestImportFilterBegin(t *testing.T) {
 	rows.Close()
 	if n != 3 {
 		t.Errorf("import_files holds %d runs; want 3 (file run-1, other run-1, file run-2)", n)
+	}
+}
+
+// A rowSet holds what a set of ints holds through any adds and removes,
+// in ranges that stay sorted, disjoint and apart.
+func TestRowSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var s rowSet
+	want := map[int]bool{}
+	for op := range 20_000 {
+		r := rng.IntN(300)
+		if op%5 == 4 {
+			s.remove(r)
+			delete(want, r)
+		} else if got := s.add(r); got == want[r] {
+			t.Fatalf("op %d: add(%d) = %v with %d in the set: %v", op, r, got, r, want[r])
+		}
+		want[r] = want[r] || op%5 != 4
+		for i, g := range s.ranges {
+			if g.lo >= g.hi || i > 0 && s.ranges[i-1].hi >= g.lo {
+				t.Fatalf("op %d: ranges %v not sorted, disjoint and apart", op, s.ranges)
+			}
+		}
+	}
+	n := 0
+	for _, g := range s.ranges {
+		for r := g.lo; r < g.hi; r++ {
+			if !want[r] {
+				t.Fatalf("%d in the set, not added", r)
+			}
+			n++
+		}
+	}
+	held := 0
+	for _, in := range want {
+		if in {
+			held++
+		}
+	}
+	if n != held {
+		t.Errorf("set holds %d rows; want %d", n, held)
+	}
+	// Rows added in order make one range.
+	var inOrder rowSet
+	for r := range 1_000_000 {
+		inOrder.add(r)
+	}
+	if len(inOrder.ranges) != 1 {
+		t.Errorf("a million rows in order make %d ranges; want 1", len(inOrder.ranges))
 	}
 }

@@ -402,7 +402,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		// never push live event ids out of the collector's.
 		Import: ingest.ImportConfig{
 			Pipeline: ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Enrich: s.enricher.Enrich, Observe: s.live.Observe, Log: log}),
-			Filter:   store.NewImportFilter(s.conn, s.db, store.NewDeduper(store.DeduperConfig{MaxKeys: 200_000})),
+			Filter:   store.NewImportFilter(s.conn, s.db),
 		},
 		Scripts:    &s.scripts,
 		Ready:      s.ready,
