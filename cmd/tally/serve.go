@@ -397,9 +397,10 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 		Rejections:      s.rejects,
 		Reader:          store.NewReader(s.conn, s.db),
 		// Imports go through their own pipeline: the same log and
-		// enrichment, and a duplicate filter of their own (200,000 keys,
-		// about 5 MB) beside the events table, so a million imported rows
-		// never push live event ids out of the collector's.
+		// enrichment, and a duplicate filter of their own (the row
+		// numbers accepted of each file, as ranges) beside the events
+		// table, so a million imported rows never push live event ids out
+		// of the collector's.
 		Import: ingest.ImportConfig{
 			Pipeline: ingest.NewPipeline(ingest.PipelineConfig{Sink: store.NewLogSink(s.wal), Enrich: s.enricher.Enrich, Observe: s.live.Observe, Log: log}),
 			Filter:   store.NewImportFilter(s.conn, s.db),
