@@ -362,9 +362,10 @@ func (f *Follower) gather(recs *Records) (last uint64, n int, ok bool) {
 }
 
 // readChunk is how many records the next Read takes: a record holds one
-// request, from one completion to 500, so the count is what fills the rows
-// left at the completions per record seen in this batch so far, or in the
-// last one. MaxBytes bounds the Read whatever the count.
+// request, from one completion to 500 (5,000 for an import), so the count
+// is what fills the rows left at the completions per record seen in this
+// batch so far, or in the last one. MaxBytes bounds the Read whatever the
+// count.
 func (f *Follower) readChunk(rowsLeft, rows, records int) int {
 	if records > 0 && rows > 0 {
 		f.perRecord = max(1, rows/records)
