@@ -36,8 +36,14 @@ type CSVReader struct {
 	line0   int      // file line of the stream's first data row, less 2 (see NewCSVReader)
 	emailAt int
 	timeAt  int
-	propAt  []int // header index of each property column, by name; names in props
-	props   []string
+	cols    []propColumn // the property columns, sorted by name
+}
+
+// propColumn is a property column of the header: its index and the
+// property it holds.
+type propColumn struct {
+	at   int
+	name string
 }
 
 // ImportRow is one data row: its completion, or the problems that kept it
@@ -126,7 +132,7 @@ func NewCSVReader(cat *Catalog, event string, r io.Reader, chunk CSVChunk, now t
 					continue
 				}
 			}
-			x.propAt, x.props = append(x.propAt, i), append(x.props, name)
+			x.cols = append(x.cols, propColumn{at: i, name: name})
 		}
 	}
 	if x.emailAt < 0 {
@@ -140,16 +146,7 @@ func NewCSVReader(cat *Catalog, event string, r io.Reader, chunk CSVChunk, now t
 	}
 	// Sorted by name once, so a row's properties come out in the order
 	// ApplyProperties would sort them into.
-	order := make([]int, len(x.props))
-	for k := range order {
-		order[k] = k
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(x.props[a], x.props[b]) })
-	propAt, props := make([]int, len(order)), make([]string, len(order))
-	for k, o := range order {
-		propAt[k], props[k] = x.propAt[o], x.props[o]
-	}
-	x.propAt, x.props = propAt, props
+	slices.SortFunc(x.cols, func(a, b propColumn) int { return strings.Compare(a.name, b.name) })
 	return x, nil
 }
 
@@ -258,19 +255,19 @@ func (x *CSVReader) read(c *Completion) (line, row int, problems []FieldError, e
 			c.OccurredAt = t
 		}
 	}
-	if len(rec) > len(x.propAt)+2 {
-		problems = append(problems, fieldErr("row", "INVALID_ROW", "%d cells; the header has %d", len(rec), len(x.propAt)+2))
+	if len(rec) > len(x.cols)+2 {
+		problems = append(problems, fieldErr("row", "INVALID_ROW", "%d cells; the header has %d", len(rec), len(x.cols)+2))
 	}
-	props := make([]Prop, 0, len(x.propAt))
-	for k, i := range x.propAt {
-		if v := cell(i); v != "" { // an empty cell is an absent property
-			props = append(props, Prop{Name: x.props[k], Value: v})
+	props := make([]Prop, 0, len(x.cols))
+	for _, col := range x.cols {
+		if v := cell(col.at); v != "" { // an empty cell is an absent property
+			props = append(props, Prop{Name: col.name, Value: v})
 		}
 	}
 	if len(props) > MaxPropsPerCompletion {
 		return line, row, append(problems, ApplyProperties(c, x.def, props, Strict, "properties")...), nil
 	}
 	// The header's names are checked, unique and sorted: only the values
-	// are left to check (TestCSVPropertiesAsAPI).
+	// are left to check (FuzzCSVPropertiesAsAPI).
 	return line, row, applyNamed(c, x.def, props, Strict, "properties", problems), nil
 }

@@ -88,16 +88,15 @@ func (s *ImportSummary) Add(s2 ImportSummary) {
 }
 
 const (
-	// importCheck rows are checked against the filter at once: one lookup
-	// of stored ids costs about as much for 5,000 rows as for 1,000.
+	// importCheck rows are checked against the filter at once, and those
+	// not known are appended to the log as one record: one lookup of
+	// stored ids costs about as much for 5,000 rows as for 1,000, and
+	// 5,000 rows of about 200 bytes is a ~1 MB record. That fills a 1 MiB
+	// segment alone, so the log's in-memory tail is not regrown for every
+	// record of an import (a segment of five 1,000-row records was copied
+	// into buffers of growing size five times); it is within the readers'
+	// 4 MiB and the events writer's 16 MiB batches.
 	importCheck = 5000
-	// importRecord rows are appended to the log as one record: 5,000 rows
-	// of about 200 bytes is a ~1 MB record. That fills a 1 MiB segment
-	// alone, so the log's in-memory tail is not regrown for every record
-	// of an import (a segment of five 1,000-row records was copied into
-	// buffers of growing size five times); it is within the readers' 4 MiB
-	// and the events writer's 16 MiB batches.
-	importRecord = importCheck
 	// importRejections rejected rows are handed to reject at once.
 	importRejections = 1000
 	// maxRunID bounds the run query parameter of POST /imports.
@@ -153,15 +152,12 @@ func Import(ctx context.Context, cfg ImportConfig, x *CSVReader, run string, rej
 			}
 			n++
 		}
-		fresh, freshNums := batch[:n], nums[:n]
-		for len(fresh) > 0 {
-			k := min(len(fresh), importRecord)
-			if err := cfg.Pipeline.Accept(ctx, fresh[:k]); err != nil {
-				cfg.Filter.Forget(ImportRows{File: x.source, Rows: freshNums}, fresh)
+		if fresh := batch[:n]; len(fresh) > 0 {
+			if err := cfg.Pipeline.Accept(ctx, fresh); err != nil {
+				cfg.Filter.Forget(ImportRows{File: x.source, Rows: nums[:n]}, fresh)
 				return err
 			}
-			sum.Imported += k
-			fresh, freshNums = fresh[k:], freshNums[k:]
+			sum.Imported += n
 		}
 		batch, nums = batch[:0], nums[:0]
 		return nil

@@ -85,7 +85,7 @@ type Follower struct {
 	perRecord int // completions per log record in the last batch read
 
 	inFlight *startedBatch // started, not finished, not committed
-	failures int           // batches failed in a row, for the backoff
+	failures int           // batches failed in a row (failed, succeeded), for the backoff
 }
 
 // startedBatch is a batch a StartFunc returned before it was done.
@@ -215,7 +215,7 @@ func (f *Follower) run() {
 			f.inFlight = &startedBatch{finish: finish, through: last, rows: recs.Rows()}
 			continue
 		}
-		f.failures = 0
+		f.succeeded()
 		f.commit(last)
 	}
 }
@@ -239,20 +239,35 @@ func (f *Follower) finishInFlight() bool {
 	f.inFlight = nil
 	if err := b.finish(); err != nil {
 		f.r.Rewind()
-		if f.stopCtx.Err() == nil && f.failures == 0 {
-			f.log.Warn("durable log reader: batch failed; its completions stay in the log and are retried", "rows", b.rows, "err", err)
-		}
-		f.failures++
+		f.failed(b.rows, err)
 		return false
 	}
-	f.failures = 0
+	f.succeeded()
 	f.commit(b.through)
 	return true
 }
 
-// pause waits out the backoff after a failed batch. It returns false when
-// the follower must stop: it is stopping (what failed stays in the log for
-// the next start) or Close's deadline passed.
+// failed counts a failed batch toward the backoff; the first of a run of
+// failures is logged.
+func (f *Follower) failed(rows int, err error) {
+	if f.stopCtx.Err() == nil && f.failures == 0 {
+		f.log.Warn("durable log reader: batch failed; its completions stay in the log and are retried", "rows", rows, "err", err)
+	}
+	f.failures++
+}
+
+// succeeded ends a run of failures.
+func (f *Follower) succeeded() {
+	if f.failures > 0 {
+		f.log.Info("durable log reader is moving again", "after_attempts", f.failures+1)
+		f.failures = 0
+	}
+}
+
+// pause waits out the backoff after failures failed batches in a row. It
+// returns false when the follower must stop: it is stopping (what failed
+// stays in the log for the next start rather than holding up the
+// shutdown) or Close's deadline passed.
 func (f *Follower) pause() bool {
 	if f.stopCtx.Err() != nil {
 		return false
@@ -278,12 +293,9 @@ const (
 
 // startUntilDone starts the batch, retrying with backoff until it starts.
 func (f *Follower) startUntilDone(recs *Records, through uint64) (func() error, startOutcome) {
-	for attempt := 0; ; attempt++ {
+	for {
 		finish, err := f.start(f.ctx, recs, through)
 		if err == nil {
-			if attempt > 0 {
-				f.log.Info("durable log reader is moving again", "after_attempts", attempt+1)
-			}
 			return finish, startDone
 		}
 		// The batch in flight is settled before this one is retried: if
@@ -291,19 +303,8 @@ func (f *Follower) startUntilDone(recs *Records, through uint64) (func() error, 
 		if !f.finishInFlight() {
 			return nil, startReread
 		}
-		if f.stopCtx.Err() != nil {
-			// Stopping: what cannot be done now stays in the log for the
-			// next start rather than holding up the shutdown.
-			return nil, startStop
-		}
-		if attempt == 0 {
-			f.log.Warn("durable log reader: batch failed; its completions stay in the log and are retried", "rows", recs.Rows(), "err", err)
-		}
-		t := time.NewTimer(f.cfg.Backoff.Delay(attempt))
-		select {
-		case <-t.C:
-		case <-f.ctx.Done():
-			t.Stop()
+		f.failed(recs.Rows(), err)
+		if !f.pause() {
 			return nil, startStop
 		}
 	}

@@ -120,7 +120,7 @@ func (f *ImportFilter) Known(ctx context.Context, rows ingest.ImportRows, cs []i
 	var set *rowSet // of setEvent
 	var setEvent string
 	for i := range cs {
-		if have[eventKey(cs[i].EventName, cs[i].EventID)] {
+		if len(have) > 0 && have[eventKey(cs[i].EventName, cs[i].EventID)] { // no key built when none are stored
 			out[i] = true
 			continue
 		}

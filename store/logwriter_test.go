@@ -63,6 +63,27 @@ func withEmails(cs []ingest.Completion) []ingest.Completion {
 	return cs
 }
 
+// waitWritten waits, at most 30 s, until w has handled every record in
+// its log.
+func waitWritten(w *LogWriter) {
+	for deadline := time.Now().Add(30 * time.Second); w.Pending() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// wantEachOnce checks that events holds n rows by a plain count (a
+// duplicate would count twice) and person_events the rows of n
+// completions.
+func wantEachOnce(t *testing.T, conn driver.Conn, db string, n uint64) {
+	t.Helper()
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".events"); got != n {
+		t.Errorf("rows = %d; want %d (each once)", got, n)
+	}
+	if got := countRows(t, conn, "SELECT uniqExact(event_id) FROM "+db+".person_events"); got != n {
+		t.Errorf("completions in person_events = %d; want %d", got, n)
+	}
+}
+
 func closeLogWriter(t *testing.T, w *LogWriter, within time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
@@ -149,16 +170,9 @@ func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 	w := NewLogWriter(LogWriterConfig{FlushAge: time.Millisecond, Persons: persons, Backoff: backoff.Policy{Min: time.Millisecond, Max: 5 * time.Millisecond}},
 		r, l.LastIndex(), storedThenFailed, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
 	appendRecords(t, l, cs) // after the start: nothing is left from a crash
-	for deadline := time.Now().Add(30 * time.Second); w.Pending() > 0 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitWritten(w)
 	closeLogWriter(t, w, 30*time.Second)
-	if got := countRows(t, conn, "SELECT count() FROM "+db+".events"); got != 300 {
-		t.Errorf("rows = %d; want 300 (each once)", got)
-	}
-	if got := countRows(t, conn, "SELECT uniqExact(event_id) FROM "+db+".person_events"); got != 300 {
-		t.Errorf("completions in person_events = %d; want 300", got)
-	}
+	wantEachOnce(t, conn, db, 300)
 	if n := personWrites.Load(); n < 3 {
 		t.Errorf("person writes = %d; want the failed one retried", n)
 	}
@@ -179,7 +193,8 @@ func TestLogWriterOverlapRetryAddsNoDuplicate(t *testing.T) {
 	appended := make(chan struct{})
 	var starts, inFlight, maxInFlight atomic.Int32
 	start := func(ctx context.Context, blocks Blocks) (func() error, error) {
-		if starts.Add(1) == 1 {
+		first := starts.Add(1) == 1
+		if first {
 			<-appended // every record is in the log: the next batch is there to start
 		}
 		wait, err := in.StartBlocks(ctx, blocks)
@@ -189,7 +204,6 @@ func TestLogWriterOverlapRetryAddsNoDuplicate(t *testing.T) {
 		n := inFlight.Add(1)
 		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
 		}
-		first := starts.Load() == 1
 		return func() error {
 			defer inFlight.Add(-1)
 			if err := wait(); err != nil {
@@ -209,19 +223,12 @@ func TestLogWriterOverlapRetryAddsNoDuplicate(t *testing.T) {
 		appendRecords(t, l, cs[k*100:(k+1)*100])
 	}
 	close(appended)
-	for deadline := time.Now().Add(30 * time.Second); w.Pending() > 0 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitWritten(w)
 	if p := w.Pending(); p > 0 {
 		t.Errorf("%d records not written after 30 s", p)
 	}
 	closeLogWriter(t, w, 30*time.Second)
-	if got := countRows(t, conn, "SELECT count() FROM "+db+".events"); got != 500 {
-		t.Errorf("rows = %d; want 500 (each once)", got)
-	}
-	if got := countRows(t, conn, "SELECT uniqExact(event_id) FROM "+db+".person_events"); got != 500 {
-		t.Errorf("completions in person_events = %d; want 500", got)
-	}
+	wantEachOnce(t, conn, db, 500)
 	if m := maxInFlight.Load(); m < 2 {
 		t.Errorf("at most %d INSERT in flight; want the next batch sent while the last one ended", m)
 	}
@@ -244,9 +251,7 @@ func TestLogWriterPersonRowsOncePerBatch(t *testing.T) {
 	w := startLogWriter(t, l, conn, db, LogWriterConfig{FlushRows: 100, FlushAge: time.Millisecond, Persons: persons})
 	for k := 0; k < 3; k++ {
 		appendRecords(t, l, cs[k*100:(k+1)*100])
-		for deadline := time.Now().Add(30 * time.Second); w.Pending() > 0 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitWritten(w)
 	}
 	closeLogWriter(t, w, 30*time.Second)
 	if n := batches.Load(); n < 3 {

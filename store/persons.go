@@ -146,11 +146,10 @@ func shared(seen *[]string, s string) string {
 			return v
 		}
 	}
-	if len(*seen) == 64 { // an unusual batch of many names: not searched further
-		return strings.Clone(s)
-	}
 	v := strings.Clone(s)
-	*seen = append(*seen, v)
+	if len(*seen) < 64 { // an unusual batch of many names: not searched further
+		*seen = append(*seen, v)
+	}
 	return v
 }
 

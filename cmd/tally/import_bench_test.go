@@ -41,8 +41,9 @@ import (
 //	stored-rows/s    rows in ClickHouse (events), from the start
 //	raw-rows/s       the mean of the two direct inserts' rates of the
 //	                 rows the import stores (see importedRows; the import
-//	                 ran between them; on an ext4 disk, the rate of either
-//	                 swings up to 3× with the file system's state)
+//	                 ran between them; on an ext4 disk without a journal,
+//	                 the rate of either swings up to 3× with the files
+//	                 deleted in the minutes before: see the README)
 //	raw-before-rows/s, raw-after-rows/s  each of them
 //	stored/raw-%     stored-rows/s over raw-rows/s
 //	raw-constant-rows/s, stored/raw-constant-%  the same for a direct
