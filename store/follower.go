@@ -37,7 +37,7 @@ type FollowConfig struct {
 	// erasures of people whose completions the log still holds).
 	Skip func(index uint64, c *ingest.Completion) bool
 	// Idle, when set and true, means the handler has nothing to do: records
-	// are passed over without being decoded (the rules engine with no rule
+	// are passed over without being read (the rules engine with no rule
 	// enabled), and the cursor still moves.
 	Idle func() bool
 }
@@ -327,9 +327,21 @@ func (f *Follower) gather(recs *Records) (last uint64, n int, ok bool) {
 		case !deadline.IsZero():
 			ctx, cancel = context.WithDeadline(f.stopCtx, deadline)
 		}
-		// At most maxReadBytes a Read: the reader stages what it reads in
-		// a buffer of its own, which keeps the size of the largest Read.
-		es, err := f.r.Read(ctx, f.readChunk(f.cfg.MaxRows-recs.Rows(), recs.Rows(), len(recs.spans)), min(f.cfg.MaxBytes-recs.Bytes(), maxReadBytes))
+		var es []wal.Entry
+		var err error
+		if f.cfg.Idle != nil && f.cfg.Idle() {
+			// Nothing to do with the records: passed over unread.
+			var skipped int
+			var to uint64
+			if skipped, to, err = f.r.Skip(ctx); err == nil {
+				last, n = to, n+skipped
+			}
+		} else {
+			// At most maxReadBytes a Read: the reader stages what it reads
+			// in a buffer of its own, which keeps the size of the largest
+			// Read.
+			es, err = f.r.Read(ctx, f.readChunk(f.cfg.MaxRows-recs.Rows(), recs.Rows(), len(recs.spans)), min(f.cfg.MaxBytes-recs.Bytes(), maxReadBytes))
+		}
 		cancel()
 		if err != nil && !errors.Is(err, wal.ErrCorrupt) {
 			if f.ctx.Err() != nil || errors.Is(err, wal.ErrClosed) {
@@ -340,12 +352,8 @@ func (f *Follower) gather(recs *Records) (last uint64, n int, ok bool) {
 			}
 			continue // Close was called: read what is left without waiting
 		}
-		idle := f.cfg.Idle != nil && f.cfg.Idle()
 		for _, e := range es {
 			last, n = e.Index, n+1
-			if idle {
-				continue
-			}
 			if e.Data == nil {
 				f.corrupt.Inc()
 				f.log.Error("skipped a damaged log record", "index", e.Index)

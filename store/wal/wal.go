@@ -555,6 +555,35 @@ func (r *Reader) Read(ctx context.Context, maxRecords, maxBytes int) ([]Entry, e
 	}
 }
 
+// Skip moves past every record after the last one read, without reading
+// them, and returns how many it passed and the index of the last. It waits
+// like Read until there is at least one. A reader with nothing to do with
+// the records (the rules engine with no rule) passes over them this way
+// without loading their segments.
+func (r *Reader) Skip(ctx context.Context) (n int, last uint64, err error) {
+	for {
+		r.l.mu.Lock()
+		last, notify, closed := r.l.last, r.l.notify, r.l.closed
+		r.l.mu.Unlock()
+		r.mu.Lock()
+		next := r.next
+		if next <= last {
+			r.next = last + 1
+			r.mu.Unlock()
+			return int(last - next + 1), last, nil
+		}
+		r.mu.Unlock()
+		if closed {
+			return 0, 0, ErrClosed
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		}
+	}
+}
+
 func (r *Reader) read(next, last uint64, maxRecords, maxBytes int) ([]Entry, error) {
 	r.buf = r.buf[:0]
 	type span struct {

@@ -336,3 +336,35 @@ func TestReadersReadConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Skip passes over what is unread, waits for more when nothing is, and
+// leaves Read at the first record appended after it; the cursor moves only
+// with Commit.
+func TestSkipPassesOverUnread(t *testing.T) {
+	l := open(t, Config{Dir: t.TempDir()})
+	defer l.Close()
+	r, _ := l.Reader("r")
+	appendN(t, l, 0, 5)
+	if es, err := r.Read(context.Background(), 2, 1<<20); err != nil || len(es) != 2 {
+		t.Fatalf("Read = %d records, %v; want 2", len(es), err)
+	}
+	n, last, err := r.Skip(context.Background())
+	if err != nil || n != 3 || last != 5 {
+		t.Fatalf("Skip = %d, %d, %v; want 3 records through index 5", n, last, err)
+	}
+	if p := r.Pending(); p != 5 {
+		t.Errorf("Pending after Skip = %d; want 5 until a Commit", p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := r.Skip(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Skip with nothing unread = %v; want it to wait until ctx ends", err)
+	}
+	appendN(t, l, 5, 1)
+	if err := r.Commit(last); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r); len(got) != 1 || got[0] != "record-000005" {
+		t.Errorf("read after Skip = %q; want the one record appended after it", got)
+	}
+}
