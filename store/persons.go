@@ -124,9 +124,9 @@ func objectKey(object string) string   { return "o:" + object }
 // batch of completions, gathered block by block (Add) while the batch's
 // events INSERT encodes the same blocks, so the batch is decoded once.
 // They hold copies of a few strings of each completion, not the decoded
-// strings themselves: those are slices of their whole log record (see
-// DecodeRecord), which one id would keep in memory while the rows are
-// written, after the writer has moved on to its next batch.
+// strings themselves: those are slices of the batch's records (see
+// Records.Blocks), which the writer's next batch overwrites while these
+// rows are written (TestPersonRowsOutliveTheirRecords).
 type PersonRows struct {
 	person, name, id, site []string
 	at                     []time.Time

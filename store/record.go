@@ -159,10 +159,19 @@ var errRecord = errors.New("malformed log record")
 // DecodeRecord appends the completions of one log record to cs. The
 // strings of the completions share one allocation, a copy of data.
 func DecodeRecord(cs []ingest.Completion, data []byte) ([]ingest.Completion, error) {
+	if len(data) == 0 {
+		return cs, fmt.Errorf("%w: version none, want %d", errRecord, recordVersion)
+	}
+	return decodeRecord(cs, data, string(data), nil) // one copy; every string is a slice of it
+}
+
+// decodeRecord is DecodeRecord with the strings of the completions sliced
+// from s, which holds the bytes of data, and their properties carved from
+// *props when it is not nil (see carveProps).
+func decodeRecord(cs []ingest.Completion, data []byte, s string, props *[]ingest.Prop) ([]ingest.Completion, error) {
 	if len(data) == 0 || data[0] != recordVersion {
 		return cs, fmt.Errorf("%w: version %v, want %d", errRecord, first(data), recordVersion)
 	}
-	s := string(data) // one copy; every string below is a slice of it
 	p := 1
 	count, n := binary.Uvarint(data[p:])
 	if n <= 0 || count > uint64(len(data)) {
@@ -178,7 +187,7 @@ func DecodeRecord(cs []ingest.Completion, data []byte) ([]ingest.Completion, err
 		// Decoded in place: a Completion built apart and appended escapes
 		// to the heap, one allocation and one copy per completion.
 		cs = append(cs, ingest.Completion{})
-		if err := decodeCompletion(&cs[len(cs)-1], data[p:p+int(size)], s[p:p+int(size)]); err != nil {
+		if err := decodeCompletion(&cs[len(cs)-1], data[p:p+int(size)], s[p:p+int(size)], props); err != nil {
 			cs[len(cs)-1] = ingest.Completion{}
 			return cs[:len(cs)-1], fmt.Errorf("%w: completion %d: %w", errRecord, i, err)
 		}
@@ -213,7 +222,7 @@ var byTag = func() map[uint64]int {
 
 // decodeCompletion reads the fields of one completion; b and s are the same
 // bytes, s as a string to slice values from.
-func decodeCompletion(c *ingest.Completion, b []byte, s string) error {
+func decodeCompletion(c *ingest.Completion, b []byte, s string, props *[]ingest.Prop) error {
 	p := 0
 	for p < len(b) {
 		key, n := binary.Uvarint(b[p:])
@@ -272,7 +281,7 @@ func decodeCompletion(c *ingest.Completion, b []byte, s string) error {
 			if err != nil || n%2 != 0 {
 				return fmt.Errorf("field %d: bad properties", tag)
 			}
-			c.Props = make([]ingest.Prop, n/2)
+			c.Props = carveProps(props, n/2)
 			for j, p := 0, 0; j < len(c.Props); j++ {
 				c.Props[j].Name, p = nextString(raw, val, p)
 				c.Props[j].Value, p = nextString(raw, val, p)
@@ -287,6 +296,25 @@ func decodeCompletion(c *ingest.Completion, b []byte, s string) error {
 	}
 	return nil
 }
+
+// carveProps returns room for n properties: from *arena when it is not
+// nil (a new arena is started when it is full; what was carved from the
+// old one stays valid), else a slice of its own.
+func carveProps(arena *[]ingest.Prop, n int) []ingest.Prop {
+	if arena == nil {
+		return make([]ingest.Prop, n)
+	}
+	a := *arena
+	if cap(a)-len(a) < n {
+		a = make([]ingest.Prop, 0, max(n, propArenaSize))
+	}
+	*arena = a[:len(a)+n]
+	return a[len(a) : len(a)+n : len(a)+n]
+}
+
+// propArenaSize is the properties an arena holds: those of 2,000
+// completions with four each.
+const propArenaSize = 8192
 
 // splitStrings reads a run of length-prefixed strings.
 func splitStrings(b []byte, s string) ([]string, error) {

@@ -4,15 +4,18 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"github.com/tally-analytics/tally/ingest"
 )
 
 // Blocks hands a batch's completions to fn in log order, about n at a
 // time, and stops at fn's first error, which it returns. fn may modify a
-// block but not keep it or its completions past its return: the block is
-// reused. Blocks may be called more than once, also concurrently; every
-// call hands the same completions.
+// block but not keep it, its completions or their strings past its
+// return: the block is reused, and the strings may share the memory of
+// the batch's records, which the next batch overwrites (a string kept
+// must be copied). Blocks may be called more than once, also
+// concurrently; every call hands the same completions.
 type Blocks func(n int, fn func(cs []ingest.Completion) error) error
 
 // Records is a batch of durable log records as they were read, decoded
@@ -32,7 +35,14 @@ type Records struct {
 
 	mu       sync.Mutex
 	reported map[uint64]bool
-	blocks   [][]ingest.Completion // decoded blocks for the next passes
+	blocks   []decodeBlock // decoded blocks for the next passes
+}
+
+// decodeBlock is where Blocks decodes: the completions and an arena their
+// properties are carved from.
+type decodeBlock struct {
+	cs    []ingest.Completion
+	props []ingest.Prop
 }
 
 type recordSpan struct {
@@ -78,20 +88,25 @@ func (r *Records) add(index uint64, data []byte) (int, error) {
 // Completions skip drops are left out. A record that does not decode is
 // reported once and passed over, keeping the completions before its
 // damage, as DecodeRecord does.
+//
+// The strings of the completions are slices of the records' memory, not
+// copies, and their properties come from the block's arena: a block
+// costs no allocation once its slots and arena have grown.
 func (r *Records) Blocks(n int, fn func(cs []ingest.Completion) error) error {
-	cs := r.takeBlock()
-	defer func() { r.giveBlock(cs) }()
+	b := r.takeBlock()
+	defer func() { r.giveBlock(b) }()
 	for _, s := range r.spans {
-		cs = r.decode(cs, s)
-		if len(cs) >= n {
-			if err := handParts(cs, n, fn); err != nil {
+		b.cs = r.decode(b.cs, s, &b.props)
+		if len(b.cs) >= n {
+			if err := handParts(b.cs, n, fn); err != nil {
 				return err
 			}
-			cs = cs[:0] // the next record's decoding overwrites each slot whole
+			// The next record's decoding overwrites each slot whole.
+			b.cs, b.props = b.cs[:0], b.props[:0]
 		}
 	}
-	if len(cs) > 0 {
-		return fn(cs)
+	if len(b.cs) > 0 {
+		return fn(b.cs)
 	}
 	return nil
 }
@@ -108,18 +123,28 @@ func handParts(cs []ingest.Completion, n int, fn func(cs []ingest.Completion) er
 	return nil
 }
 
-// All appends every completion of the records to cs.
+// All appends every completion of the records to cs. Their strings are
+// copies: they may be kept.
 func (r *Records) All(cs []ingest.Completion) []ingest.Completion {
 	for _, s := range r.spans {
-		cs = r.decode(cs, s)
+		cs = r.decode(cs, s, nil)
 	}
 	return cs
 }
 
 // decode appends the completions of one record that skip keeps to cs.
-func (r *Records) decode(cs []ingest.Completion, s recordSpan) []ingest.Completion {
+// With props, their strings are slices of r's memory and their properties
+// are carved from *props; without, they share one copy of the record.
+func (r *Records) decode(cs []ingest.Completion, s recordSpan, props *[]ingest.Prop) []ingest.Completion {
 	before := len(cs)
-	cs, err := DecodeRecord(cs, r.data[s.start:s.end])
+	data := r.data[s.start:s.end]
+	var str string
+	if props == nil {
+		str = string(data)
+	} else if len(data) > 0 {
+		str = unsafe.String(&data[0], len(data))
+	}
+	cs, err := decodeRecord(cs, data, str, props)
 	if err != nil {
 		r.report(s.index, err)
 	}
@@ -155,7 +180,7 @@ const maxKeptBlock = 8192
 // takeBlock returns an empty block to decode into. The blocks are kept by
 // r rather than a sync.Pool, which the GC empties: under the soft memory
 // limit it runs often, and each pass then grew a new block of megabytes.
-func (r *Records) takeBlock() []ingest.Completion {
+func (r *Records) takeBlock() decodeBlock {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if k := len(r.blocks); k > 0 {
@@ -163,17 +188,20 @@ func (r *Records) takeBlock() []ingest.Completion {
 		r.blocks = r.blocks[:k-1]
 		return b
 	}
-	return nil
+	return decodeBlock{}
 }
 
-func (r *Records) giveBlock(b []ingest.Completion) {
-	if cap(b) > maxKeptBlock {
+func (r *Records) giveBlock(b decodeBlock) {
+	if cap(b.cs) > maxKeptBlock || cap(b.props) > propArenaSize {
 		return
 	}
-	clear(b[:cap(b)]) // the strings of every block this one held
+	// The strings of every block this one held: they may be slices of
+	// records a reset lets go of.
+	clear(b.cs[:cap(b.cs)])
+	clear(b.props[:cap(b.props)])
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.blocks = append(r.blocks, b[:0])
+	r.blocks = append(r.blocks, decodeBlock{cs: b.cs[:0], props: b.props[:0]})
 }
 
 func (r *Records) report(index uint64, err error) {
