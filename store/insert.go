@@ -180,60 +180,94 @@ func (in *Inserter) insertStream(ctx context.Context, table string, columns []st
 // block, with wait to end the INSERT: the end (the last block sent, and
 // the server's answer once it has stored the part) runs meanwhile.
 func (in *Inserter) startStream(ctx context.Context, table string, columns []string, each func(send func(values []any, rows int) error) error) (wait func() error, err error) {
-	var batch driver.Batch
-	var ptrs []*string // appendArrays's scratch
-	rows := 0
-	fail := func(err error) error {
-		return fmt.Errorf("insert into %s (%d rows sent): %w", table, rows, err)
+	s := in.newStream(ctx, table, columns)
+	if err := each(s.send); err != nil {
+		s.abort()
+		if s.batch == nil {
+			return func() error { return nil }, err
+		}
+		return nil, err
 	}
-	send := func(values []any, n int) error {
-		if n == 0 {
-			return nil
-		}
-		if batch == nil {
-			// 18.16 needs the column list: a bare INSERT INTO t fails
-			// there with "expected 0 arguments".
-			b, err := in.conn.PrepareBatch(ctx, "INSERT INTO "+in.db+"."+table+" ("+strings.Join(columns, ", ")+")")
-			if err != nil {
-				return fail(fmt.Errorf("prepare: %w", err))
-			}
-			batch = b
-		} else if err := batch.Flush(); err != nil {
-			return fail(err)
-		}
-		for i, v := range values {
-			col := batch.Column(i)
-			var err error
-			if arrays, ok := v.([][]string); ok {
-				err = appendArrays(col, arrays, &ptrs)
-			} else {
-				err = col.Append(v)
-			}
-			if err != nil {
-				return fail(fmt.Errorf("column %s: %w", columns[i], err))
-			}
-		}
-		rows += n
+	return s.end(), nil
+}
+
+// stream is one INSERT whose blocks are sent as they are handed to it,
+// prepared at the first block with rows: a block is sent when the next
+// one comes or at the end.
+type stream struct {
+	in      *Inserter
+	ctx     context.Context
+	table   string
+	columns []string
+	batch   driver.Batch
+	ptrs    []*string // appendArrays's scratch
+	rows    int
+}
+
+func (in *Inserter) newStream(ctx context.Context, table string, columns []string) *stream {
+	return &stream{in: in, ctx: ctx, table: table, columns: columns}
+}
+
+func (s *stream) fail(err error) error {
+	return fmt.Errorf("insert into %s (%d rows sent): %w", s.table, s.rows, err)
+}
+
+// send appends a block of n rows, values holding a slice per column.
+func (s *stream) send(values []any, n int) error {
+	if n == 0 {
 		return nil
 	}
-	err = each(send)
-	if batch == nil {
-		return func() error { return nil }, err
+	if s.batch == nil {
+		// 18.16 needs the column list: a bare INSERT INTO t fails
+		// there with "expected 0 arguments".
+		b, err := s.in.conn.PrepareBatch(s.ctx, "INSERT INTO "+s.in.db+"."+s.table+" ("+strings.Join(s.columns, ", ")+")")
+		if err != nil {
+			return s.fail(fmt.Errorf("prepare: %w", err))
+		}
+		s.batch = b
+	} else if err := s.batch.Flush(); err != nil {
+		return s.fail(err)
 	}
-	if err != nil {
-		batch.Close()
-		return nil, err
+	for i, v := range values {
+		col := s.batch.Column(i)
+		var err error
+		if arrays, ok := v.([][]string); ok {
+			err = appendArrays(col, arrays, &s.ptrs)
+		} else {
+			err = col.Append(v)
+		}
+		if err != nil {
+			return s.fail(fmt.Errorf("column %s: %w", s.columns[i], err))
+		}
+	}
+	s.rows += n
+	return nil
+}
+
+// end sends the last block and returns wait, which returns the INSERT's
+// outcome once the server has stored it; nothing is sent when no block
+// had rows.
+func (s *stream) end() (wait func() error) {
+	if s.batch == nil {
+		return func() error { return nil }
 	}
 	done := make(chan error, 1)
 	go func() {
-		defer batch.Close()
-		if err := batch.Send(); err != nil {
-			done <- fail(err)
+		defer s.batch.Close()
+		if err := s.batch.Send(); err != nil {
+			done <- s.fail(err)
 			return
 		}
 		done <- nil
 	}()
-	return func() error { return <-done }, nil
+	return func() error { return <-done }
+}
+
+// abort drops the INSERT without sending its last block.
+func (s *stream) abort() {
+	if s.batch != nil {
+		s.batch.Close()
+	}
 }
 
 // insertBlockRows is the most rows sent in one block of an INSERT.

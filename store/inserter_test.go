@@ -14,12 +14,18 @@ func (in *Inserter) InsertCompletions(ctx context.Context, cs []ingest.Completio
 	return in.InsertBlocks(ctx, sliceBlocks(cs))
 }
 
-// InsertPersons writes the person rows of cs (InsertPersonRows).
+// InsertPersons writes the person rows of cs (StartPersonRows).
 func (in *Inserter) InsertPersons(ctx context.Context, cs []ingest.Completion) error {
-	var rows PersonRows
-	rows.Add(cs)
-	return in.InsertPersonRows(ctx, &rows)
+	return writePersons(in.StartPersonRows(ctx), sliceBlocks(cs))
 }
+
+// endingWith is a PersonSink whose End is end's.
+type endingWith struct {
+	PersonSink
+	end func(s PersonSink) error
+}
+
+func (s endingWith) End() error { return s.end(s.PersonSink) }
 
 // sliceBlocks hands cs as Blocks of at most n.
 func sliceBlocks(cs []ingest.Completion) Blocks {

@@ -39,15 +39,14 @@ type LogWriterConfig struct {
 	// a restarted server is noticed within 10 s, and an outage costs at
 	// most one insert attempt per 5–10 s.
 	Backoff backoff.Policy
-	// Persons, when set, writes what is derived from a batch for lookups
-	// by person (Inserter.InsertPersonRows). The rows are gathered as the
-	// events INSERT encodes the batch, and written once it has sent its
-	// last block, on another connection, while ClickHouse stores the events
-	// part; a failure of either retries the batch. In the batches a crash
-	// may have left half-written, they are written first and for every
-	// completion, including those whose events rows are already stored
-	// (their tables absorb repeats).
-	Persons func(ctx context.Context, rows *PersonRows) error
+	// Persons, when set, starts writing what is derived from a batch for
+	// lookups by person (Inserter.StartPersonRows). It is handed each
+	// block as the events INSERT encodes it, and sends its rows at once,
+	// on another connection; a failure of either retries the batch. In
+	// the batches a crash may have left half-written, they are written
+	// first and for every completion, including those whose events rows
+	// are already stored (their tables absorb repeats).
+	Persons func(ctx context.Context) PersonSink
 	// Skip drops completions before they are written (see FollowConfig).
 	Skip func(index uint64, c *ingest.Completion) bool
 	// StorageIP turns the client IP as received (the log keeps it whole,
@@ -136,7 +135,7 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 			// Batches are handed in log order: every batch until the one
 			// reaching lastIndex may hold rows a crash left stored.
 			if persons != nil {
-				if err := persons(ctx, personRowsOf(all)); err != nil {
+				if err := writePersons(persons(ctx), all); err != nil {
 					failed()
 					return nil, err
 				}
@@ -172,26 +171,25 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 			return true
 		})
 		begin := time.Now()
-		var personsDone chan error // the person rows' INSERT, once started
+		var personsDone chan error // the person rows' INSERT, once ending
+		var sink PersonSink
 		if persons != nil {
 			// One decoding of the batch serves both: each block the events
-			// INSERT encodes also gives its person rows, and once the last
-			// block is sent they are written while ClickHouse stores the
-			// events part.
-			// Room for a row per completion up front, not grown by
-			// doubling. It is not kept for the next batch: held between
-			// batches, a large batch's rows (and their map) would stay in
-			// a heap that runs under serve's soft memory limit.
-			rows := newPersonRows(recs.Rows())
+			// INSERT encodes also gives its person rows, sent at once, and
+			// once the last block is sent both INSERTs end while
+			// ClickHouse stores their parts.
+			sink = persons(ctx)
 			events := blocks
 			blocks = func(n int, fn func([]ingest.Completion) error) error {
 				err := events(n, func(cs []ingest.Completion) error {
-					rows.Add(cs)
+					if err := sink.Add(cs); err != nil {
+						return err
+					}
 					return fn(cs)
 				})
 				if err == nil && personsDone == nil {
 					personsDone = make(chan error, 1)
-					go func() { personsDone <- persons(ctx, rows) }()
+					go func() { personsDone <- sink.End() }()
 				}
 				return err
 			}
@@ -204,13 +202,15 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 		} else {
 			err = insert(ctx, blocks)
 		}
-		if err == nil && persons != nil && personsDone == nil {
-			// The insert stored the batch without going through its
-			// blocks: its person rows are gathered apart, while recs is
-			// still there.
-			rows := personRowsOf(all)
-			personsDone = make(chan error, 1)
-			go func() { personsDone <- persons(ctx, rows) }()
+		if sink != nil && personsDone == nil {
+			if err == nil {
+				// The insert stored the batch without going through its
+				// blocks: its person rows are written apart, while recs is
+				// still there.
+				err = writePersons(sink, all)
+			} else {
+				sink.Abort()
+			}
 		}
 		end := func() error {
 			if err == nil && wait != nil {
@@ -248,11 +248,13 @@ func NewLogWriter(cfg LogWriterConfig, r *wal.Reader, lastIndex uint64, insert C
 	return &LogWriter{Follower: f, corrupt: corrupt}
 }
 
-// personRowsOf gathers the person rows of every completion blocks hands.
-func personRowsOf(blocks Blocks) *PersonRows {
-	rows := new(PersonRows)
-	_ = blocks(insertBlockRows, func(cs []ingest.Completion) error { rows.Add(cs); return nil })
-	return rows
+// writePersons writes the person rows of every completion blocks hands.
+func writePersons(sink PersonSink, blocks Blocks) error {
+	if err := blocks(insertBlockRows, sink.Add); err != nil {
+		sink.Abort()
+		return err
+	}
+	return sink.End()
 }
 
 // mapBlocks hands on the completions of blocks that keep returns true for;

@@ -161,11 +161,14 @@ func TestLogWriterRetryAddsNoDuplicate(t *testing.T) {
 		}
 		return nil
 	}
-	persons := func(ctx context.Context, rows *PersonRows) error {
-		if personWrites.Add(1) == 2 {
-			return errors.New("connection reset by peer")
-		}
-		return in.InsertPersonRows(ctx, rows)
+	persons := func(ctx context.Context) PersonSink {
+		return endingWith{in.StartPersonRows(ctx), func(s PersonSink) error {
+			if personWrites.Add(1) == 2 {
+				s.Abort()
+				return errors.New("connection reset by peer")
+			}
+			return s.End()
+		}}
 	}
 	w := NewLogWriter(LogWriterConfig{FlushAge: time.Millisecond, Persons: persons, Backoff: backoff.Policy{Min: time.Millisecond, Max: 5 * time.Millisecond}},
 		r, l.LastIndex(), storedThenFailed, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
@@ -215,7 +218,7 @@ func TestLogWriterOverlapRetryAddsNoDuplicate(t *testing.T) {
 			return nil
 		}, nil
 	}
-	w := NewLogWriter(LogWriterConfig{FlushRows: 100, FlushAge: time.Millisecond, Persons: in.InsertPersonRows, Start: start,
+	w := NewLogWriter(LogWriterConfig{FlushRows: 100, FlushAge: time.Millisecond, Persons: in.StartPersonRows, Start: start,
 		Backoff: backoff.Policy{Min: time.Millisecond, Max: 5 * time.Millisecond}},
 		r, l.LastIndex(), in.InsertBlocks, in.Existing, slog.New(slog.NewTextHandler(testLog{t}, nil)), nil)
 	cs := withEmails(manyCompletions(0, 500))
@@ -244,9 +247,11 @@ func TestLogWriterPersonRowsOncePerBatch(t *testing.T) {
 	}
 	in := NewInserter(conn, db)
 	var batches atomic.Int32
-	persons := func(ctx context.Context, rows *PersonRows) error {
-		batches.Add(1)
-		return in.InsertPersonRows(ctx, rows)
+	persons := func(ctx context.Context) PersonSink {
+		return endingWith{in.StartPersonRows(ctx), func(s PersonSink) error {
+			batches.Add(1)
+			return s.End()
+		}}
 	}
 	w := startLogWriter(t, l, conn, db, LogWriterConfig{FlushRows: 100, FlushAge: time.Millisecond, Persons: persons})
 	for k := 0; k < 3; k++ {
@@ -264,6 +269,27 @@ func TestLogWriterPersonRowsOncePerBatch(t *testing.T) {
 	}
 	if got := countRows(t, conn, "SELECT count() FROM "+db+".identities"); got != 300 {
 		t.Errorf("identities rows = %d; want 300", got)
+	}
+}
+
+// A batch's person rows go out block by block, the person keys of each
+// block made in memory the next block reuses: every row keeps its own
+// completion's key.
+func TestPersonWriterRowsAcrossBlocks(t *testing.T) {
+	conn, db := migrated(t)
+	cs := withEmails(manyCompletions(0, 5000)) // three blocks
+	for i := range cs {
+		cs[i].VisitorID = fmt.Sprintf("v%d", i)
+	}
+	if err := NewInserter(conn, db).InsertPersons(context.Background(), cs); err != nil {
+		t.Fatal(err)
+	}
+	n := "toString(toUInt32(substring(event_id, 4)))" // id-00042 → 42
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".person_events WHERE person = concat('e:p', "+n+", '@example.com') OR person = concat('v:v', "+n+")"); got != 10_000 {
+		t.Errorf("person_events rows with their own completion's key = %d; want 10000 (an email and a visitor row for each of 5000)", got)
+	}
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".identities WHERE value = concat('p', substring(visitor_id, 2), '@example.com')"); got != 5000 {
+		t.Errorf("identities rows linking a visitor to its own email = %d; want 5000", got)
 	}
 }
 

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tally-analytics/tally/ingest"
 )
@@ -14,7 +16,7 @@ import (
 // belongs to, so a contact's timeline is a read of a few granules instead
 // of a scan of events (whose order key starts with site and event name).
 // Both are derived from the completions as the events writer copies them
-// from the durable log (InsertPersonRows, called with the events INSERT).
+// from the durable log (PersonWriter, beside the events INSERT).
 
 // identitiesDDL: one row per (kind, value, visitor) link. The table is
 // read as "which visitors are this person", so it is sorted by the
@@ -115,31 +117,106 @@ func personsMigration() []string {
 	return append([]string{identitiesDDL, personEventsDDL, personEventsBackfill, identitiesBackfill}, contactTimelineDDL()...)
 }
 
-// Person keys in person_events.
-func emailKey(email string) string     { return "e:" + email }
-func visitorKey(visitor string) string { return "v:" + visitor }
-func objectKey(object string) string   { return "o:" + object }
+// Person keys in person_events: a prefix for the kind of identifier,
+// then the identifier.
+const (
+	emailPrefix   = "e:"
+	visitorPrefix = "v:"
+	objectPrefix  = "o:"
+)
 
-// PersonRows are the person_events and identities rows derived from a
-// batch of completions, gathered block by block (Add) while the batch's
-// events INSERT encodes the same blocks, so the batch is decoded once.
-// They hold copies of a few strings of each completion, not the decoded
-// strings themselves: those are slices of the batch's records (see
-// Records.Blocks), which the writer's next batch overwrites while these
-// rows are written (TestPersonRowsOutliveTheirRecords).
-type PersonRows struct {
+func emailKey(email string) string     { return emailPrefix + email }
+func visitorKey(visitor string) string { return visitorPrefix + visitor }
+func objectKey(object string) string   { return objectPrefix + object }
+
+// PersonWriter writes the person rows of one batch as the events writer
+// hands its blocks (Add), so the batch is decoded once for both tables:
+// each block's person_events rows go out at once in an INSERT streamed
+// beside the batch's events INSERT, on another connection, and nothing of
+// them is held past the block. The identities rows, a few per visitor, are
+// gathered over the batch and written at its end (End).
+type PersonWriter struct {
+	ctx    context.Context
+	in     *Inserter
+	events *stream // the person_events INSERT
+	ids    identityRows
+	// One block's person_events columns, reused. Their strings are the
+	// block's (the driver copies what it is given), but for the person
+	// keys, made in keys.
 	person, name, id, site []string
 	at                     []time.Time
 	ms                     []uint16
-	links                  map[personLink]int // → row in the identities columns
-	kind, value, visitor   []string
-	lsite                  []string
-	seen                   []time.Time
-	names, sites           []string // copies of the event names and sites met, few in a batch
+	keys                   []byte
 }
 
+// StartPersonRows returns a PersonWriter for one batch; it is a
+// LogWriterConfig.Persons.
+func (in *Inserter) StartPersonRows(ctx context.Context) PersonSink {
+	return &PersonWriter{ctx: ctx, in: in, events: in.newStream(ctx, "person_events", personEventsColumns)}
+}
+
+// Add sends the person_events rows of cs (one row per identifier each
+// completion carries) and gathers their identities rows. cs and its
+// strings are not used after Add returns.
+func (w *PersonWriter) Add(cs []ingest.Completion) error {
+	w.ids.add(cs)
+	w.person, w.name, w.id, w.site, w.at, w.ms = w.person[:0], w.name[:0], w.id[:0], w.site[:0], w.at[:0], w.ms[:0]
+	w.keys = w.keys[:0] // the last block's keys were copied by the driver
+	for i := range cs {
+		c := &cs[i]
+		t := clampTime(c.OccurredAt)
+		for _, k := range [...]struct{ prefix, v string }{{emailPrefix, c.Identity.Email}, {visitorPrefix, c.VisitorID}, {objectPrefix, c.ObjectID}} {
+			if k.v == "" {
+				continue
+			}
+			w.person = append(w.person, w.key(k.prefix, k.v))
+			w.name, w.id, w.site = append(w.name, c.EventName), append(w.id, c.EventID), append(w.site, c.Site)
+			w.at, w.ms = append(w.at, t), append(w.ms, uint16(t.Nanosecond()/int(time.Millisecond)))
+		}
+	}
+	return w.events.send([]any{w.person, w.at, w.ms, w.name, w.id, w.site}, len(w.person))
+}
+
+// key is prefix+v, made in w.keys: the keys of a block share its memory.
+// A key stays valid when w.keys grows past it (its old array is left as
+// it was), until the next block's keys overwrite it.
+func (w *PersonWriter) key(prefix, v string) string {
+	from := len(w.keys)
+	w.keys = append(append(w.keys, prefix...), v...)
+	b := w.keys[from:]
+	return unsafe.String(&b[0], len(b))
+}
+
+// End ends the person_events INSERT and writes the identities rows, and
+// returns once both are stored.
+func (w *PersonWriter) End() error {
+	wait := w.events.end()
+	var err error
+	if n := len(w.ids.kind); n > 0 {
+		err = w.in.insert(w.ctx, "identities", identityColumns, n, []any{w.ids.kind, w.ids.value, w.ids.visitor, w.ids.site, w.ids.seen})
+	}
+	return cmp.Or(wait(), err)
+}
+
+// Abort drops what Add sent.
+func (w *PersonWriter) Abort() { w.events.abort() }
+
+// identityRows are the identities rows of a batch: one per (kind, value,
+// visitor id), with the latest time it was seen. They hold copies of
+// their strings, not the decoded ones: those are slices of the batch's
+// records (see Records.Blocks), which the writer's next batch overwrites
+// while these rows are written (TestIdentityRowsOutliveTheirRecords).
+type identityRows struct {
+	links                      map[personLink]int // → row
+	kind, value, visitor, site []string
+	seen                       []time.Time
+	sites                      []string // copies of the sites met, few in a batch
+}
+
+type personLink struct{ kind, value, visitor string }
+
 // shared returns a copy of s from *seen (adding one when s is new there),
-// so the rows share a copy of each event name and site.
+// so the rows share a copy of each site.
 func shared(seen *[]string, s string) string {
 	for _, v := range *seen {
 		if v == s {
@@ -147,66 +224,47 @@ func shared(seen *[]string, s string) string {
 		}
 	}
 	v := strings.Clone(s)
-	if len(*seen) < 64 { // an unusual batch of many names: not searched further
+	if len(*seen) < 64 { // an unusual batch of many sites: not searched further
 		*seen = append(*seen, v)
 	}
 	return v
 }
 
-type personLink struct{ kind, value, visitor string }
-
-// newPersonRows returns PersonRows with room for n person rows.
-func newPersonRows(n int) *PersonRows {
-	return &PersonRows{person: make([]string, 0, n), name: make([]string, 0, n), id: make([]string, 0, n), site: make([]string, 0, n),
-		at: make([]time.Time, 0, n), ms: make([]uint16, 0, n)}
-}
-
-// Add derives the rows of cs.
-func (p *PersonRows) Add(cs []ingest.Completion) {
-	if p.links == nil {
-		p.links = map[personLink]int{}
-	}
+// add gathers the identities rows of cs: a visitor id sent with an email
+// or an external id links them.
+func (r *identityRows) add(cs []ingest.Completion) {
 	for i := range cs {
 		c := &cs[i]
-		t := clampTime(c.OccurredAt)
-		name, id, site := shared(&p.names, c.EventName), strings.Clone(c.EventID), shared(&p.sites, c.Site)
-		for _, k := range []struct{ v, key string }{
-			{c.Identity.Email, emailKey(c.Identity.Email)}, {c.VisitorID, visitorKey(c.VisitorID)}, {c.ObjectID, objectKey(c.ObjectID)},
-		} {
-			if k.v == "" {
-				continue
-			}
-			p.person, p.name, p.id, p.site = append(p.person, k.key), append(p.name, name), append(p.id, id), append(p.site, site)
-			p.at, p.ms = append(p.at, t), append(p.ms, uint16(t.Nanosecond()/int(time.Millisecond)))
-		}
 		if c.VisitorID == "" {
 			continue
 		}
-		for _, l := range []personLink{{"email", c.Identity.Email, c.VisitorID}, {"external_id", c.Identity.ExternalID, c.VisitorID}} {
+		t := clampTime(c.OccurredAt)
+		for _, l := range [...]personLink{{"email", c.Identity.Email, c.VisitorID}, {"external_id", c.Identity.ExternalID, c.VisitorID}} {
 			if l.value == "" {
 				continue
 			}
-			if j, ok := p.links[l]; ok {
-				if t.After(p.seen[j]) {
-					p.seen[j] = t
+			if j, ok := r.links[l]; ok {
+				if t.After(r.seen[j]) {
+					r.seen[j] = t
 				}
 				continue
 			}
+			if r.links == nil {
+				r.links = map[personLink]int{}
+			}
 			l.value, l.visitor = strings.Clone(l.value), strings.Clone(l.visitor)
-			p.links[l] = len(p.kind)
-			p.kind, p.value, p.visitor, p.lsite, p.seen = append(p.kind, l.kind), append(p.value, l.value), append(p.visitor, l.visitor), append(p.lsite, site), append(p.seen, t)
+			r.links[l] = len(r.kind)
+			r.kind, r.value, r.visitor = append(r.kind, l.kind), append(r.value, l.value), append(r.visitor, l.visitor)
+			r.site, r.seen = append(r.site, shared(&r.sites, c.Site)), append(r.seen, t)
 		}
 	}
 }
 
-// InsertPersonRows writes rows to identities and person_events. The events
-// writer calls it beside its events INSERT of the same batch: when either
-// fails the batch is retried, and these rows are written again, which the
-// engines and readers absorb (rows of one key collapse; readers take one
-// row per event).
-func (in *Inserter) InsertPersonRows(ctx context.Context, p *PersonRows) error {
-	if err := in.insert(ctx, "identities", identityColumns, len(p.kind), []any{p.kind, p.value, p.visitor, p.lsite, p.seen}); err != nil {
-		return err
-	}
-	return in.insert(ctx, "person_events", personEventsColumns, len(p.person), []any{p.person, p.at, p.ms, p.name, p.id, p.site})
+// PersonSink takes the person rows of one batch: Add with each block,
+// then End once every block was added (it returns when the rows are
+// stored), or Abort when the batch failed.
+type PersonSink interface {
+	Add(cs []ingest.Completion) error
+	End() error
+	Abort()
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
@@ -167,28 +166,27 @@ func TestRecordsBlocksDecodeWithoutCopies(t *testing.T) {
 	}
 }
 
-// The person rows of a batch keep their strings when the next batch is
-// read into the same Records: they are copies, not slices of the records.
-func TestPersonRowsOutliveTheirRecords(t *testing.T) {
+// The identities rows of a batch keep their strings when the next batch
+// is read into the same Records: they are copies, not slices of the
+// records.
+func TestIdentityRowsOutliveTheirRecords(t *testing.T) {
 	var recs Records
 	if _, err := recs.add(1, AppendRecord(nil, withProps(manyCompletions(0, 100), "first"))); err != nil {
 		t.Fatal(err)
 	}
-	rows := personRowsOf(recs.Blocks)
+	var rows identityRows
+	recs.Blocks(insertBlockRows, func(cs []ingest.Completion) error { rows.add(cs); return nil })
 	recs.reset()
 	if _, err := recs.add(2, AppendRecord(nil, withProps(manyCompletions(500, 100), "later"))); err != nil {
 		t.Fatal(err)
 	}
 	recs.Blocks(insertBlockRows, func([]ingest.Completion) error { return nil })
-	if len(rows.person) != 200 { // an email and a visitor each
-		t.Fatalf("person rows = %d; want 200", len(rows.person))
+	if len(rows.value) != 100 {
+		t.Fatalf("identities rows = %d; want 100 (an email each, one visitor)", len(rows.value))
 	}
-	for i, p := range rows.person {
-		if !strings.HasPrefix(p, "e:first-") && p != "v:first-visitor" || !strings.HasPrefix(rows.id[i], "id-000") {
-			t.Fatalf("person row %d = %q, %q after the next batch was read; want the first batch's", i, p, rows.id[i])
+	for i := range rows.value {
+		if rows.value[i] != fmt.Sprintf("first-%d@example.com", i) || rows.visitor[i] != "first-visitor" || rows.site[i] != "s" {
+			t.Fatalf("identities row %d = %q, %q, %q after the next batch was read; want the first batch's", i, rows.value[i], rows.visitor[i], rows.site[i])
 		}
-	}
-	if len(rows.value) != 100 || !strings.HasPrefix(rows.value[99], "first-") || rows.visitor[0] != "first-visitor" {
-		t.Errorf("identities = %q / %q after the next batch was read; want the first batch's", rows.value, rows.visitor)
 	}
 }

@@ -367,7 +367,7 @@ func startServer(ctx context.Context, cfg *config.File, opt serverOptions) (_ *s
 
 	// The log's readers: ClickHouse and the rules engine, each at its own
 	// pace, neither on the request path.
-	s.writer = store.NewLogWriter(store.LogWriterConfig{FlushAge: opt.FlushAge, StorageIP: s.enricher.StorageIP, Persons: inserter.InsertPersonRows, Start: inserter.StartBlocks,
+	s.writer = store.NewLogWriter(store.LogWriterConfig{FlushAge: opt.FlushAge, StorageIP: s.enricher.StorageIP, Persons: inserter.StartPersonRows, Start: inserter.StartBlocks,
 		Skip: s.erasures.Drop},
 		chReader, s.wal.LastIndex(), inserter.InsertBlocks, inserter.Existing, log, reg)
 	s.rulesFeed = store.Follow(store.FollowConfig{Name: "rules engine", MaxRows: rulesBatchRows, MaxAge: rulesBatchAge, Idle: engine.Idle, Skip: s.erasures.Drop},
