@@ -56,7 +56,9 @@ func newUACache(size int) *uaCache {
 
 // get returns the parsed form of s, parsing it on a miss.
 func (c *uaCache) get(s string) uaInfo {
-	if len(s) > maxCachedUALen {
+	// No user agent (imports and most API calls) parses at once; a very
+	// long one is not kept.
+	if s == "" || len(s) > maxCachedUALen {
 		return parseUA(s)
 	}
 	sh := &c.shards[hashShard(c, s)]
