@@ -20,11 +20,7 @@
 // Commit makes a position durable (a small file under Dir/cursors, written
 // atomically). After a restart a reader resumes from its last commit, so a
 // record is handled at least once by every reader; readers make their work
-// idempotent by the ids inside the records. A reader reads its records
-// in order straight from the segment files, keeping the one it is in open
-// (the library's own Read loads a whole segment into memory for each
-// record it has not cached); Skip passes over records without reading
-// them.
+// idempotent by the ids inside the records.
 //
 // # Backpressure and retention
 //

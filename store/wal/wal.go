@@ -1,13 +1,11 @@
 package wal
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,10 +29,9 @@ type Config struct {
 	// ~90,000/s ClickHouse ceiling measured on a 2-core machine.
 	MaxBytes int64 `yaml:"max_bytes"`
 	// SegmentBytes is the size at which a segment file is closed and the
-	// next begun. Default 1 MiB: the library holds the tail segment in
-	// memory (and the two it cached last, 3–6 MiB in all as its buffers
-	// grow by doubling; readers read the files themselves), and a segment
-	// is the unit of deletion.
+	// next begun. Default 1 MiB: the library holds the tail segment and the
+	// two most recently read ones in memory (3–6 MiB, as its buffers grow
+	// by doubling), and a segment is the unit of deletion.
 	SegmentBytes int `yaml:"segment_bytes"`
 	// MaxGroup bounds the records written under one fsync. Default 4,096.
 	MaxGroup int `yaml:"-"`
@@ -70,13 +67,7 @@ type Log struct {
 	// lib is the library's log; replaced only by reopen, after a failed
 	// write.
 	lib atomic.Pointer[twal.Log]
-	// gen counts reopens: a reader's open segment file may hold bytes a
-	// reopen cut, so its cursor opens the file again.
-	gen atomic.Uint64
-	// libraryReads counts records readers read through the library
-	// because their segment files did not give them.
-	libraryReads atomic.Int64
-	log          *slog.Logger
+	log *slog.Logger
 
 	reqs chan *appendReq
 	done chan struct{} // closed when the committer has returned
@@ -294,7 +285,6 @@ func (l *Log) reopen(cause error) {
 		return
 	}
 	l.lib.Store(w)
-	l.gen.Add(1)
 	last, _ := w.LastIndex()
 	size, _ := segmentBytes(l.cfg.Dir)
 	l.mu.Lock()
@@ -345,11 +335,6 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	close(l.reqs)
 	<-l.done
-	l.mu.Lock()
-	for _, r := range l.readers {
-		r.seg.close()
-	}
-	l.mu.Unlock()
 	if err := l.lib.Load().Close(); err != nil {
 		return fmt.Errorf("close durable log: %w", err)
 	}
@@ -469,7 +454,6 @@ type Reader struct {
 	next      uint64 // next index Read returns
 	committed uint64 // next index after the last Commit (durable)
 	buf       []byte
-	seg       segCursor
 }
 
 // Reader returns the named reader, positioned at its last commit, or at the
@@ -610,35 +594,21 @@ func (r *Reader) read(next, last uint64, maxRecords, maxBytes int) ([]Entry, err
 	var spans []span
 	var corrupt error
 	for i := next; i <= last && len(spans) < maxRecords; i++ {
-		size, err := r.seg.frameSize(r.l.cfg.Dir, r.l.gen.Load(), i)
-		if err == nil && len(spans) > 0 && len(r.buf)+size > maxBytes {
-			break // the cursor stays at i for the next Read
+		d, err := r.l.readRecord(i)
+		if err != nil {
+			return nil, fmt.Errorf("read durable log record %d: %w", i, err)
 		}
-		start := len(r.buf)
-		if err == nil {
-			r.buf, err = r.seg.readFrame(r.buf)
+		if len(spans) > 0 && len(r.buf)+len(d) > maxBytes {
+			break
 		}
-		if err != nil || !checked(r.buf[start:]) {
-			// Read through the library instead, which loads the segment
-			// whole: the cursor opens the file again at the next record.
-			r.seg.close()
-			if err != nil {
-				r.l.log.Warn("durable log: reading a record from its segment file failed; reading it through the library", "index", i, "err", err)
-			}
-			r.l.libraryReads.Add(1)
-			d, lerr := r.l.readRecord(i)
-			if lerr != nil {
-				return nil, fmt.Errorf("read durable log record %d: %w", i, lerr)
-			}
-			r.buf = append(r.buf[:start], d...)
-		}
-		if !checked(r.buf[start:]) {
-			r.buf = r.buf[:start]
+		if len(d) < 4 || binary.LittleEndian.Uint32(d) != crc32.Checksum(d[4:], castagnoli) {
 			spans = append(spans, span{index: i, bad: true})
 			corrupt = fmt.Errorf("record %d: %w", i, ErrCorrupt)
 			continue
 		}
-		spans = append(spans, span{index: i, start: start + FrameHeader, end: len(r.buf)})
+		start := len(r.buf)
+		r.buf = append(r.buf, d[4:]...) // copied: the library's buffer moves on
+		spans = append(spans, span{index: i, start: start, end: len(r.buf)})
 	}
 	es := make([]Entry, len(spans))
 	for i, s := range spans {
@@ -651,127 +621,6 @@ func (r *Reader) read(next, last uint64, maxRecords, maxBytes int) ([]Entry, err
 	r.next = spans[len(spans)-1].index + 1
 	r.mu.Unlock()
 	return es, corrupt
-}
-
-// checked reports whether frame's checksum matches its payload.
-func checked(frame []byte) bool {
-	return len(frame) >= FrameHeader && binary.LittleEndian.Uint32(frame) == crc32.Checksum(frame[FrameHeader:], castagnoli)
-}
-
-// segCursor reads a reader's records in order straight from the segment
-// files. The library's Read loads the whole segment of a record into
-// memory when it is not one of the two it caches (a 1 MiB allocation per
-// segment for every reader behind the tail, and one read at a time across
-// readers), where a reader only ever wants its next record: the cursor
-// keeps that segment's file open and reads on. It relies on the library's
-// segment format: files named by their first index, each record a uvarint
-// length then its bytes (as repairTail does).
-type segCursor struct {
-	f    *os.File
-	rd   *bufio.Reader
-	next uint64 // the record rd is at
-	size int    // -1, or next's length, already read: its bytes come next
-	gen  uint64 // the log's generation (Log.gen) f was opened in
-}
-
-// frameSize moves c to record i of the log in dir and returns its length.
-func (c *segCursor) frameSize(dir string, gen, i uint64) (int, error) {
-	if c.f == nil || c.gen != gen || i != c.next {
-		if err := c.seek(dir, gen, i); err != nil {
-			return 0, err
-		}
-	}
-	for {
-		if c.size < 0 {
-			size, err := binary.ReadUvarint(c.rd)
-			if errors.Is(err, io.EOF) {
-				// The end of this segment; the next is named by its first
-				// record.
-				if err := c.open(dir, gen, c.next); err != nil {
-					return 0, err
-				}
-				continue
-			}
-			if err != nil {
-				return 0, err
-			}
-			if size > maxFrame {
-				return 0, fmt.Errorf("record %d has a length of %d bytes", c.next, size)
-			}
-			c.size = int(size)
-		}
-		if c.next == i {
-			return c.size, nil
-		}
-		if _, err := c.rd.Discard(c.size); err != nil {
-			return 0, err
-		}
-		c.next, c.size = c.next+1, -1
-	}
-}
-
-// maxFrame bounds a record's length as read: a damaged length must not
-// make the cursor allocate gigabytes.
-const maxFrame = 1 << 30
-
-// readFrame appends the record frameSize moved c to (its checksum, then
-// its payload) to dst.
-func (c *segCursor) readFrame(dst []byte) ([]byte, error) {
-	n := len(dst)
-	dst = slices.Grow(dst, c.size)[:n+c.size]
-	if _, err := io.ReadFull(c.rd, dst[n:]); err != nil {
-		return dst[:n], err
-	}
-	c.next, c.size = c.next+1, -1
-	return dst, nil
-}
-
-// seek opens the segment that holds record i, at its first record.
-func (c *segCursor) seek(dir string, gen, i uint64) error {
-	starts, err := segmentStarts(dir)
-	if err != nil {
-		return err
-	}
-	k, found := slices.BinarySearch(starts, i)
-	if !found {
-		k--
-	}
-	if k < 0 {
-		return fmt.Errorf("no segment holds record %d", i)
-	}
-	return c.openFile(dir, gen, starts[k])
-}
-
-// open opens the segment that begins at record start; when no file is
-// named for it (a truncation rewrote its front), it seeks.
-func (c *segCursor) open(dir string, gen, start uint64) error {
-	err := c.openFile(dir, gen, start)
-	if errors.Is(err, os.ErrNotExist) {
-		return c.seek(dir, gen, start)
-	}
-	return err
-}
-
-func (c *segCursor) openFile(dir string, gen, start uint64) error {
-	c.close()
-	f, err := os.Open(filepath.Join(dir, fmt.Sprintf("%020d", start)))
-	if err != nil {
-		return err
-	}
-	if c.rd == nil {
-		c.rd = bufio.NewReaderSize(f, 64<<10)
-	} else {
-		c.rd.Reset(f)
-	}
-	c.f, c.next, c.size, c.gen = f, start, -1, gen
-	return nil
-}
-
-func (c *segCursor) close() {
-	if c.f != nil {
-		c.f.Close()
-		c.f = nil
-	}
 }
 
 // Rewind moves the read position back to the last commit, for a reader

@@ -7,7 +7,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -367,88 +366,5 @@ func TestSkipPassesOverUnread(t *testing.T) {
 	}
 	if got := readAll(t, r); len(got) != 1 || got[0] != "record-000005" {
 		t.Errorf("read after Skip = %q; want the one record appended after it", got)
-	}
-}
-
-// Readers read their records from the segment files, in order, while
-// records are appended and the front is truncated under them: across
-// segments, records longer than a segment, a Read cut short by its byte
-// bound, a Rewind and a Skip. None is read through the library.
-func TestReadersReadSegmentFiles(t *testing.T) {
-	l := open(t, Config{Dir: t.TempDir(), SegmentBytes: 512})
-	defer l.Close()
-	record := func(i int) string { // 13 to ~1,300 bytes
-		return fmt.Sprintf("record-%06d-", i) + strings.Repeat("x", (i*37)%1300)
-	}
-	const n = 3000
-	fast, _ := l.Reader("fast")
-	slow, _ := l.Reader("slow")
-	go func() {
-		for i := range n {
-			if _, err := l.Append(context.Background(), []byte(record(i))); err != nil {
-				t.Errorf("Append(%d): %v", i, err)
-				return
-			}
-		}
-	}()
-	read := func(r *Reader, want, max int, commit bool) []Entry {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		es, err := r.Read(ctx, want, max)
-		if err != nil {
-			t.Fatalf("%s: Read: %v", r.Name(), err)
-		}
-		if commit {
-			if err := r.Commit(es[len(es)-1].Index); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return es
-	}
-	check := func(r *Reader, es []Entry) {
-		t.Helper()
-		for _, e := range es {
-			if want := record(int(e.Index - 1)); string(e.Data) != want {
-				t.Fatalf("%s: record %d = %.20q… (%d bytes); want %.20q… (%d bytes)", r.Name(), e.Index, e.Data, len(e.Data), want, len(want))
-			}
-		}
-	}
-	for done := 0; done < n; {
-		es := read(fast, 7, 2000, true) // often cut short by its 2,000 bytes
-		check(fast, es)
-		done = int(es[len(es)-1].Index)
-		if done%5 == 0 && slow.Unread() > 0 {
-			check(slow, read(slow, 3, 1<<20, false))
-			slow.Rewind()
-			check(slow, read(slow, 50, 1<<20, true))
-		}
-	}
-	if _, err := l.Append(context.Background(), []byte(record(n))); err != nil {
-		t.Fatal(err)
-	}
-	// The slow reader passes over what it has not read but the last.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for slow.Unread() > 1 {
-		check(slow, read(slow, 1, 1<<20, false))
-		if slow.Unread() > 1 {
-			if _, _, err := slow.Skip(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := l.Append(context.Background(), []byte(record(n+1))); err != nil {
-		t.Fatal(err)
-	}
-	check(slow, read(slow, 10, 1<<20, true))
-	check(fast, read(fast, 10, 1<<20, true))
-	if got := l.libraryReads.Load(); got != 0 {
-		t.Errorf("%d records read through the library; want every one from its segment file", got)
-	}
-	var m dto.Metric
-	l.m.truncates.Write(&m)
-	if m.GetCounter().GetValue() == 0 {
-		t.Error("the front was never truncated; the test wants readers reading while it is")
 	}
 }
