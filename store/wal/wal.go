@@ -534,25 +534,11 @@ func (r *Reader) after(at *uint64) uint64 {
 // error). Damaged records are returned with Data nil and the error
 // ErrCorrupt alongside the good ones, so the caller can count and skip them.
 func (r *Reader) Read(ctx context.Context, maxRecords, maxBytes int) ([]Entry, error) {
-	for {
-		r.l.mu.Lock()
-		last, notify, closed := r.l.last, r.l.notify, r.l.closed
-		r.l.mu.Unlock()
-		r.mu.Lock()
-		next := r.next
-		r.mu.Unlock()
-		if next <= last {
-			return r.read(next, last, maxRecords, maxBytes)
-		}
-		if closed {
-			return nil, ErrClosed
-		}
-		select {
-		case <-notify:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	next, last, err := r.await(ctx)
+	if err != nil {
+		return nil, err
 	}
+	return r.read(next, last, maxRecords, maxBytes)
 }
 
 // Skip moves past every record after the last one read, without reading
@@ -561,18 +547,29 @@ func (r *Reader) Read(ctx context.Context, maxRecords, maxBytes int) ([]Entry, e
 // the records (the rules engine with no rule) passes over them this way
 // without loading their segments.
 func (r *Reader) Skip(ctx context.Context) (n int, last uint64, err error) {
+	next, last, err := r.await(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	r.mu.Lock()
+	r.next = last + 1
+	r.mu.Unlock()
+	return int(last - next + 1), last, nil
+}
+
+// await waits until there is a record after the last one read, or ctx
+// ends, and returns the first and last index of those unread.
+func (r *Reader) await(ctx context.Context) (next, last uint64, err error) {
 	for {
 		r.l.mu.Lock()
 		last, notify, closed := r.l.last, r.l.notify, r.l.closed
 		r.l.mu.Unlock()
 		r.mu.Lock()
 		next := r.next
-		if next <= last {
-			r.next = last + 1
-			r.mu.Unlock()
-			return int(last - next + 1), last, nil
-		}
 		r.mu.Unlock()
+		if next <= last {
+			return next, last, nil
+		}
 		if closed {
 			return 0, 0, ErrClosed
 		}
