@@ -3,6 +3,8 @@ package chtest
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 
 	"github.com/tally-analytics/tally/store/chserver"
 )
@@ -54,7 +58,7 @@ func StartCluster(t testing.TB, replicas int) *Cluster {
 	t.Cleanup(c.stopAll)
 
 	zkPort := freePort(t)
-	cfg := fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n",
+	cfg := fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
 		filepath.Join(zkDir, "data"), zkPort)
 	if err := os.WriteFile(filepath.Join(zkDir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -180,24 +184,31 @@ func (c *Cluster) stopAll() {
 	}
 }
 
+// waitZooKeeper waits until ZooKeeper gives a client a session and
+// answers it. It answers "imok" to ruok a moment before it takes sessions,
+// and a ClickHouse that connects in that moment gives up on ZooKeeper
+// (18.16's distributed DDL worker then crashes the server).
 func waitZooKeeper(port int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	conn, events, err := zk.Connect([]string{fmt.Sprintf("127.0.0.1:%d", port)}, 10*time.Second,
+		zk.WithLogger(log.New(io.Discard, "", 0)))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
 	for {
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			conn.SetDeadline(time.Now().Add(2 * time.Second))
-			conn.Write([]byte("ruok"))
-			buf := make([]byte, 4)
-			n, _ := conn.Read(buf)
-			conn.Close()
-			if string(buf[:n]) == "imok" {
-				return nil
+		select {
+		case e := <-events:
+			if e.State != zk.StateHasSession {
+				continue
 			}
+			if _, _, err := conn.Exists("/"); err != nil {
+				return fmt.Errorf("session on port %d, but no answer: %w", port, err)
+			}
+			return nil
+		case <-time.After(time.Until(deadline)):
+			return fmt.Errorf("no session on port %d within %v (state %v)", port, timeout, conn.State())
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer on port %d within %v (last error %v)", port, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
