@@ -26,8 +26,6 @@ require github.com/goccy/go-json v0.10.5
 
 require golang.org/x/oauth2 v0.38.0
 
-require github.com/go-zookeeper/zk v1.0.4
-
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect
 	github.com/andybalholm/brotli v1.2.6 // indirect

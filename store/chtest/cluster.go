@@ -2,9 +2,10 @@ package chtest
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -13,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/go-zookeeper/zk"
 
 	"github.com/tally-analytics/tally/store/chserver"
 )
@@ -184,32 +183,60 @@ func (c *Cluster) stopAll() {
 	}
 }
 
-// waitZooKeeper waits until ZooKeeper gives a client a session and
-// answers it. It answers "imok" to ruok a moment before it takes sessions,
-// and a ClickHouse that connects in that moment gives up on ZooKeeper
-// (18.16's distributed DDL worker then crashes the server).
+// waitZooKeeper waits until ZooKeeper gives a new client a session. It
+// answers "imok" to ruok, and accepts connections, a while before it does:
+// a ClickHouse that connects in that while gives up on ZooKeeper, and
+// 18.16's distributed DDL worker then crashes the server. Each attempt is
+// one connect request with a deadline of its own (a ZooKeeper client
+// library waits tens of seconds on one unanswered request).
 func waitZooKeeper(port int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	conn, events, err := zk.Connect([]string{fmt.Sprintf("127.0.0.1:%d", port)}, 10*time.Second,
-		zk.WithLogger(log.New(io.Discard, "", 0)))
+	for {
+		err := zooKeeperSession(fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no session on port %d within %v: %w", port, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// zooKeeperSession opens a session at addr and closes it, in ZooKeeper's
+// wire protocol: a length-prefixed ConnectRequest (protocol version,
+// last zxid seen, session timeout in ms, session id, password), answered
+// by a ConnectResponse whose session id is not 0, then a CloseSession
+// request (xid, opcode -11).
+func zooKeeperSession(addr string, wait time.Duration) error {
+	conn, err := net.DialTimeout("tcp", addr, wait)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	for {
-		select {
-		case e := <-events:
-			if e.State != zk.StateHasSession {
-				continue
-			}
-			if _, _, err := conn.Exists("/"); err != nil {
-				return fmt.Errorf("session on port %d, but no answer: %w", port, err)
-			}
-			return nil
-		case <-time.After(time.Until(deadline)):
-			return fmt.Errorf("no session on port %d within %v (state %v)", port, timeout, conn.State())
-		}
+	conn.SetDeadline(time.Now().Add(wait))
+	req := binary.BigEndian.AppendUint32(nil, 44)
+	req = binary.BigEndian.AppendUint32(req, 0)      // protocol version
+	req = binary.BigEndian.AppendUint64(req, 0)      // last zxid seen
+	req = binary.BigEndian.AppendUint32(req, 10_000) // session timeout
+	req = binary.BigEndian.AppendUint64(req, 0)      // session id: a new one
+	req = binary.BigEndian.AppendUint32(req, 16)     // password: 16 bytes
+	req = append(req, make([]byte, 16)...)
+	if _, err := conn.Write(req); err != nil {
+		return err
 	}
+	resp := make([]byte, 4+4+4+8)
+	if _, err := io.ReadFull(conn, resp); err != nil {
+		return fmt.Errorf("connect response: %w", err)
+	}
+	if binary.BigEndian.Uint64(resp[12:]) == 0 {
+		return errors.New("connect response without a session")
+	}
+	closeReq := binary.BigEndian.AppendUint32(nil, 8)
+	closeReq = binary.BigEndian.AppendUint32(closeReq, 1)
+	closeReq = binary.BigEndian.AppendUint32(closeReq, uint32(0xFFFFFFF5)) // -11
+	_, _ = conn.Write(closeReq)
+	return nil
 }
 
 func freePort(t testing.TB) int {
