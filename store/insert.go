@@ -183,9 +183,6 @@ func (in *Inserter) startStream(ctx context.Context, table string, columns []str
 	s := in.newStream(ctx, table, columns)
 	if err := each(s.send); err != nil {
 		s.abort()
-		if s.batch == nil {
-			return func() error { return nil }, err
-		}
 		return nil, err
 	}
 	return s.end(), nil
